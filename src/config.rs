@@ -1,0 +1,292 @@
+//! Configuration: the embedded defaults (`configs/*.toml`, `configs/delegations.tsv`), an
+//! optional file given on the command line, and `DIENHONG__SECTION__KEY` environment
+//! overrides, merged and validated once at start.
+
+use crate::sitting::{Delegation, DelegationCode, DelegationKind, Rules};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+const DEFAULT_TOML: &str = include_str!("../configs/default.toml");
+const RULES_TOML: &str = include_str!("../configs/rules.toml");
+const DELEGATIONS_TSV: &str = include_str!("../configs/delegations.tsv");
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The files or environment could not be read or merged.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("configuration: {0}")]
+    Invalid(String),
+    /// The delegations file could not be read.
+    #[error("delegations file {path}: {source}")]
+    DelegationsFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A line of the delegations file is malformed.
+    #[error("delegations line {line}: {reason}")]
+    Delegations {
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Grace period on shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Database settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` or `postgres://…`.
+    pub url: String,
+}
+
+/// Log settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// tracing filter.
+    pub filter: String,
+    /// JSON lines.
+    pub json: bool,
+}
+
+/// Writer settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Group commit size.
+    pub max_batch: usize,
+    /// Clock check period, ms.
+    pub tick_ms: u64,
+}
+
+/// Demo sitting settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Sitting id.
+    pub sitting: String,
+    /// Number of deputies.
+    pub deputies: u32,
+    /// Seed of the synthetic roster.
+    pub seed: u64,
+}
+
+/// Where the list of delegations comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationsConfig {
+    /// A TSV file (`code name kind region`); the embedded list of 63 if absent.
+    pub file: Option<PathBuf>,
+    /// The chamber's code.
+    #[serde(default = "chamber_code")]
+    pub chamber_code: String,
+    /// The chamber's name.
+    #[serde(default = "chamber_name")]
+    pub chamber_name: String,
+}
+
+fn chamber_code() -> String {
+    "00".to_owned()
+}
+fn chamber_name() -> String {
+    "Hội trường Diên Hồng".to_owned()
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server.
+    pub server: ServerConfig,
+    /// Database.
+    pub database: DatabaseConfig,
+    /// Logs.
+    pub log: LogConfig,
+    /// Writer.
+    pub writer: WriterConfig,
+    /// Demo.
+    pub demo: DemoConfig,
+    /// Procedure rules.
+    pub rules: Rules,
+    /// Delegations.
+    #[serde(default)]
+    pub delegations: DelegationsConfig,
+}
+
+impl Config {
+    /// Loads the embedded defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        use config::{File, FileFormat};
+        let mut builder = config::Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::from_str(RULES_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("DIENHONG__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("DIENHONG")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let cfg: Config = builder.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.rules.validate().map_err(ConfigError::Invalid)?;
+        if self.writer.max_batch == 0 || self.writer.max_batch > 10_000 {
+            return Err(ConfigError::Invalid(
+                "writer.max_batch must be 1 to 10000".into(),
+            ));
+        }
+        if self.writer.tick_ms == 0 {
+            return Err(ConfigError::Invalid("writer.tick_ms must be positive".into()));
+        }
+        if self.demo.deputies < 10 {
+            return Err(ConfigError::Invalid("demo.deputies must be at least 10".into()));
+        }
+        Ok(())
+    }
+
+    /// The delegations: the chamber, then the configured list (or the embedded 63).
+    pub fn delegations(&self) -> Result<Vec<Delegation>, ConfigError> {
+        let text = match &self.delegations.file {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| {
+                ConfigError::DelegationsFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?,
+            None => DELEGATIONS_TSV.to_owned(),
+        };
+        let mut list = vec![Delegation {
+            code: DelegationCode::new(&self.delegations.chamber_code),
+            name: self.delegations.chamber_name.clone(),
+            kind: DelegationKind::Chamber,
+            region: String::new(),
+        }];
+        list.extend(parse_delegations(&text)?);
+        Ok(list)
+    }
+}
+
+/// Parses a delegations TSV: a header line, then `code<TAB>name<TAB>kind<TAB>region`.
+pub fn parse_delegations(text: &str) -> Result<Vec<Delegation>, ConfigError> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let line_no = n + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [code, name, kind, region] = cols[..] else {
+            return Err(ConfigError::Delegations {
+                line: line_no,
+                reason: format!("expected 4 tab-separated columns, found {}", cols.len()),
+            });
+        };
+        let kind = match kind.trim() {
+            "province" => DelegationKind::Province,
+            "municipality" => DelegationKind::Municipality,
+            other => {
+                return Err(ConfigError::Delegations {
+                    line: line_no,
+                    reason: format!("unknown kind {other:?}"),
+                });
+            }
+        };
+        if code.trim().is_empty() || name.trim().is_empty() {
+            return Err(ConfigError::Delegations {
+                line: line_no,
+                reason: "code and name are required".into(),
+            });
+        }
+        out.push(Delegation {
+            code: DelegationCode::new(code.trim()),
+            name: name.trim().to_owned(),
+            kind,
+            region: region.trim().to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load_and_list_the_chamber_and_63_delegations() {
+        let cfg = Config::load_with_env(None, Vec::new()).expect("defaults load");
+        let list = cfg.delegations().expect("embedded list parses");
+        assert_eq!(list.len(), 64);
+        assert_eq!(list[0].kind, DelegationKind::Chamber);
+        assert!(list.iter().any(|d| d.code.as_str() == "01" && d.name == "Hà Nội"));
+        assert!(list.iter().any(|d| d.code.as_str() == "79"));
+        assert_eq!(cfg.rules.speaking.discussion_secs, 420);
+    }
+
+    #[test]
+    fn environment_overrides_the_files() {
+        let env = vec![
+            ("DIENHONG__SERVER__LISTEN".to_owned(), "127.0.0.1:9999".to_owned()),
+            ("DIENHONG__RULES__SPEAKING__DEBATE_SECS".to_owned(), "240".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let cfg = Config::load_with_env(None, env).expect("loads");
+        assert_eq!(cfg.server.listen.port(), 9999);
+        assert_eq!(cfg.rules.speaking.debate_secs, 240);
+    }
+
+    #[test]
+    fn invalid_values_are_refused_at_start() {
+        let env = vec![("DIENHONG__RULES__QUORUM__DENOMINATOR".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            Config::load_with_env(None, env),
+            Err(ConfigError::Invalid(_))
+        ));
+        let env = vec![("DIENHONG__SERVER__LISTEN".to_owned(), "not an address".to_owned())];
+        assert!(Config::load_with_env(None, env).is_err());
+    }
+
+    #[test]
+    fn a_malformed_delegations_line_names_its_line() {
+        let text = "code\tname\tkind\tregion\n01\tHà Nội\tmunicipality\tX\n02\tbroken\n";
+        match parse_delegations(text) {
+            Err(ConfigError::Delegations { line, .. }) => assert_eq!(line, 3),
+            other => panic!("expected a line error, got {other:?}"),
+        }
+    }
+}

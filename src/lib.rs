@@ -1,0 +1,20 @@
+//! dienhong: the server that runs hybrid sittings of a national parliament.
+//!
+//! Map of the crate:
+//! - [`sitting`]: the pure procedure core (roster and roles, lifecycle, attendance and
+//!   quorum, agenda, floor, voting, documents): `decide(state, actor, command, now)` →
+//!   events or a rejection, `apply(state, event)`. No I/O, no clock.
+//! - [`store`]: the durable, hash-chained event log on sqlx (SQLite by default, PostgreSQL
+//!   by URL): append in one transaction, replay at start, verify the chain.
+//! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
+//!   routes, graceful shutdown.
+//! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
+//! - [`demo`]: the synthetic demo sitting.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls into these.
+
+pub mod config;
+pub mod demo;
+pub mod server;
+pub mod sitting;
+pub mod store;

@@ -1,0 +1,219 @@
+//! The server: starts a writer per sitting from the replayed log, serves HTTP (health,
+//! readiness, the status page, sitting summaries), and shuts down gracefully: stop
+//! accepting, let every writer finish the commands already queued, close the store.
+//!
+//! `App::start` + `run(listener, app, shutdown)` keep the binary thin and let tests start a
+//! real server on port 0.
+
+mod http;
+pub mod summary;
+pub mod writer;
+
+use crate::config::Config;
+use crate::demo;
+use crate::sitting::{self, ActorId, SittingId, SittingState};
+use crate::store::{Store, StoreError};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use writer::{Ack, Committed, SittingHandle, SubmitError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The demo roster is invalid.
+    #[error("demo roster: {0}")]
+    Roster(#[from] sitting::RosterError),
+    /// Creating the demo sitting was refused.
+    #[error("demo sitting: {0}")]
+    Demo(sitting::Rejection),
+}
+
+/// The running application: the store and one writer per sitting.
+pub struct App {
+    store: Store,
+    sittings: BTreeMap<SittingId, SittingHandle>,
+    writers: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    stop: watch::Sender<bool>,
+    ready: AtomicBool,
+    grace: Duration,
+}
+
+impl App {
+    /// Opens the store, seeds the demo sitting if asked (once), replays every sitting and
+    /// starts its writer.
+    pub async fn start(config: &Config, seed_demo: bool) -> Result<Arc<App>, StartError> {
+        let store = Store::open(&config.database.url).await?;
+        tracing::info!(backend = store.backend_name(), "store open");
+        if seed_demo {
+            seed_demo_sitting(&store, config).await?;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let settings = writer::WriterSettings {
+            max_batch: config.writer.max_batch,
+            tick: Duration::from_millis(config.writer.tick_ms),
+        };
+        let mut sittings = BTreeMap::new();
+        let mut writers = Vec::new();
+        for meta in store.sittings().await? {
+            let (state, head) = store.replay(&meta.sitting).await?;
+            tracing::info!(sitting = %meta.sitting, events = head.seq, "replayed");
+            let (handle, task) = writer::spawn(
+                store.clone(),
+                meta.sitting.clone(),
+                state,
+                head,
+                settings,
+                stop_rx.clone(),
+            );
+            sittings.insert(meta.sitting, handle);
+            writers.push(task);
+        }
+        Ok(Arc::new(App {
+            store,
+            sittings,
+            writers: std::sync::Mutex::new(writers),
+            stop,
+            ready: AtomicBool::new(true),
+            grace: Duration::from_secs(config.server.shutdown_grace_secs),
+        }))
+    }
+
+    /// The handle of a sitting.
+    pub fn sitting(&self, id: &SittingId) -> Option<&SittingHandle> {
+        self.sittings.get(id)
+    }
+
+    /// Every sitting.
+    pub fn sittings(&self) -> impl Iterator<Item = &SittingHandle> {
+        self.sittings.values()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the server takes traffic.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+            && self
+                .writers
+                .lock()
+                .map(|w| w.iter().all(|t| !t.is_finished()))
+                .unwrap_or(false)
+    }
+
+    /// Stops the writers after they finish queued commands, then closes the store.
+    pub async fn shutdown(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.stop.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = self
+            .writers
+            .lock()
+            .map(|mut w| w.drain(..).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            if tokio::time::timeout(self.grace, t).await.is_err() {
+                tracing::warn!("a writer did not finish within the grace period");
+            }
+        }
+        self.store.close().await;
+        tracing::info!("shut down");
+    }
+}
+
+async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartError> {
+    let id = SittingId::new(&config.demo.sitting);
+    if store.sittings().await?.iter().any(|m| m.sitting == id) {
+        tracing::info!(sitting = %id, "demo sitting already exists");
+        return Ok(());
+    }
+    let delegations = config.delegations()?;
+    let command = demo::create_command(
+        &id,
+        &delegations,
+        config.demo.deputies,
+        config.demo.seed,
+        config.rules.clone(),
+    )?;
+    let now = sitting::Millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+    );
+    let system = ActorId::system();
+    let events = sitting::decide(&SittingState::default(), &system, &command, now)
+        .map_err(StartError::Demo)?;
+    store.create_sitting(&id, now).await?;
+    let head = store.head(&id).await?;
+    store
+        .append(
+            &id,
+            &head,
+            &[crate::store::Recorded {
+                at: now,
+                actor: &system,
+                command_id: None,
+                events: &events,
+            }],
+        )
+        .await?;
+    tracing::info!(sitting = %id, deputies = config.demo.deputies, "demo sitting seeded (synthetic roster)");
+    Ok(())
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, then shuts the app down.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = http::router(app.clone());
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    app.shutdown().await;
+    result
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}

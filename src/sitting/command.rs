@@ -1,0 +1,185 @@
+//! Commands: what an actor asks the sitting to do. `decide` turns one into events or a rejection.
+
+use super::event::{Access, Acknowledgement};
+use super::ids::{ActorId, DocumentId, ItemId, RequestId, SittingId, VoteId};
+use super::roster::Roster;
+use super::rules::{Rules, SpeechKind};
+use super::vote::{Choice, Method, PassRule};
+use serde::{Deserialize, Serialize};
+
+/// A command to the sitting. The actor issuing it is passed beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Create the sitting (system only, on an empty state).
+    CreateSitting {
+        /// Sitting id.
+        sitting: SittingId,
+        /// Title.
+        title: String,
+        /// Roster.
+        roster: Roster,
+        /// Rules.
+        rules: Rules,
+        /// Initial agenda titles.
+        agenda: Vec<String>,
+    },
+    /// Chair: open the sitting.
+    OpenSitting,
+    /// Chair: suspend (recess).
+    SuspendSitting {
+        /// Reason shown to users.
+        reason: String,
+    },
+    /// Chair: resume after a suspension.
+    ResumeSitting,
+    /// Chair: close the sitting.
+    CloseSitting,
+    /// Deputy (self) or clerk (on behalf): record presence.
+    CheckIn {
+        /// The deputy; a deputy may name only themself.
+        deputy: ActorId,
+    },
+    /// Deputy (self) or clerk: record departure.
+    CheckOut {
+        /// The deputy.
+        deputy: ActorId,
+    },
+    /// Chair: add an agenda item.
+    AddAgendaItem {
+        /// Title.
+        title: String,
+        /// Position from 0; at the end if absent.
+        position: Option<u32>,
+    },
+    /// Chair: reorder the agenda (must list every item once).
+    ReorderAgenda {
+        /// New order.
+        order: Vec<ItemId>,
+    },
+    /// Chair: move to an agenda item.
+    SetCurrentItem {
+        /// The item.
+        item: ItemId,
+    },
+    /// Deputy: ask to speak.
+    RequestFloor {
+        /// Kind of request.
+        kind: SpeechKind,
+    },
+    /// Deputy (own request) or chair: withdraw a request.
+    WithdrawRequest {
+        /// The request.
+        request: RequestId,
+    },
+    /// Chair: reorder the queue (must list every pending request once).
+    ReorderQueue {
+        /// New order.
+        order: Vec<RequestId>,
+    },
+    /// Chair: give the floor to a queued request.
+    GrantFloor {
+        /// The request.
+        request: RequestId,
+    },
+    /// Chair: give the floor to a present deputy directly.
+    GiveFloor {
+        /// The deputy.
+        deputy: ActorId,
+        /// Kind of speech (sets the time limit).
+        kind: SpeechKind,
+    },
+    /// Chair: extend the current speaker's time.
+    ExtendFloor {
+        /// Seconds to add.
+        secs: u32,
+    },
+    /// Chair: take the floor back.
+    RevokeFloor,
+    /// Speaker: finish speaking.
+    YieldFloor,
+    /// Chair: open a vote on the current agenda item.
+    OpenVote {
+        /// The question put.
+        question: String,
+        /// Named or secret.
+        method: Method,
+        /// Pass rule; the rules' default if absent.
+        rule: Option<PassRule>,
+        /// Window in seconds; the rules' default if absent.
+        window_secs: Option<u32>,
+        /// Whether named ballots may be changed; the rules' default if absent.
+        allow_change: Option<bool>,
+        /// The voided vote this re-runs.
+        rerun_of: Option<VoteId>,
+    },
+    /// Deputy: cast (or change) one's own ballot.
+    CastBallot {
+        /// Vote.
+        vote: VoteId,
+        /// Choice.
+        choice: Choice,
+    },
+    /// Clerk: record a named ballot for a deputy, with a reason.
+    RecordBallot {
+        /// Vote.
+        vote: VoteId,
+        /// Deputy.
+        deputy: ActorId,
+        /// Choice.
+        choice: Choice,
+        /// Why it is recorded on the deputy's behalf.
+        reason: String,
+    },
+    /// Chair: close the vote now.
+    CloseVote {
+        /// Vote.
+        vote: VoteId,
+    },
+    /// Chair: void a vote, giving a reason.
+    VoidVote {
+        /// Vote.
+        vote: VoteId,
+        /// Reason.
+        reason: String,
+    },
+    /// Clerk: publish a document for an agenda item.
+    PublishDocument {
+        /// Agenda item.
+        item: ItemId,
+        /// Title.
+        title: String,
+        /// Media type.
+        media_type: String,
+        /// Size in bytes.
+        size: u64,
+        /// SHA-256, hex.
+        sha256: String,
+        /// Who may read it.
+        access: Access,
+    },
+    /// Clerk: publish a new version of a document.
+    SupersedeDocument {
+        /// Document.
+        document: DocumentId,
+        /// Title of the new version.
+        title: String,
+        /// Media type.
+        media_type: String,
+        /// Size in bytes.
+        size: u64,
+        /// SHA-256, hex.
+        sha256: String,
+    },
+    /// Deputy: acknowledge a document version.
+    AcknowledgeDocument {
+        /// Document.
+        document: DocumentId,
+        /// Version.
+        version: u32,
+        /// Received or read.
+        ack: Acknowledgement,
+    },
+    /// The clock: close what has run out at `now`.
+    Tick,
+}

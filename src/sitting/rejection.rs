@@ -1,0 +1,106 @@
+//! Why a command was refused: a stable machine code and a human detail.
+
+use serde::{Deserialize, Serialize};
+
+/// Stable rejection codes. Clients switch on these; the detail is for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    /// The actor's role does not allow this command.
+    NotPermitted,
+    /// The actor is not in the roster.
+    UnknownActor,
+    /// The deputy must be checked in.
+    NotPresent,
+    /// The deputy is already checked in.
+    AlreadyPresent,
+    /// The sitting is not in a phase that allows this.
+    WrongPhase,
+    /// The sitting already exists.
+    AlreadyCreated,
+    /// The sitting has not been created.
+    NotCreated,
+    /// No such agenda item.
+    NoSuchItem,
+    /// No current agenda item.
+    NoCurrentItem,
+    /// No such request to speak.
+    NoSuchRequest,
+    /// The deputy already has a pending request.
+    AlreadyRequested,
+    /// Nobody has the floor.
+    NoFloor,
+    /// No such vote.
+    NoSuchVote,
+    /// Another vote is open.
+    VoteInProgress,
+    /// The vote is closed (or past its deadline).
+    VoteClosed,
+    /// The ballot was already cast and may not be changed.
+    BallotFinal,
+    /// The vote is still open.
+    VoteOpen,
+    /// The vote is not voided (for a re-run) or already voided.
+    NotVoided,
+    /// Already voided.
+    AlreadyVoided,
+    /// No such document or version.
+    NoSuchDocument,
+    /// The actor may not read this document.
+    NoAccess,
+    /// Already acknowledged at that level.
+    AlreadyAcknowledged,
+    /// A field is invalid; the detail says which.
+    Invalid,
+}
+
+impl Code {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NotPermitted => "not_permitted",
+            Code::UnknownActor => "unknown_actor",
+            Code::NotPresent => "not_present",
+            Code::AlreadyPresent => "already_present",
+            Code::WrongPhase => "wrong_phase",
+            Code::AlreadyCreated => "already_created",
+            Code::NotCreated => "not_created",
+            Code::NoSuchItem => "no_such_item",
+            Code::NoCurrentItem => "no_current_item",
+            Code::NoSuchRequest => "no_such_request",
+            Code::AlreadyRequested => "already_requested",
+            Code::NoFloor => "no_floor",
+            Code::NoSuchVote => "no_such_vote",
+            Code::VoteInProgress => "vote_in_progress",
+            Code::VoteClosed => "vote_closed",
+            Code::BallotFinal => "ballot_final",
+            Code::VoteOpen => "vote_open",
+            Code::NotVoided => "not_voided",
+            Code::AlreadyVoided => "already_voided",
+            Code::NoSuchDocument => "no_such_document",
+            Code::NoAccess => "no_access",
+            Code::AlreadyAcknowledged => "already_acknowledged",
+            Code::Invalid => "invalid",
+        }
+    }
+}
+
+/// A refused command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}: {detail}", code.as_str())]
+pub struct Rejection {
+    /// Stable code.
+    pub code: Code,
+    /// Human-readable detail (English; clients translate by code).
+    pub detail: String,
+}
+
+impl Rejection {
+    /// A rejection with this code and detail.
+    pub fn new(code: Code, detail: impl Into<String>) -> Rejection {
+        Rejection {
+            code,
+            detail: detail.into(),
+        }
+    }
+}

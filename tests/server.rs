@@ -1,0 +1,263 @@
+//! The server end to end: the real binary and `run()` on port 0 against a real SQLite file.
+
+use dienhong::config::Config;
+use dienhong::demo;
+use dienhong::server::{self, App, SubmitError};
+use dienhong::sitting::{ActorId, Choice, Code, Command, Method, Phase, SittingId, VoteId};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dienhong");
+
+fn config_for(db: &std::path::Path) -> Config {
+    let env = vec![(
+        "DIENHONG__DATABASE__URL".to_owned(),
+        format!("sqlite:{}", db.display()),
+    )];
+    Config::load_with_env(None, env).expect("config")
+}
+
+struct Running {
+    app: Arc<App>,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(config: &Config) -> Running {
+    let app = App::start(config, true).await.expect("app starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::run(listener, app.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running {
+        app,
+        addr,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("served");
+    }
+}
+
+fn sitting_id(config: &Config) -> SittingId {
+    SittingId::new(&config.demo.sitting)
+}
+
+fn actor(s: &str) -> ActorId {
+    ActorId::new(s)
+}
+
+#[tokio::test]
+async fn a_newcomer_gets_health_readiness_and_the_seeded_demo_sitting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&dir.path().join("d.db"));
+    let running = start(&config).await;
+    let base = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = client.get(format!("{base}/readyz")).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/sittings"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list[0]["members"], 500);
+    assert_eq!(list[0]["phase"], "scheduled");
+    assert_eq!(list[0]["agenda"].as_array().map(Vec::len), Some(4));
+    let missing = client
+        .get(format!("{base}/api/sittings/nope"))
+        .send()
+        .await
+        .expect("missing");
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.expect("json error");
+    assert_eq!(body["code"], "no_such_sitting");
+    let page = client.get(&base).send().await.expect("index");
+    assert!(page.text().await.expect("text").contains("Phiên họp"));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&dir.path().join("d.db"));
+    let id = sitting_id(&config);
+    let running = start(&config).await;
+    let h = running.app.sitting(&id).expect("demo sitting").clone();
+    h.submit(actor(demo::CHAIR), Command::OpenSitting)
+        .await
+        .expect("open");
+    let refused = h.submit(actor("DB001"), Command::OpenSitting).await;
+    assert!(matches!(refused, Err(SubmitError::Rejected(r)) if r.code == Code::NotPermitted));
+    for n in 1..=400 {
+        h.submit(
+            demo::deputy_id(n),
+            Command::CheckIn {
+                deputy: demo::deputy_id(n),
+            },
+        )
+        .await
+        .expect("check in");
+    }
+    h.submit(actor(demo::CHAIR), Command::SetCurrentItem { item: dienhong::sitting::ItemId(3) })
+        .await
+        .expect("item");
+    h.submit(
+        actor(demo::CHAIR),
+        Command::OpenVote {
+            question: "Thông qua Nghị quyết".into(),
+            method: Method::Named,
+            rule: None,
+            window_secs: Some(600),
+            allow_change: None,
+            rerun_of: None,
+        },
+    )
+    .await
+    .expect("vote opens");
+    // 300 ballots submitted concurrently: group commit, every one acknowledged after commit.
+    let mut tasks = Vec::new();
+    for n in 1..=300u32 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let choice = if n % 10 == 0 { Choice::No } else { Choice::Yes };
+            h.submit(demo::deputy_id(n), Command::CastBallot { vote: VoteId(1), choice })
+                .await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.expect("join").expect("ballot acknowledged").seq);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 300, "every ballot has its own sequence number");
+    let before = h.summary();
+    assert_eq!(before.present, 400);
+    assert_eq!(before.open_vote.as_ref().map(|v| v.participants), Some(300));
+    running.stop().await;
+
+    let again = start(&config).await;
+    let h2 = again.app.sitting(&id).expect("sitting after restart");
+    assert_eq!(*h2.summary(), *before, "replay rebuilds exactly what was acknowledged");
+    let closed = h2
+        .submit(actor(demo::CHAIR), Command::CloseVote { vote: VoteId(1) })
+        .await;
+    assert!(closed.is_ok());
+    let (state, _) = again.app.store().replay(&id).await.expect("replay");
+    let vote = &state.votes[&VoteId(1)];
+    assert_eq!(vote.tally.yes, 270);
+    assert_eq!(vote.tally.no, 30);
+    assert_eq!(state.phase, Phase::Open);
+    again.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_every_command_already_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_for(&dir.path().join("d.db"));
+    let id = sitting_id(&config);
+    let running = start(&config).await;
+    let h = running.app.sitting(&id).expect("sitting").clone();
+    let mut tasks = Vec::new();
+    for n in 1..=200 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            h.submit(demo::deputy_id(n), Command::CheckIn { deputy: demo::deputy_id(n) })
+                .await
+        }));
+    }
+    tokio::task::yield_now().await;
+    running.stop().await;
+    let mut acked = Vec::new();
+    for (n, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("join") {
+            Ok(_) => acked.push(demo::deputy_id(u32::try_from(n + 1).expect("small"))),
+            Err(SubmitError::Unavailable) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    let again = start(&config).await;
+    let (state, _) = again.app.store().replay(&id).await.expect("replay");
+    for d in &acked {
+        assert!(state.is_present(d), "acknowledged check-in of {d} was lost");
+    }
+    assert_eq!(state.present.len(), acked.len(), "nothing unacknowledged was applied");
+    again.stop().await;
+}
+
+/// Starts the real binary and waits for its "listening on" line.
+fn spawn_binary(args: &[&str]) -> (Child, String) {
+    let mut child = Process::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server reports its address");
+    (child, addr)
+}
+
+fn sigterm(child: &Child) {
+    let status = Process::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_demo_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("bin.db").display());
+    let (mut child, addr) = spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
+    let body = reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .expect("readyz")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(body, "ready");
+    sigterm(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let out = Process::new(BIN)
+        .args(["verify", "--database", &db])
+        .output()
+        .expect("verify runs");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 1 events");
+}
