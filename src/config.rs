@@ -89,7 +89,7 @@ pub struct DemoConfig {
 }
 
 /// Where the list of delegations comes from.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelegationsConfig {
     /// A TSV file (`code name kind region`); the embedded list of 63 if absent.
@@ -100,6 +100,16 @@ pub struct DelegationsConfig {
     /// The chamber's name.
     #[serde(default = "chamber_name")]
     pub chamber_name: String,
+}
+
+impl Default for DelegationsConfig {
+    fn default() -> Self {
+        DelegationsConfig {
+            file: None,
+            chamber_code: chamber_code(),
+            chamber_name: chamber_name(),
+        }
+    }
 }
 
 fn chamber_code() -> String {
