@@ -15,13 +15,33 @@ async fn scripted(store: Store) -> Log {
     let mut log = Log::new(store, "s1", 10).await;
     log.ok(CHAIR, Command::OpenSitting).await;
     for n in 1..=9 {
-        log.ok(deputy(n).as_str(), Command::CheckIn { deputy: deputy(n) }).await;
+        log.ok(deputy(n).as_str(), Command::CheckIn { deputy: deputy(n) })
+            .await;
     }
     log.ok(CLERK, Command::CheckIn { deputy: deputy(10) }).await;
-    log.ok(CHAIR, Command::CheckIn { deputy: ActorId::new(CHAIR) }).await;
-    log.ok(CHAIR, Command::SetCurrentItem { item: ItemId(2) }).await;
-    log.ok(deputy(3).as_str(), Command::RequestFloor { kind: SpeechKind::Discussion }).await;
-    log.ok(CHAIR, Command::GrantFloor { request: dienhong::sitting::RequestId(1) }).await;
+    log.ok(
+        CHAIR,
+        Command::CheckIn {
+            deputy: ActorId::new(CHAIR),
+        },
+    )
+    .await;
+    log.ok(CHAIR, Command::SetCurrentItem { item: ItemId(2) })
+        .await;
+    log.ok(
+        deputy(3).as_str(),
+        Command::RequestFloor {
+            kind: SpeechKind::Discussion,
+        },
+    )
+    .await;
+    log.ok(
+        CHAIR,
+        Command::GrantFloor {
+            request: dienhong::sitting::RequestId(1),
+        },
+    )
+    .await;
     log.now = Millis(log.now.0 + 500_000);
     log.ok("system", Command::Tick).await;
     log.ok(
@@ -50,9 +70,23 @@ async fn scripted(store: Store) -> Log {
     .await;
     for n in 1..=8 {
         let choice = if n <= 6 { Choice::Yes } else { Choice::No };
-        log.ok(deputy(n).as_str(), Command::CastBallot { vote: VoteId(1), choice }).await;
+        log.ok(
+            deputy(n).as_str(),
+            Command::CastBallot {
+                vote: VoteId(1),
+                choice,
+            },
+        )
+        .await;
     }
-    log.ok(deputy(7).as_str(), Command::CastBallot { vote: VoteId(1), choice: Choice::Yes }).await;
+    log.ok(
+        deputy(7).as_str(),
+        Command::CastBallot {
+            vote: VoteId(1),
+            choice: Choice::Yes,
+        },
+    )
+    .await;
     log.ok(
         CLERK,
         Command::RecordBallot {
@@ -78,7 +112,14 @@ async fn scripted(store: Store) -> Log {
     .await;
     for n in 1..=9 {
         let choice = [Choice::Yes, Choice::No, Choice::Abstain][(n % 3) as usize];
-        log.ok(deputy(n).as_str(), Command::CastBallot { vote: VoteId(2), choice }).await;
+        log.ok(
+            deputy(n).as_str(),
+            Command::CastBallot {
+                vote: VoteId(2),
+                choice,
+            },
+        )
+        .await;
     }
     log.now = Millis(log.now.0 + 200_000);
     log.ok("system", Command::Tick).await;
@@ -103,7 +144,10 @@ async fn replay_reproduces_the_state_and_the_chain_verifies(db: &TestDb) {
     assert_eq!(head2, head);
     let vote2 = &state2.votes[&VoteId(2)];
     assert_eq!(vote2.participants.len(), 9);
-    assert_eq!((vote2.tally.yes, vote2.tally.no, vote2.tally.abstain), (3, 3, 3));
+    assert_eq!(
+        (vote2.tally.yes, vote2.tally.no, vote2.tally.abstain),
+        (3, 3, 3)
+    );
     again.close().await;
 }
 
@@ -120,7 +164,12 @@ async fn a_stale_head_is_a_conflict_and_writes_nothing(db: &TestDb) {
         .append(
             &log.sitting,
             &stale,
-            &[Recorded { at: log.now, actor: &who, command_id: None, events: &events }],
+            &[Recorded {
+                at: log.now,
+                actor: &who,
+                command_id: None,
+                events: &events,
+            }],
         )
         .await
         .expect_err("stale head refused");
@@ -133,17 +182,37 @@ async fn group_commit_returns_each_commands_last_sequence_number(db: &TestDb) {
     let store = Store::open(&db.url).await.expect("open");
     let log = scripted(store.clone()).await;
     let (a, b) = (ActorId::new(CHAIR), ActorId::new(CLERK));
-    let one = vec![Event::SittingSuspended { reason: "nghỉ".into() }];
+    let one = vec![Event::SittingSuspended {
+        reason: "nghỉ".into(),
+    }];
     let none: Vec<Event> = Vec::new();
-    let two = vec![Event::SittingResumed, Event::CurrentItemSet { item: ItemId(3) }];
+    let two = vec![
+        Event::SittingResumed,
+        Event::CurrentItemSet { item: ItemId(3) },
+    ];
     let (head, seqs) = store
         .append(
             &log.sitting,
             &log.head,
             &[
-                Recorded { at: log.now, actor: &a, command_id: Some("c1"), events: &one },
-                Recorded { at: log.now, actor: &b, command_id: Some("c2"), events: &none },
-                Recorded { at: log.now, actor: &a, command_id: Some("c3"), events: &two },
+                Recorded {
+                    at: log.now,
+                    actor: &a,
+                    command_id: Some("c1"),
+                    events: &one,
+                },
+                Recorded {
+                    at: log.now,
+                    actor: &b,
+                    command_id: Some("c2"),
+                    events: &none,
+                },
+                Recorded {
+                    at: log.now,
+                    actor: &a,
+                    command_id: Some("c3"),
+                    events: &two,
+                },
             ],
         )
         .await
@@ -152,10 +221,16 @@ async fn group_commit_returns_each_commands_last_sequence_number(db: &TestDb) {
     assert_eq!(seqs, vec![s + 1, s + 1, s + 3]);
     assert_eq!(head.seq, s + 3);
     let tail = store.events_after(&log.sitting, s, 10).await.expect("tail");
-    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![s + 1, s + 2, s + 3]);
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![s + 1, s + 2, s + 3]
+    );
     assert_eq!(tail[0].command_id.as_deref(), Some("c1"));
     assert_eq!(tail[2].event, Event::CurrentItemSet { item: ItemId(3) });
-    assert_eq!(store.verify(&log.sitting).await.expect("verify"), Verification::Ok { events: s + 3 });
+    assert_eq!(
+        store.verify(&log.sitting).await.expect("verify"),
+        Verification::Ok { events: s + 3 }
+    );
     store.close().await;
 }
 
@@ -167,7 +242,15 @@ async fn an_edited_row_is_named_by_verify(db: &TestDb) {
         .await
         .expect("events")
         .into_iter()
-        .find(|e| matches!(&e.event, Event::BallotCast { choice: Choice::No, .. }))
+        .find(|e| {
+            matches!(
+                &e.event,
+                Event::BallotCast {
+                    choice: Choice::No,
+                    ..
+                }
+            )
+        })
         .expect("a no ballot")
         .seq;
     store.close().await;
@@ -219,16 +302,28 @@ async fn no_stored_byte_links_a_deputy_to_a_secret_choice(db: &TestDb) {
     let (bodies, box_rows, box_cols) = raw_dump(&db.url).await;
     assert_eq!(box_cols, vec!["sitting", "token", "vote", "choice"]);
     assert_eq!(box_rows.len(), 9);
-    let actors: Vec<String> = log.state.roster.actors.keys().map(|a| a.0.clone()).collect();
+    let actors: Vec<String> = log
+        .state
+        .roster
+        .actors
+        .keys()
+        .map(|a| a.0.clone())
+        .collect();
     for row in &box_rows {
         for cell in row {
-            assert!(!actors.iter().any(|a| cell.contains(a.as_str())), "box row names an actor: {row:?}");
+            assert!(
+                !actors.iter().any(|a| cell.contains(a.as_str())),
+                "box row names an actor: {row:?}"
+            );
         }
     }
     for body in &bodies {
         let v: serde_json::Value = serde_json::from_str(body).expect("json");
         let event = &v["event"];
-        assert_ne!(event["type"], "secret_choice", "a secret choice is in the chain");
+        assert_ne!(
+            event["type"], "secret_choice",
+            "a secret choice is in the chain"
+        );
         if event["type"] == "secret_ballot_taken" {
             let keys: Vec<&String> = event.as_object().expect("object").keys().collect();
             assert_eq!(keys, vec!["deputy", "type", "vote"]);
@@ -311,7 +406,13 @@ async fn the_verify_command_names_the_edited_sequence_number() {
     .await;
     assert_eq!(n, 1);
     let out = run();
-    assert!(!out.status.success(), "verify must exit non-zero on a broken chain");
+    assert!(
+        !out.status.success(),
+        "verify must exit non-zero on a broken chain"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with(&format!("broken at seq {target}:")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("broken at seq {target}:")),
+        "{stdout}"
+    );
 }

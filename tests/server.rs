@@ -66,9 +66,17 @@ async fn a_newcomer_gets_health_readiness_and_the_seeded_demo_sitting() {
     let running = start(&config).await;
     let base = format!("http://{}", running.addr);
     let client = reqwest::Client::new();
-    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
-    let ready = client.get(format!("{base}/readyz")).send().await.expect("readyz");
+    let ready = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(ready.status(), 200);
     let list: serde_json::Value = client
         .get(format!("{base}/api/sittings"))
@@ -116,9 +124,14 @@ async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
         .await
         .expect("check in");
     }
-    h.submit(actor(demo::CHAIR), Command::SetCurrentItem { item: dienhong::sitting::ItemId(3) })
-        .await
-        .expect("item");
+    h.submit(
+        actor(demo::CHAIR),
+        Command::SetCurrentItem {
+            item: dienhong::sitting::ItemId(3),
+        },
+    )
+    .await
+    .expect("item");
     h.submit(
         actor(demo::CHAIR),
         Command::OpenVote {
@@ -138,8 +151,14 @@ async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
         let h = h.clone();
         tasks.push(tokio::spawn(async move {
             let choice = if n % 10 == 0 { Choice::No } else { Choice::Yes };
-            h.submit(demo::deputy_id(n), Command::CastBallot { vote: VoteId(1), choice })
-                .await
+            h.submit(
+                demo::deputy_id(n),
+                Command::CastBallot {
+                    vote: VoteId(1),
+                    choice,
+                },
+            )
+            .await
         }));
     }
     let mut seqs = Vec::new();
@@ -156,7 +175,11 @@ async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
 
     let again = start(&config).await;
     let h2 = again.app.sitting(&id).expect("sitting after restart");
-    assert_eq!(*h2.summary(), *before, "replay rebuilds exactly what was acknowledged");
+    assert_eq!(
+        *h2.summary(),
+        *before,
+        "replay rebuilds exactly what was acknowledged"
+    );
     let closed = h2
         .submit(actor(demo::CHAIR), Command::CloseVote { vote: VoteId(1) })
         .await;
@@ -180,8 +203,13 @@ async fn shutdown_finishes_every_command_already_accepted() {
     for n in 1..=200 {
         let h = h.clone();
         tasks.push(tokio::spawn(async move {
-            h.submit(demo::deputy_id(n), Command::CheckIn { deputy: demo::deputy_id(n) })
-                .await
+            h.submit(
+                demo::deputy_id(n),
+                Command::CheckIn {
+                    deputy: demo::deputy_id(n),
+                },
+            )
+            .await
         }));
     }
     tokio::task::yield_now().await;
@@ -199,7 +227,11 @@ async fn shutdown_finishes_every_command_already_accepted() {
     for d in &acked {
         assert!(state.is_present(d), "acknowledged check-in of {d} was lost");
     }
-    assert_eq!(state.present.len(), acked.len(), "nothing unacknowledged was applied");
+    assert_eq!(
+        state.present.len(),
+        acked.len(),
+        "nothing unacknowledged was applied"
+    );
     again.stop().await;
 }
 

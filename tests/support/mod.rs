@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use dienhong::sitting::{
-    self, Actor, ActorId, Command, Delegation, DelegationCode, DelegationKind, Event, Millis,
-    Role, Roster, Rules, SittingId, SittingState,
+    self, Actor, ActorId, Command, Delegation, DelegationCode, DelegationKind, Event, Millis, Role,
+    Roster, Rules, SittingId, SittingState,
 };
 use dienhong::store::{Head, Recorded, Store};
 use std::collections::BTreeSet;
@@ -161,7 +161,10 @@ impl TestDb {
         let admin = match sqlx::PgPool::connect(&base).await {
             Ok(p) => p,
             Err(e) => {
-                assert!(!required, "PostgreSQL required but unreachable at {base}: {e}");
+                assert!(
+                    !required,
+                    "PostgreSQL required but unreachable at {base}: {e}"
+                );
                 eprintln!("skipping postgres: {base} unreachable: {e}");
                 return None;
             }
