@@ -182,10 +182,14 @@ impl Config {
             ));
         }
         if self.writer.tick_ms == 0 {
-            return Err(ConfigError::Invalid("writer.tick_ms must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "writer.tick_ms must be positive".into(),
+            ));
         }
         if self.demo.deputies < 10 {
-            return Err(ConfigError::Invalid("demo.deputies must be at least 10".into()));
+            return Err(ConfigError::Invalid(
+                "demo.deputies must be at least 10".into(),
+            ));
         }
         Ok(())
     }
@@ -193,12 +197,12 @@ impl Config {
     /// The delegations: the chamber, then the configured list (or the embedded 63).
     pub fn delegations(&self) -> Result<Vec<Delegation>, ConfigError> {
         let text = match &self.delegations.file {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| {
-                ConfigError::DelegationsFile {
+            Some(path) => {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::DelegationsFile {
                     path: path.clone(),
                     source,
-                }
-            })?,
+                })?
+            }
             None => DELEGATIONS_TSV.to_owned(),
         };
         let mut list = vec![Delegation {
@@ -263,7 +267,10 @@ mod tests {
         let list = cfg.delegations().expect("embedded list parses");
         assert_eq!(list.len(), 64);
         assert_eq!(list[0].kind, DelegationKind::Chamber);
-        assert!(list.iter().any(|d| d.code.as_str() == "01" && d.name == "Hà Nội"));
+        assert!(
+            list.iter()
+                .any(|d| d.code.as_str() == "01" && d.name == "Hà Nội")
+        );
         assert!(list.iter().any(|d| d.code.as_str() == "79"));
         assert_eq!(cfg.rules.speaking.discussion_secs, 420);
     }
@@ -271,8 +278,14 @@ mod tests {
     #[test]
     fn environment_overrides_the_files() {
         let env = vec![
-            ("DIENHONG__SERVER__LISTEN".to_owned(), "127.0.0.1:9999".to_owned()),
-            ("DIENHONG__RULES__SPEAKING__DEBATE_SECS".to_owned(), "240".to_owned()),
+            (
+                "DIENHONG__SERVER__LISTEN".to_owned(),
+                "127.0.0.1:9999".to_owned(),
+            ),
+            (
+                "DIENHONG__RULES__SPEAKING__DEBATE_SECS".to_owned(),
+                "240".to_owned(),
+            ),
             ("UNRELATED".to_owned(), "x".to_owned()),
         ];
         let cfg = Config::load_with_env(None, env).expect("loads");
@@ -282,12 +295,18 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused_at_start() {
-        let env = vec![("DIENHONG__RULES__QUORUM__DENOMINATOR".to_owned(), "0".to_owned())];
+        let env = vec![(
+            "DIENHONG__RULES__QUORUM__DENOMINATOR".to_owned(),
+            "0".to_owned(),
+        )];
         assert!(matches!(
             Config::load_with_env(None, env),
             Err(ConfigError::Invalid(_))
         ));
-        let env = vec![("DIENHONG__SERVER__LISTEN".to_owned(), "not an address".to_owned())];
+        let env = vec![(
+            "DIENHONG__SERVER__LISTEN".to_owned(),
+            "not an address".to_owned(),
+        )];
         assert!(Config::load_with_env(None, env).is_err());
     }
 

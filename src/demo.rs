@@ -46,11 +46,7 @@ pub fn site_operator_id(code: &str) -> ActorId {
 /// Builds the demo roster: `deputies` deputies in total (the chair and the vice-chair count
 /// among them), at least three per delegation, the rest spread by a seeded generator;
 /// two clerks, an observer, and one operator per delegation site.
-pub fn roster(
-    delegations: &[Delegation],
-    deputies: u32,
-    seed: u64,
-) -> Result<Roster, RosterError> {
+pub fn roster(delegations: &[Delegation], deputies: u32, seed: u64) -> Result<Roster, RosterError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let provinces: Vec<&Delegation> = delegations
         .iter()
@@ -187,7 +183,11 @@ mod tests {
                 .filter(|x| x.has(Role::Deputy))
                 .all(|x| x.name.contains(SYNTHETIC))
         );
-        let operators = a.actors.values().filter(|x| x.has(Role::SiteOperator)).count();
+        let operators = a
+            .actors
+            .values()
+            .filter(|x| x.has(Role::SiteOperator))
+            .count();
         assert_eq!(operators, 63);
     }
 }

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "dienhong", version, about = "Hybrid parliament sittings: procedure, voting, durable log")]
+#[command(
+    name = "dienhong",
+    version,
+    about = "Hybrid parliament sittings: procedure, voting, durable log"
+)]
 struct Cli {
     /// A TOML file layered over the embedded defaults (configs/default.toml, rules.toml).
     #[arg(long, global = true, env = "DIENHONG_CONFIG")]

@@ -198,14 +198,14 @@ async fn run_case(steps: Vec<(ActorId, Command, i64)>) -> Result<(), TestCaseErr
         let v: serde_json::Value = serde_json::from_str(body).expect("json");
         let event = &v["event"];
         prop_assert_ne!(&event["type"], "secret_choice");
-        if let Some(vote) = event["vote"].as_u64() {
-            if secret_votes.contains_key(&VoteId(vote as u32)) {
-                prop_assert!(
-                    event.get("choice").is_none(),
-                    "chain row ties a choice to a secret vote: {}",
-                    body
-                );
-            }
+        if let Some(vote) = event["vote"].as_u64()
+            && secret_votes.contains_key(&VoteId(vote as u32))
+        {
+            prop_assert!(
+                event.get("choice").is_none(),
+                "chain row ties a choice to a secret vote: {}",
+                body
+            );
         }
     }
     Ok(())

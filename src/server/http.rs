@@ -41,10 +41,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
 }
 
 async fn index() -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(INDEX_HTML),
-    )
+    ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX_HTML))
 }
 
 async fn healthz() -> &'static str {

@@ -144,7 +144,11 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Submission>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Submission>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut ticker = tokio::time::interval(self.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(sitting = %self.id, seq = self.head.seq, "writer started");
@@ -274,7 +278,10 @@ impl Writer {
                                 seq += 1;
                                 committed.push((seq, sub.actor.clone(), e));
                             }
-                            Ok(Ack { seq: last, events: n })
+                            Ok(Ack {
+                                seq: last,
+                                events: n,
+                            })
                         }
                         Ok(_) => Ok(Ack { seq, events: 0 }),
                         Err(r) => Err(SubmitError::Rejected(r)),
@@ -284,7 +291,9 @@ impl Writer {
                 self.head = new_head;
                 self.summary
                     .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                let _ = self.committed.send(Arc::new(Committed { events: committed }));
+                let _ = self
+                    .committed
+                    .send(Arc::new(Committed { events: committed }));
                 true
             }
             Err(e) => {

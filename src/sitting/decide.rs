@@ -256,7 +256,10 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
             } else if who.presides() {
                 Some(actor.clone())
             } else {
-                return reject(Code::NotPermitted, "only the chair may withdraw another's request");
+                return reject(
+                    Code::NotPermitted,
+                    "only the chair may withdraw another's request",
+                );
             };
             Ok(vec![Event::FloorRequestWithdrawn {
                 request: *request,
@@ -444,10 +447,10 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
                 return reject(Code::NoSuchItem, format!("no agenda item {item}"));
             }
             document_fields(title, media_type, *size, sha256)?;
-            if let Access::Restricted(roles) = access {
-                if roles.is_empty() {
-                    return reject(Code::Invalid, "a restricted document must name a role");
-                }
+            if let Access::Restricted(roles) = access
+                && roles.is_empty()
+            {
+                return reject(Code::Invalid, "a restricted document must name a role");
             }
             Ok(vec![Event::DocumentPublished {
                 document: DocumentId(state.last_ids.document + 1),
@@ -498,7 +501,10 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
                 );
             }
             if !may_read(who, &doc.access) {
-                return reject(Code::NoAccess, format!("{actor} may not read document {document}"));
+                return reject(
+                    Code::NoAccess,
+                    format!("{actor} may not read document {document}"),
+                );
             }
             let prior = doc.acks.get(actor).and_then(|v| v.get(version));
             if prior.is_some_and(|p| p >= ack) {
@@ -532,12 +538,12 @@ fn tick(state: &SittingState, now: Millis) -> Vec<Event> {
     if state.floor.as_ref().is_some_and(|f| now >= f.deadline) {
         events.extend(end_floor(state, FloorEndReason::Expired, now));
     }
-    if let Some(id) = state.open_vote {
-        if let Some(v) = state.votes.get(&id) {
-            if v.is_open() && now >= v.deadline {
-                events.push(close(state, id, v, now));
-            }
-        }
+    if let Some(id) = state.open_vote
+        && let Some(v) = state.votes.get(&id)
+        && v.is_open()
+        && now >= v.deadline
+    {
+        events.push(close(state, id, v, now));
     }
     events
 }
@@ -647,7 +653,10 @@ fn self_or_clerk(
     } else if who.has(Role::Clerk) {
         Ok(Some(who.id.clone()))
     } else {
-        reject(Code::NotPermitted, "a deputy may check in or out only themself")
+        reject(
+            Code::NotPermitted,
+            "a deputy may check in or out only themself",
+        )
     }
 }
 
@@ -699,15 +708,29 @@ fn text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
 
 fn optional_text(field: &str, value: &str, max: usize) -> Result<(), Rejection> {
     if value.chars().count() > max {
-        return reject(Code::Invalid, format!("{field} is longer than {max} characters"));
+        return reject(
+            Code::Invalid,
+            format!("{field} is longer than {max} characters"),
+        );
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return reject(Code::Invalid, format!("{field} contains control characters"));
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return reject(
+            Code::Invalid,
+            format!("{field} contains control characters"),
+        );
     }
     Ok(())
 }
 
-fn document_fields(title: &str, media_type: &str, size: u64, sha256: &str) -> Result<(), Rejection> {
+fn document_fields(
+    title: &str,
+    media_type: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<(), Rejection> {
     text("title", title, MAX_TITLE_CHARS)?;
     let mt_ok = media_type.len() <= 127
         && media_type.split_once('/').is_some_and(|(a, b)| {
@@ -723,7 +746,11 @@ fn document_fields(title: &str, media_type: &str, size: u64, sha256: &str) -> Re
     if size == 0 || size > MAX_DOCUMENT_BYTES {
         return reject(Code::Invalid, "size must be 1 byte to 10 GiB");
     }
-    if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+    if sha256.len() != 64
+        || !sha256
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
         return reject(Code::Invalid, "sha256 must be 64 lowercase hex digits");
     }
     Ok(())

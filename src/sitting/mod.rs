@@ -21,7 +21,7 @@ mod state;
 mod vote;
 
 #[cfg(test)]
-mod tests;
+mod rule_tests;
 
 pub use command::Command;
 pub use decide::{
@@ -34,8 +34,8 @@ pub use rejection::{Code, Rejection};
 pub use roster::{Actor, Delegation, DelegationKind, Role, Roster, RosterError};
 pub use rules::{Quorum, Rules, SpeakingLimits, SpeechKind};
 pub use state::{
-    AgendaItem, DocumentState, DocumentVersion, Floor, LastIds, NamedBallot, Phase,
-    SittingState, Speech, SpeechRequest, VoteState, VoteStatus, apply,
+    AgendaItem, DocumentState, DocumentVersion, Floor, LastIds, NamedBallot, Phase, SittingState,
+    Speech, SpeechRequest, VoteState, VoteStatus, apply,
 };
 pub use vote::{Choice, Method, PassRule, Tally, VoteResult, basis_points, passes};
 

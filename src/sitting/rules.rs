@@ -132,7 +132,9 @@ impl Rules {
     /// Checks the rules make sense.
     pub fn validate(&self) -> Result<(), String> {
         if self.quorum.denominator == 0 || self.quorum.numerator > self.quorum.denominator {
-            return Err("quorum fraction must be between 0 and 1 with a non-zero denominator".into());
+            return Err(
+                "quorum fraction must be between 0 and 1 with a non-zero denominator".into(),
+            );
         }
         for kind in SpeechKind::ALL {
             if self.speaking.for_kind(kind) == 0 {

@@ -146,21 +146,46 @@ mod tests {
     #[test]
     fn majority_of_members_needs_more_than_half_of_the_total_not_of_votes_cast() {
         // 250 of 500 is exactly half: fails, even though every ballot cast was yes.
-        assert!(!passes(PassRule::MajorityOfMembers, &t(250, 0, 0), 500, 500));
+        assert!(!passes(
+            PassRule::MajorityOfMembers,
+            &t(250, 0, 0),
+            500,
+            500
+        ));
         assert!(passes(PassRule::MajorityOfMembers, &t(251, 0, 0), 500, 300));
     }
 
     #[test]
     fn two_thirds_of_members_is_at_least_two_thirds() {
-        assert!(passes(PassRule::TwoThirdsOfMembers, &t(334, 0, 0), 500, 500));
-        assert!(!passes(PassRule::TwoThirdsOfMembers, &t(333, 0, 0), 500, 500));
+        assert!(passes(
+            PassRule::TwoThirdsOfMembers,
+            &t(334, 0, 0),
+            500,
+            500
+        ));
+        assert!(!passes(
+            PassRule::TwoThirdsOfMembers,
+            &t(333, 0, 0),
+            500,
+            500
+        ));
         assert!(passes(PassRule::TwoThirdsOfMembers, &t(2, 0, 0), 3, 3));
     }
 
     #[test]
     fn majority_of_present_uses_attendance() {
-        assert!(passes(PassRule::MajorityOfPresent, &t(151, 100, 49), 500, 300));
-        assert!(!passes(PassRule::MajorityOfPresent, &t(150, 100, 50), 500, 300));
+        assert!(passes(
+            PassRule::MajorityOfPresent,
+            &t(151, 100, 49),
+            500,
+            300
+        ));
+        assert!(!passes(
+            PassRule::MajorityOfPresent,
+            &t(150, 100, 50),
+            500,
+            300
+        ));
     }
 
     #[test]

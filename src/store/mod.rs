@@ -212,6 +212,18 @@ fn parse_choice(s: &str) -> Option<Choice> {
     }
 }
 
+/// A chain row ready to insert: seq, at, actor, kind, command id, body, prev hash, hash.
+type ChainRow<'a> = (
+    u64,
+    i64,
+    &'a str,
+    &'static str,
+    Option<&'a str>,
+    String,
+    [u8; 32],
+    [u8; 32],
+);
+
 /// A raw chain row.
 struct Row0 {
     seq: i64,
@@ -372,15 +384,18 @@ impl Store {
         batch: &[Recorded<'_>],
     ) -> Result<(Head, Vec<u64>), StoreError> {
         // Encode everything before touching the database.
-        let mut rows: Vec<(u64, i64, &str, &'static str, Option<&str>, String, [u8; 32], [u8; 32])> =
-            Vec::new();
+        let mut rows: Vec<ChainRow<'_>> = Vec::new();
         let mut sealed: Vec<([u8; 16], u32, &'static str)> = Vec::new();
         let mut last_seqs = Vec::with_capacity(batch.len());
         let mut head = *expected;
         for rec in batch {
             for event in rec.events {
                 if let Event::SecretChoice { vote, choice } = event {
-                    sealed.push((*uuid::Uuid::new_v4().as_bytes(), vote.0, choice_name(*choice)));
+                    sealed.push((
+                        *uuid::Uuid::new_v4().as_bytes(),
+                        vote.0,
+                        choice_name(*choice),
+                    ));
                     continue;
                 }
                 let seq = head.seq + 1;
@@ -518,7 +533,10 @@ impl Store {
     }
 
     /// The ballot box of a sitting: (vote, choice) rows, in token order.
-    pub async fn ballot_box(&self, sitting: &SittingId) -> Result<Vec<(VoteId, Choice)>, StoreError> {
+    pub async fn ballot_box(
+        &self,
+        sitting: &SittingId,
+    ) -> Result<Vec<(VoteId, Choice)>, StoreError> {
         let rows: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(
             "SELECT vote, choice FROM ballot_box WHERE sitting = $1 ORDER BY token",
         )
@@ -572,7 +590,9 @@ impl Store {
     pub async fn replay(&self, sitting: &SittingId) -> Result<(SittingState, Head), StoreError> {
         let mut state = SittingState::default();
         let head = match self
-            .walk(sitting, |_, record| sitting::apply(&mut state, &record.event))
+            .walk(sitting, |_, record| {
+                sitting::apply(&mut state, &record.event)
+            })
             .await?
         {
             Ok(head) => head,
@@ -619,7 +639,9 @@ impl Store {
             if !taken.contains_key(vote) {
                 return Ok(Verification::Broken {
                     seq: head.seq,
-                    reason: format!("ballot box holds ballots for vote {vote}, which had no secret ballot"),
+                    reason: format!(
+                        "ballot box holds ballots for vote {vote}, which had no secret ballot"
+                    ),
                 });
             }
             let _ = tally;
@@ -639,7 +661,9 @@ impl Store {
             if recorded != tally {
                 return Ok(Verification::Broken {
                     seq,
-                    reason: format!("vote {vote}: the ballot box does not match the recorded result"),
+                    reason: format!(
+                        "vote {vote}: the ballot box does not match the recorded result"
+                    ),
                 });
             }
         }

@@ -185,13 +185,13 @@ impl TestDb {
 
     /// Drops the PostgreSQL database (call after closing every pool on it).
     pub async fn drop_db(self) {
-        if let Some((base, name)) = &self.pg {
-            if let Ok(admin) = sqlx::PgPool::connect(base).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&admin)
-                    .await;
-                admin.close().await;
-            }
+        if let Some((base, name)) = &self.pg
+            && let Ok(admin) = sqlx::PgPool::connect(base).await
+        {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&admin)
+                .await;
+            admin.close().await;
         }
     }
 }
