@@ -76,6 +76,36 @@ pub struct WriterConfig {
     pub tick_ms: u64,
 }
 
+/// WebSocket control plane settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Allowed browser origins.
+    pub allowed_origins: Vec<String>,
+    /// Largest client message, bytes.
+    pub max_message_bytes: usize,
+    /// Sustained commands per second per connection.
+    pub commands_per_sec: u32,
+    /// Burst above the rate.
+    pub command_burst: u32,
+    /// Rate-limit errors before closing.
+    pub max_rate_violations: u32,
+    /// Commands awaiting durability per connection.
+    pub max_in_flight: usize,
+    /// Ping period, seconds.
+    pub ping_secs: u64,
+    /// Idle timeout, seconds.
+    pub idle_timeout_secs: u64,
+    /// Token lifetime, seconds.
+    pub token_ttl_secs: u64,
+    /// Fan-out buffer, batches.
+    pub fanout_buffer: usize,
+    /// Largest resume gap served from the log.
+    pub max_resume_gap: u64,
+    /// Concurrent password checks.
+    pub login_concurrency: usize,
+}
+
 /// Demo sitting settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +116,8 @@ pub struct DemoConfig {
     pub deputies: u32,
     /// Seed of the synthetic roster.
     pub seed: u64,
+    /// Password of every demo account.
+    pub password: String,
 }
 
 /// Where the list of delegations comes from.
@@ -131,6 +163,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Writer.
     pub writer: WriterConfig,
+    /// Control plane.
+    pub control: ControlConfig,
     /// Demo.
     pub demo: DemoConfig,
     /// Procedure rules.
@@ -184,6 +218,22 @@ impl Config {
         if self.writer.tick_ms == 0 {
             return Err(ConfigError::Invalid(
                 "writer.tick_ms must be positive".into(),
+            ));
+        }
+        let c = &self.control;
+        if c.max_message_bytes < 1024 || c.max_message_bytes > 16 * 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "control.max_message_bytes must be 1 KiB to 16 MiB".into(),
+            ));
+        }
+        if c.commands_per_sec == 0 || c.ping_secs == 0 || c.idle_timeout_secs <= c.ping_secs {
+            return Err(ConfigError::Invalid(
+                "control: commands_per_sec and ping_secs must be positive and idle_timeout_secs > ping_secs".into(),
+            ));
+        }
+        if c.token_ttl_secs < 60 || c.max_in_flight == 0 || c.login_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "control: token_ttl_secs >= 60, max_in_flight and login_concurrency > 0".into(),
             ));
         }
         if self.demo.deputies < 10 {

@@ -8,12 +8,16 @@
 //!   by URL): append in one transaction, replay at start, verify the chain.
 //! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
 //!   routes, graceful shutdown.
+//! - [`auth`]: argon2 passwords, signed bearer tokens, logout.
+//! - [`control`]: the WebSocket protocol and one session task per connection.
 //! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
 //! - [`demo`]: the synthetic demo sitting.
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
+pub mod auth;
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod server;
 pub mod sitting;

@@ -221,3 +221,5 @@ mod tests {
         assert!(verify_password("x", "not a phc").is_err());
     }
 }
+
+pub mod authority;

@@ -1,14 +1,18 @@
-//! HTTP routes: health, readiness, the status page, and public sitting summaries.
+//! HTTP routes: health, readiness, the status page, public sitting summaries, login and
+//! logout, and the WebSocket upgrade (token and Origin checked before upgrading).
 
 use super::App;
 use super::summary::Summary;
-use crate::sitting::SittingId;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use crate::auth::authority::LoginError;
+use crate::auth::{Claims, TokenError};
+use crate::sitting::{Role, SittingId};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 const INDEX_HTML: &str = include_str!("../../web-client/index.html");
@@ -22,6 +26,16 @@ struct ApiError {
     status: StatusCode,
 }
 
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            status,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self)).into_response()
@@ -29,14 +43,24 @@ impl IntoResponse for ApiError {
 }
 
 pub(super) fn router(app: Arc<App>) -> Router {
+    let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
+        // Log the path only: a token may travel in the query string of /ws.
+        |req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        },
+    );
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/ws", get(websocket))
         .fallback(not_found)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(DefaultBodyLimit::max(16 * 1024))
+        .layer(trace)
         .with_state(app)
 }
 
@@ -66,17 +90,153 @@ async fn one_sitting(
 ) -> Result<Json<Arc<Summary>>, ApiError> {
     app.sitting(&SittingId::new(id.clone()))
         .map(|s| Json(s.summary()))
-        .ok_or(ApiError {
-            code: "no_such_sitting",
-            message: format!("no sitting {id:?}"),
-            status: StatusCode::NOT_FOUND,
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_such_sitting",
+                format!("no sitting {id:?}"),
+            )
         })
 }
 
 async fn not_found() -> ApiError {
-    ApiError {
-        code: "not_found",
-        message: "no such resource".into(),
-        status: StatusCode::NOT_FOUND,
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    code: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    token: String,
+    actor: String,
+    roles: Vec<Role>,
+    expires_at: i64,
+}
+
+async fn login(
+    State(app): State<Arc<App>>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+    })?;
+    if req.code.is_empty() || req.code.len() > 64 || req.password.len() > 1024 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong code or password",
+        ));
     }
+    let roles = app.roles_of(&crate::sitting::ActorId::new(&req.code));
+    match app
+        .authority()
+        .login(&req.code, &req.password, roles, super::now_millis())
+        .await
+    {
+        Ok((token, claims)) => {
+            tracing::info!(actor = %claims.sub, "login");
+            Ok(Json(LoginResponse {
+                token,
+                actor: claims.sub.0,
+                roles: claims.roles,
+                expires_at: claims.exp.0,
+            }))
+        }
+        Err(LoginError::BadCredentials) => {
+            tracing::info!(code = %req.code, "login refused");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong code or password",
+            ))
+        }
+        Err(LoginError::TooManyAttempts) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many failed logins; wait a minute",
+        )),
+        Err(LoginError::Store(e)) => {
+            tracing::error!(error = %e, "login: store failed");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "try again shortly",
+            ))
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    let code = match e {
+        TokenError::Expired => "token_expired",
+        TokenError::Revoked => "token_revoked",
+        TokenError::Malformed | TokenError::BadSignature => "invalid_token",
+    };
+    ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
+}
+
+fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, ApiError> {
+    let token = token.ok_or_else(|| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "log in first")
+    })?;
+    app.authority()
+        .verify(token, super::now_millis())
+        .map_err(token_error)
+}
+
+async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    app.authority().logout(&claims).await.map_err(|e| {
+        tracing::error!(error = %e, "logout: store failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
+    })?;
+    tracing::info!(actor = %claims.sub, "logout");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| app.origin_allowed(o));
+        if !allowed {
+            tracing::warn!(origin = ?origin, "WebSocket from a foreign origin refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "this origin may not open the control connection",
+            ));
+        }
+    }
+    let token = bearer(&headers).or(query.token.as_deref());
+    let claims = authenticate(&app, token)?;
+    let limits = app.limits().clone();
+    // Transport cap above the message limit, so an oversize message is read and answered
+    // with close 1009 rather than dropped; anything beyond the cap drops the connection.
+    let cap = limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
+    Ok(ws
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| crate::control::session::run(socket, app, claims, limits)))
 }

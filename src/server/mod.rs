@@ -9,7 +9,9 @@ mod http;
 pub mod summary;
 pub mod writer;
 
+use crate::auth::authority::Authority;
 use crate::config::Config;
+use crate::control::Limits;
 use crate::demo;
 use crate::sitting::{self, ActorId, SittingId, SittingState};
 use crate::store::{Store, StoreError};
@@ -44,6 +46,9 @@ pub enum StartError {
 /// The running application: the store and one writer per sitting.
 pub struct App {
     store: Store,
+    authority: Authority,
+    limits: Limits,
+    allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
     writers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
@@ -64,24 +69,29 @@ impl App {
         let settings = writer::WriterSettings {
             max_batch: config.writer.max_batch,
             tick: Duration::from_millis(config.writer.tick_ms),
+            fanout_buffer: config.control.fanout_buffer,
         };
         let mut sittings = BTreeMap::new();
         let mut writers = Vec::new();
         for meta in store.sittings().await? {
-            let (state, head) = store.replay(&meta.sitting).await?;
-            tracing::info!(sitting = %meta.sitting, events = head.seq, "replayed");
-            let (handle, task) = writer::spawn(
-                store.clone(),
-                meta.sitting.clone(),
-                state,
-                head,
-                settings,
-                stop_rx.clone(),
-            );
+            let (handle, task) =
+                writer::start(store.clone(), meta.sitting.clone(), settings, stop_rx.clone())
+                    .await?;
+            tracing::info!(sitting = %meta.sitting, events = handle.summary().seq, "replayed");
             sittings.insert(meta.sitting, handle);
             writers.push(task);
         }
+        let authority = Authority::load(
+            store.clone(),
+            Duration::from_secs(config.control.token_ttl_secs),
+            config.control.login_concurrency,
+            now_millis(),
+        )
+        .await?;
         Ok(Arc::new(App {
+            authority,
+            limits: Limits::from(&config.control),
+            allowed_origins: config.control.allowed_origins.clone(),
             store,
             sittings,
             writers: std::sync::Mutex::new(writers),
@@ -104,6 +114,34 @@ impl App {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The authority that issues and checks tokens.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Connection limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether a browser origin may open the WebSocket.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|o| o == origin)
+    }
+
+    /// The roles an actor holds in any sitting.
+    pub fn roles_of(&self, actor: &ActorId) -> Vec<sitting::Role> {
+        let mut roles: Vec<sitting::Role> = self
+            .sittings
+            .values()
+            .filter_map(|h| h.roster().actor(actor))
+            .flat_map(|a| a.roles.iter().copied())
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        roles
     }
 
     /// Whether the server takes traffic.
@@ -149,12 +187,7 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
         config.demo.seed,
         config.rules.clone(),
     )?;
-    let now = sitting::Millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
-    );
+    let now = now_millis();
     let system = ActorId::system();
     let events = sitting::decide(&SittingState::default(), &system, &command, now)
         .map_err(StartError::Demo)?;
@@ -172,8 +205,41 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
             }],
         )
         .await?;
-    tracing::info!(sitting = %id, deputies = config.demo.deputies, "demo sitting seeded (synthetic roster)");
+    // Every demo account gets the demo password. One hash serves all (hashing 570 times
+    // with production argon2 settings would take minutes); real deployments set each
+    // password with `dienhong passwd`.
+    let phc = crate::auth::hash_password(&config.demo.password)
+        .map_err(|e| StartError::Demo(sitting::Rejection::new(sitting::Code::Invalid, e.to_string())))?;
+    let state = {
+        let mut s = SittingState::default();
+        for e in &events {
+            sitting::apply(&mut s, e);
+        }
+        s
+    };
+    let entries: Vec<(ActorId, String)> = state
+        .roster
+        .actors
+        .keys()
+        .map(|a| (a.clone(), phc.clone()))
+        .collect();
+    store.set_credentials(&entries).await?;
+    tracing::info!(
+        sitting = %id,
+        deputies = config.demo.deputies,
+        "demo sitting seeded (synthetic roster); every account's password is the demo password"
+    );
     Ok(())
+}
+
+/// The wall clock in milliseconds: the only place the server reads time for the core.
+pub fn now_millis() -> sitting::Millis {
+    sitting::Millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+    )
 }
 
 /// Serves HTTP on `listener` until `shutdown` resolves, then shuts the app down.

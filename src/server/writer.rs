@@ -2,13 +2,23 @@
 //!
 //! Commands arrive on a bounded channel. The writer takes what is waiting (up to
 //! `max_batch`), decides each against the state, appends all accepted events in one
-//! transaction (group commit), and only then answers each sender and publishes the new
-//! summary. A failed commit answers every accepted command with a storage error and rebuilds
-//! the state from the log, so memory never runs ahead of what is durable. A periodic check
-//! issues `Tick` when the floor or the open vote has run out.
+//! transaction (group commit), and only then answers each sender, publishes the new summary
+//! and fans the events out. A failed commit answers every accepted command with a storage
+//! error and rebuilds the state from the log, so memory never runs ahead of what is
+//! durable. A periodic check issues `Tick` when the floor or the open vote has run out.
+//!
+//! Commands may carry a client-chosen id: the writer remembers the outcome per (actor, id)
+//! (rebuilt from the log at start for accepted ones), so a retry gets the original answer
+//! and is never applied twice.
+//!
+//! Snapshots are answered in order with the other requests, so a snapshot at `seq` holds
+//! exactly the events up to `seq`. The state is shared copy-on-write: a snapshot costs one
+//! clone at the next change, not one per batch.
 
+use crate::control::protocol::{PROTOCOL_VERSION, ServerMessage};
 use crate::sitting::{self, ActorId, Command, Event, Millis, Rejection, SittingId, SittingState};
-use crate::store::{Head, Recorded, Store};
+use crate::store::{Head, Recorded, Store, StoreError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -38,46 +48,96 @@ pub enum SubmitError {
     Unavailable,
 }
 
-/// Events made durable by one commit, in order, for fan-out.
+/// Events made durable by one commit, in order, already serialized as `event` messages.
 #[derive(Debug, Clone)]
 pub struct Committed {
-    /// (sequence number, actor, event) of each chain event.
-    pub events: Vec<(u64, ActorId, Event)>,
+    /// (sequence number, JSON text of the `event` message) of each chain event.
+    pub events: Vec<(u64, Arc<str>)>,
 }
 
-struct Submission {
-    actor: ActorId,
-    command: Command,
-    reply: oneshot::Sender<Result<Ack, SubmitError>>,
+/// A consistent view of the sitting at a sequence number.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The log's epoch.
+    pub epoch: Arc<str>,
+    /// Sequence number the state includes.
+    pub seq: u64,
+    /// The state.
+    pub state: Arc<SittingState>,
+}
+
+enum Request {
+    Submit {
+        actor: ActorId,
+        command_id: Option<String>,
+        command: Command,
+        reply: oneshot::Sender<Result<Ack, SubmitError>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
 }
 
 /// A handle to a running sitting writer.
 #[derive(Clone)]
 pub struct SittingHandle {
     id: SittingId,
-    tx: mpsc::Sender<Submission>,
+    epoch: Arc<str>,
+    tx: mpsc::Sender<Request>,
     summary: watch::Receiver<Arc<Summary>>,
     committed: broadcast::Sender<Arc<Committed>>,
+    roster: Arc<sitting::Roster>,
 }
 
 impl SittingHandle {
+    /// The roster (fixed at creation).
+    pub fn roster(&self) -> &sitting::Roster {
+        &self.roster
+    }
+
     /// The sitting id.
     pub fn id(&self) -> &SittingId {
         &self.id
     }
 
+    /// The log's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     /// Submits a command; resolves once it is durable (or refused).
     pub async fn submit(&self, actor: ActorId, command: Command) -> Result<Ack, SubmitError> {
+        self.submit_with_id(actor, None, command).await
+    }
+
+    /// Submits a command with the client's id; a repeated id returns the first outcome.
+    pub async fn submit_with_id(
+        &self,
+        actor: ActorId,
+        command_id: Option<String>,
+        command: Command,
+    ) -> Result<Ack, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Submission {
+            .send(Request::Submit {
                 actor,
+                command_id,
                 command,
                 reply,
             })
             .await
             .map_err(|_| SubmitError::Unavailable)?;
         rx.await.map_err(|_| SubmitError::Unavailable)?
+    }
+
+    /// The state at the current head, taken in order with the commands.
+    pub async fn snapshot(&self) -> Result<Snapshot, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Snapshot { reply })
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        rx.await.map_err(|_| SubmitError::Unavailable)
     }
 
     /// The latest summary.
@@ -98,57 +158,108 @@ pub struct WriterSettings {
     pub max_batch: usize,
     /// Clock check period.
     pub tick: Duration,
+    /// Committed batches kept for slow readers before they must resync.
+    pub fanout_buffer: usize,
 }
 
-/// Starts the writer of a sitting whose state and head were just replayed.
-pub fn spawn(
+/// Serializes a stored or committed event as the `event` message clients receive.
+pub fn event_message(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
+    let msg = ServerMessage::Event {
+        v: PROTOCOL_VERSION,
+        seq,
+        at,
+        actor: actor.clone(),
+        event: Box::new(event.clone()),
+    };
+    Arc::from(serde_json::to_string(&msg).unwrap_or_default())
+}
+
+/// Starts the writer of a sitting from the store: replays its log and its command ids.
+pub async fn start(
     store: Store,
     id: SittingId,
+    settings: WriterSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(SittingHandle, tokio::task::JoinHandle<()>), StoreError> {
+    let meta = store.sitting(&id).await?;
+    let (state, head) = store.replay(&id).await?;
+    let outcomes = store.command_outcomes(&id).await?;
+    Ok(spawn(
+        store, id, meta.epoch, state, head, outcomes, settings, shutdown,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    store: Store,
+    id: SittingId,
+    epoch: String,
     state: SittingState,
     head: Head,
+    outcomes: Vec<(ActorId, String, u64)>,
     settings: WriterSettings,
     shutdown: watch::Receiver<bool>,
 ) -> (SittingHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.max_batch.max(1) * 16);
     let (summary_tx, summary_rx) = watch::channel(Arc::new(Summary::of(&state, head.seq)));
-    let (committed, _) = broadcast::channel(1024);
+    let (committed, _) = broadcast::channel(settings.fanout_buffer.max(16));
+    let epoch: Arc<str> = Arc::from(epoch);
     let handle = SittingHandle {
         id: id.clone(),
+        epoch: epoch.clone(),
         tx,
         summary: summary_rx,
         committed: committed.clone(),
+        roster: Arc::new(state.roster.clone()),
     };
+    let dedup = outcomes
+        .into_iter()
+        .map(|(actor, cid, seq)| ((actor, cid), Ok(Ack { seq, events: 0 })))
+        .collect();
     let writer = Writer {
         store,
         id,
-        state,
+        epoch,
+        state: Arc::new(state),
         head,
         settings,
         summary: summary_tx,
         committed,
         last_now: Millis(0),
+        dedup,
     };
     let task = tokio::spawn(writer.run(rx, shutdown));
     (handle, task)
 }
 
+type Outcome = Result<Ack, Rejection>;
+
 struct Writer {
     store: Store,
     id: SittingId,
-    state: SittingState,
+    epoch: Arc<str>,
+    state: Arc<SittingState>,
     head: Head,
     settings: WriterSettings,
     summary: watch::Sender<Arc<Summary>>,
     committed: broadcast::Sender<Arc<Committed>>,
     last_now: Millis,
+    dedup: HashMap<(ActorId, String), Outcome>,
+}
+
+/// Most remembered command outcomes per sitting; beyond it the oldest are not evicted but
+/// new rejections are no longer remembered (accepted ones always are, in the log).
+const MAX_REMEMBERED: usize = 1_000_000;
+
+struct Submission {
+    actor: ActorId,
+    command_id: Option<String>,
+    command: Command,
+    reply: oneshot::Sender<Result<Ack, SubmitError>>,
 }
 
 impl Writer {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Submission>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut shutdown: watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(self.settings.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(sitting = %self.id, seq = self.head.seq, "writer started");
@@ -157,14 +268,15 @@ impl Writer {
                 biased;
                 msg = rx.recv() => {
                     let Some(first) = msg else { break };
-                    let mut batch = vec![first];
+                    let mut batch = Vec::new();
+                    self.take(first, &mut batch);
                     while batch.len() < self.settings.max_batch {
                         match rx.try_recv() {
-                            Ok(m) => batch.push(m),
+                            Ok(m) => self.take(m, &mut batch),
                             Err(_) => break,
                         }
                     }
-                    if !self.process(batch).await {
+                    if !batch.is_empty() && !self.process(batch).await {
                         break;
                     }
                 }
@@ -178,7 +290,9 @@ impl Writer {
                         // Refuse new commands, finish the ones already queued.
                         rx.close();
                         while let Some(m) = rx.recv().await {
-                            if !self.process(vec![m]).await {
+                            let mut batch = Vec::new();
+                            self.take(m, &mut batch);
+                            if !batch.is_empty() && !self.process(batch).await {
                                 break;
                             }
                         }
@@ -189,9 +303,35 @@ impl Writer {
         }
         rx.close();
         while let Ok(m) = rx.try_recv() {
-            let _ = m.reply.send(Err(SubmitError::Unavailable));
+            if let Request::Submit { reply, .. } = m {
+                let _ = reply.send(Err(SubmitError::Unavailable));
+            }
         }
         tracing::info!(sitting = %self.id, seq = self.head.seq, "writer stopped");
+    }
+
+    /// Answers snapshots at once; queues submissions for the batch.
+    fn take(&mut self, request: Request, batch: &mut Vec<Submission>) {
+        match request {
+            Request::Snapshot { reply } => {
+                let _ = reply.send(Snapshot {
+                    epoch: self.epoch.clone(),
+                    seq: self.head.seq,
+                    state: self.state.clone(),
+                });
+            }
+            Request::Submit {
+                actor,
+                command_id,
+                command,
+                reply,
+            } => batch.push(Submission {
+                actor,
+                command_id,
+                command,
+                reply,
+            }),
+        }
     }
 
     fn now(&mut self) -> Millis {
@@ -218,6 +358,7 @@ impl Writer {
         let (reply, _rx) = oneshot::channel();
         self.process(vec![Submission {
             actor: ActorId::system(),
+            command_id: None,
             command: Command::Tick,
             reply,
         }])
@@ -226,88 +367,115 @@ impl Writer {
 
     /// Decides, commits and answers one batch. Returns false if the writer must stop.
     async fn process(&mut self, batch: Vec<Submission>) -> bool {
+        enum Decided {
+            /// Answered from memory: a retry of a known command id.
+            Known(Outcome),
+            /// Same id as an earlier submission in this batch.
+            SameAs(usize),
+            Fresh(Result<Vec<Event>, Rejection>),
+        }
         let now = self.now();
-        let mut decided: Vec<(Submission, Result<Vec<Event>, Rejection>)> =
-            Vec::with_capacity(batch.len());
+        let mut decided: Vec<(Submission, Decided)> = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<(ActorId, String), usize> = HashMap::new();
         for sub in batch {
-            let outcome = sitting::decide(&self.state, &sub.actor, &sub.command, now);
+            let key = sub.command_id.clone().map(|c| (sub.actor.clone(), c));
+            if let Some(k) = &key {
+                if let Some(known) = self.dedup.get(k) {
+                    decided.push((sub, Decided::Known(known.clone())));
+                    continue;
+                }
+                if let Some(first) = in_batch.get(k) {
+                    let first = *first;
+                    decided.push((sub, Decided::SameAs(first)));
+                    continue;
+                }
+                in_batch.insert(k.clone(), decided.len());
+            }
+            let state = Arc::make_mut(&mut self.state);
+            let outcome = sitting::decide(state, &sub.actor, &sub.command, now);
             if let Ok(events) = &outcome {
                 for e in events {
-                    sitting::apply(&mut self.state, e);
+                    sitting::apply(state, e);
                 }
             }
-            decided.push((sub, outcome));
+            decided.push((sub, Decided::Fresh(outcome)));
         }
         let accepted: Vec<Recorded<'_>> = decided
             .iter()
-            .filter_map(|(sub, o)| match o {
-                Ok(events) if !events.is_empty() => Some(Recorded {
+            .filter_map(|(sub, d)| match d {
+                Decided::Fresh(Ok(events)) if !events.is_empty() => Some(Recorded {
                     at: now,
                     actor: &sub.actor,
-                    command_id: None,
+                    command_id: sub.command_id.as_deref(),
                     events,
                 }),
                 _ => None,
             })
             .collect();
-        if accepted.is_empty() {
-            for (sub, outcome) in decided {
-                let reply = outcome.map(|_| Ack {
-                    seq: self.head.seq,
-                    events: 0,
-                });
-                let _ = sub.reply.send(reply.map_err(SubmitError::from));
-            }
-            return true;
-        }
-        let appended = self.store.append(&self.id, &self.head, &accepted).await;
+        let appended = if accepted.is_empty() {
+            Ok((self.head, Vec::new()))
+        } else {
+            self.store.append(&self.id, &self.head, &accepted).await
+        };
         drop(accepted);
         match appended {
             Ok((new_head, seqs)) => {
                 let mut committed = Vec::new();
                 let mut seq = self.head.seq;
                 let mut seqs = seqs.into_iter();
-                for (sub, outcome) in decided {
-                    let reply = match outcome {
-                        Ok(events) if !events.is_empty() => {
+                let mut outcomes: Vec<Outcome> = Vec::with_capacity(decided.len());
+                for (sub, d) in &decided {
+                    let outcome = match d {
+                        Decided::Known(o) => o.clone(),
+                        Decided::SameAs(i) => outcomes
+                            .get(*i)
+                            .cloned()
+                            .unwrap_or(Ok(Ack { seq, events: 0 })),
+                        Decided::Fresh(Ok(events)) if !events.is_empty() => {
                             let last = seqs.next().unwrap_or(new_head.seq);
-                            let chain: Vec<Event> =
-                                events.into_iter().filter(|e| !e.is_sealed()).collect();
-                            let n = chain.len();
-                            for e in chain {
+                            let mut n = 0;
+                            for e in events.iter().filter(|e| !e.is_sealed()) {
                                 seq += 1;
-                                committed.push((seq, sub.actor.clone(), e));
+                                n += 1;
+                                committed.push((seq, event_message(seq, now, &sub.actor, e)));
                             }
-                            Ok(Ack {
-                                seq: last,
-                                events: n,
-                            })
+                            Ok(Ack { seq: last, events: n })
                         }
-                        Ok(_) => Ok(Ack { seq, events: 0 }),
-                        Err(r) => Err(SubmitError::Rejected(r)),
+                        Decided::Fresh(Ok(_)) => Ok(Ack { seq, events: 0 }),
+                        Decided::Fresh(Err(r)) => Err(r.clone()),
                     };
-                    let _ = sub.reply.send(reply);
+                    if let (Some(cid), Decided::Fresh(_)) = (&sub.command_id, d)
+                        && (outcome.is_ok() || self.dedup.len() < MAX_REMEMBERED)
+                    {
+                        self.dedup
+                            .insert((sub.actor.clone(), cid.clone()), outcome.clone());
+                    }
+                    outcomes.push(outcome);
                 }
                 self.head = new_head;
-                self.summary
-                    .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                let _ = self
-                    .committed
-                    .send(Arc::new(Committed { events: committed }));
+                if !committed.is_empty() {
+                    self.summary
+                        .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
+                    let _ = self.committed.send(Arc::new(Committed { events: committed }));
+                }
+                for ((sub, _), outcome) in decided.into_iter().zip(outcomes) {
+                    let _ = sub.reply.send(outcome.map_err(SubmitError::Rejected));
+                }
                 true
             }
             Err(e) => {
                 tracing::error!(sitting = %self.id, error = %e, "append failed; rebuilding state from the log");
-                for (sub, outcome) in decided {
-                    let reply = match outcome {
-                        Err(r) => Err(SubmitError::Rejected(r)),
-                        Ok(_) => Err(SubmitError::Storage),
+                for (sub, d) in decided {
+                    let reply = match d {
+                        Decided::Known(o) => o.map_err(SubmitError::Rejected),
+                        Decided::Fresh(Err(r)) => Err(SubmitError::Rejected(r)),
+                        _ => Err(SubmitError::Storage),
                     };
                     let _ = sub.reply.send(reply);
                 }
                 match self.store.replay(&self.id).await {
                     Ok((state, head)) => {
-                        self.state = state;
+                        self.state = Arc::new(state);
                         self.head = head;
                         true
                     }

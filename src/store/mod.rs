@@ -670,6 +670,83 @@ impl Store {
         Ok(Verification::Ok { events: head.seq })
     }
 
+    /// The last sequence number of every accepted command that carried a client id, as
+    /// (actor, command id, seq): what a retry of that id must be answered with.
+    pub async fn command_outcomes(
+        &self,
+        sitting: &SittingId,
+    ) -> Result<Vec<(ActorId, String, u64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT actor, command_id, MAX(seq) FROM events \
+             WHERE sitting = $1 AND command_id IS NOT NULL GROUP BY actor, command_id",
+        )
+        .bind(sitting.as_str())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(a, c, s)| (ActorId(a), c, to_u64(s)))
+            .collect())
+    }
+
+    /// The password hash (PHC string) of an actor, if one is set.
+    pub async fn credential(&self, actor: &ActorId) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT phc FROM credentials WHERE actor = $1",
+        )
+        .bind(actor.as_str())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(p,)| p))
+    }
+
+    /// Sets the password hashes of several actors (replacing existing ones), in one
+    /// transaction.
+    pub async fn set_credentials(&self, entries: &[(ActorId, String)]) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (actor, phc) in entries {
+                sqlx::query(
+                    "INSERT INTO credentials (actor, phc) VALUES ($1, $2) \
+                     ON CONFLICT (actor) DO UPDATE SET phc = excluded.phc",
+                )
+                .bind(actor.as_str())
+                .bind(phc.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Records a revoked token until its expiry.
+    pub async fn revoke_token(&self, jti: &str, exp: Millis) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO revoked_tokens (jti, exp_ms) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(exp.0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Revoked tokens that have not expired at `now` (older ones are deleted).
+    pub async fn revoked_tokens(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = with_pool!(self, pool => {
+            sqlx::query("DELETE FROM revoked_tokens WHERE exp_ms <= $1")
+                .bind(now.0)
+                .execute(pool)
+                .await?;
+            sqlx::query_as("SELECT jti FROM revoked_tokens")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(j,)| j).collect())
+    }
+
     /// A named setting's value (e.g. the token key).
     pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let row: Option<(Vec<u8>,)> = with_pool!(self, pool => sqlx::query_as(

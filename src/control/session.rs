@@ -1,0 +1,379 @@
+//! One WebSocket connection: parse and limit what the client sends, authorize and submit
+//! its commands, and stream the sitting to it in order.
+//!
+//! Ordering without gaps or duplicates: the session subscribes to the writer's broadcast
+//! *before* it takes a snapshot (or reads the log from `resume_from`), remembers the last
+//! sequence number it sent, skips anything at or below it, and fills any hole from the log.
+//! A connection that falls further behind than the broadcast buffer is told to resync and
+//! gets a fresh snapshot, so a slow client never holds back the others or grows memory.
+
+use super::protocol::{ClientMessage, MAX_COMMAND_ID_BYTES, PROTOCOL_VERSION, ServerMessage};
+use super::{Limits, TokenBucket};
+use crate::auth::Claims;
+use crate::server::writer::{Committed, event_message};
+use crate::server::{App, SittingHandle, SubmitError};
+use crate::sitting::{Millis, SittingId};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// How long one write to a client may take before the connection is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events read from the log per query when resuming or filling a hole.
+const LOG_PAGE: u32 = 1000;
+
+type Pending = Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>)> + Send>>;
+
+/// Why the session ends.
+enum End {
+    /// Close with this code and reason.
+    Close(u16, &'static str),
+    /// The peer went away or the socket failed: nothing more to send.
+    Gone,
+}
+
+struct Session {
+    app: Arc<App>,
+    claims: Claims,
+    limits: Limits,
+    sink: SplitSink<WebSocket, Message>,
+    handle: Option<SittingHandle>,
+    events: Option<broadcast::Receiver<Arc<Committed>>>,
+    last_sent: u64,
+    bucket: TokenBucket,
+    violations: u32,
+    in_flight: FuturesUnordered<Pending>,
+}
+
+fn now_millis() -> Millis {
+    Millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+    )
+}
+
+/// Runs a connection until it closes.
+pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limits) {
+    let (sink, mut stream) = socket.split();
+    let actor = claims.sub.clone();
+    let mut kicked = app.authority().kicked(&actor);
+    let expires_in = Duration::from_millis(u64::try_from(claims.exp.0 - now_millis().0).unwrap_or(0));
+    let mut s = Session {
+        bucket: TokenBucket::new(limits.commands_per_sec, limits.command_burst, Instant::now()),
+        app,
+        claims,
+        limits,
+        sink,
+        handle: None,
+        events: None,
+        last_sent: 0,
+        violations: 0,
+        in_flight: FuturesUnordered::new(),
+    };
+    tracing::debug!(actor = %actor, "connection open");
+    let welcome = ServerMessage::Welcome {
+        v: PROTOCOL_VERSION,
+        actor: actor.clone(),
+        roles: s.claims.roles.clone(),
+        now: now_millis(),
+    };
+    let end = match s.send(&welcome).await {
+        Err(end) => end,
+        Ok(()) => s.main_loop(&mut stream, &mut kicked, expires_in).await,
+    };
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(SEND_TIMEOUT, s.sink.send(Message::Close(Some(frame)))).await;
+    }
+    tracing::debug!(actor = %actor, "connection closed");
+}
+
+async fn next_batch(
+    rx: &mut Option<broadcast::Receiver<Arc<Committed>>>,
+) -> Result<Arc<Committed>, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    async fn main_loop(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        kicked: &mut tokio::sync::watch::Receiver<u64>,
+        expires_in: Duration,
+    ) -> End {
+        let mut ping = tokio::time::interval(self.limits.ping);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        let expiry = tokio::time::sleep(expires_in);
+        tokio::pin!(expiry);
+        let mut last_seen = Instant::now();
+        loop {
+            let idle_deadline = tokio::time::Instant::from_std(last_seen + self.limits.idle_timeout);
+            let step = tokio::select! {
+                biased;
+                _ = kicked.changed() => Err(End::Close(close_code::POLICY, "logged out")),
+                _ = &mut expiry => Err(End::Close(close_code::POLICY, "token expired")),
+                Some((command_id, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.answer(command_id, outcome).await
+                }
+                batch = next_batch(&mut self.events) => self.on_batch(batch).await,
+                incoming = stream.next() => {
+                    last_seen = Instant::now();
+                    match incoming {
+                        None => Err(End::Gone),
+                        Some(Err(e)) => Err(classify_transport_error(&e)),
+                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            Err(End::Close(close_code::UNSUPPORTED, "binary frames are not supported"))
+                        }
+                        Some(Ok(Message::Close(_))) => Err(End::Gone),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                    }
+                }
+                _ = ping.tick() => self.send_raw(Message::Ping(Default::default())).await,
+                _ = tokio::time::sleep_until(idle_deadline) => {
+                    Err(End::Close(close_code::AWAY, "idle timeout"))
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Gone),
+        }
+    }
+
+    async fn send(&mut self, msg: &ServerMessage) -> Result<(), End> {
+        let text = serde_json::to_string(msg).unwrap_or_default();
+        self.send_raw(Message::Text(text.into())).await
+    }
+
+    async fn send_text(&mut self, text: &str) -> Result<(), End> {
+        self.send_raw(Message::Text(text.into())).await
+    }
+
+    async fn error(&mut self, command_id: Option<String>, code: &str, message: String) -> Result<(), End> {
+        self.send(&ServerMessage::Error {
+            v: PROTOCOL_VERSION,
+            command_id,
+            code: code.to_owned(),
+            message,
+        })
+        .await
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), End> {
+        if text.len() > self.limits.max_message_bytes {
+            return Err(End::Close(close_code::SIZE, "message too large"));
+        }
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let code = if e.is_data() { "invalid_message" } else { "malformed_json" };
+                let mut detail = e.to_string();
+                detail.truncate(300);
+                return self.error(None, code, detail).await;
+            }
+        };
+        let v = match &msg {
+            ClientMessage::Subscribe { v, .. }
+            | ClientMessage::Command { v, .. }
+            | ClientMessage::Ping { v } => *v,
+        };
+        if v != PROTOCOL_VERSION {
+            return self
+                .error(None, "unsupported_version", format!("this server speaks version {PROTOCOL_VERSION}"))
+                .await;
+        }
+        match msg {
+            ClientMessage::Ping { .. } => {
+                self.send(&ServerMessage::Pong { v: PROTOCOL_VERSION, now: now_millis() }).await
+            }
+            ClientMessage::Subscribe { sitting, resume_from, epoch, .. } => {
+                self.subscribe(&sitting, resume_from, epoch).await
+            }
+            ClientMessage::Command { command_id, command, .. } => {
+                let cid = Some(command_id.clone());
+                if command_id.is_empty()
+                    || command_id.len() > MAX_COMMAND_ID_BYTES
+                    || !command_id.chars().all(|c| c.is_ascii_graphic())
+                {
+                    return self
+                        .error(cid, "invalid_command_id", format!("command_id must be 1 to {MAX_COMMAND_ID_BYTES} printable ASCII characters"))
+                        .await;
+                }
+                if !self.bucket.take(Instant::now()) {
+                    self.violations += 1;
+                    if self.violations > self.limits.max_rate_violations {
+                        return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
+                    }
+                    return self.error(cid, "rate_limited", "too many commands; slow down".into()).await;
+                }
+                let Some(handle) = self.handle.clone() else {
+                    return self.error(cid, "not_subscribed", "subscribe to a sitting first".into()).await;
+                };
+                if self.in_flight.len() >= self.limits.max_in_flight {
+                    return self
+                        .error(cid, "too_many_in_flight", "wait for acknowledgements before sending more".into())
+                        .await;
+                }
+                let actor = self.claims.sub.clone();
+                self.in_flight.push(Box::pin(async move {
+                    let outcome = handle
+                        .submit_with_id(actor, Some(command_id.clone()), command)
+                        .await
+                        .map(|ack| ack.seq);
+                    (command_id, outcome)
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    async fn answer(&mut self, command_id: String, outcome: Result<u64, SubmitError>) -> Result<(), End> {
+        match outcome {
+            Ok(seq) => self.send(&ServerMessage::Ack { v: PROTOCOL_VERSION, command_id, seq }).await,
+            Err(SubmitError::Rejected(r)) => self.error(Some(command_id), r.code.as_str(), r.detail).await,
+            Err(SubmitError::Storage) => {
+                self.error(Some(command_id), "storage_unavailable", "not recorded; retry with the same command_id".into())
+                    .await
+            }
+            Err(SubmitError::Unavailable) => {
+                self.error(Some(command_id), "unavailable", "the sitting is not available; retry later".into())
+                    .await
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, sitting: &str, resume_from: Option<u64>, epoch: Option<String>) -> Result<(), End> {
+        let Some(handle) = self.app.sitting(&SittingId::new(sitting)).cloned() else {
+            return self.error(None, "no_such_sitting", format!("no sitting {sitting:?}")).await;
+        };
+        if handle.roster().actor(&self.claims.sub).is_none() {
+            return self
+                .error(None, "not_permitted", format!("{} is not in the roster of this sitting", self.claims.sub))
+                .await;
+        }
+        // Subscribe first, so nothing committed from here on can be missed.
+        self.events = Some(handle.subscribe());
+        self.handle = Some(handle.clone());
+        let head = handle.summary().seq;
+        let resumable = match (resume_from, epoch.as_deref()) {
+            (Some(n), Some(e)) => e == handle.epoch() && n <= head && head - n <= self.limits.max_resume_gap,
+            _ => false,
+        };
+        match resume_from {
+            Some(n) if resumable => {
+                self.last_sent = n;
+                self.fill_from_log(None).await
+            }
+            _ => self.send_snapshot().await,
+        }
+    }
+
+    async fn send_snapshot(&mut self) -> Result<(), End> {
+        let Some(handle) = self.handle.clone() else { return Ok(()) };
+        let snap = match handle.snapshot().await {
+            Ok(s) => s,
+            Err(_) => return Err(End::Close(close_code::RESTART, "sitting unavailable")),
+        };
+        let msg = ServerMessage::Snapshot {
+            v: PROTOCOL_VERSION,
+            sitting: handle.id().0.clone(),
+            epoch: snap.epoch.to_string(),
+            seq: snap.seq,
+            state: Box::new((*snap.state).clone()),
+        };
+        self.last_sent = snap.seq;
+        self.send(&msg).await
+    }
+
+    /// Sends events from the log after `last_sent`, up to `until` (or to the end).
+    async fn fill_from_log(&mut self, until: Option<u64>) -> Result<(), End> {
+        let Some(handle) = self.handle.clone() else { return Ok(()) };
+        loop {
+            if until.is_some_and(|u| self.last_sent >= u) {
+                return Ok(());
+            }
+            let page = match self.app.store().events_after(handle.id(), self.last_sent, LOG_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the log for a client failed");
+                    return Err(End::Close(close_code::ERROR, "log unavailable"));
+                }
+            };
+            if page.is_empty() {
+                return Ok(());
+            }
+            for e in page {
+                if until.is_some_and(|u| e.seq > u) {
+                    return Ok(());
+                }
+                let text = event_message(e.seq, e.at, &e.actor, &e.event);
+                self.send_text(&text).await?;
+                self.last_sent = e.seq;
+            }
+        }
+    }
+
+    async fn on_batch(&mut self, batch: Result<Arc<Committed>, broadcast::error::RecvError>) -> Result<(), End> {
+        match batch {
+            Ok(batch) => {
+                for (seq, text) in &batch.events {
+                    if *seq <= self.last_sent {
+                        continue;
+                    }
+                    if *seq > self.last_sent + 1 {
+                        self.fill_from_log(Some(seq - 1)).await?;
+                    }
+                    self.send_text(text).await?;
+                    self.last_sent = *seq;
+                }
+                Ok(())
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::info!(actor = %self.claims.sub, skipped = n, "slow connection told to resync");
+                if let Some(h) = &self.handle {
+                    self.events = Some(h.subscribe());
+                }
+                self.send(&ServerMessage::Resync {
+                    v: PROTOCOL_VERSION,
+                    reason: "too far behind".into(),
+                })
+                .await?;
+                self.send_snapshot().await
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(End::Close(close_code::RESTART, "server restarting")),
+        }
+    }
+}
+
+fn classify_transport_error(e: &axum::Error) -> End {
+    let text = e.to_string();
+    if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+        End::Close(close_code::INVALID, "invalid UTF-8")
+    } else if text.contains("too long") || text.contains("Space limit") || text.contains("capacity") {
+        End::Close(close_code::SIZE, "message too large")
+    } else {
+        End::Gone
+    }
+}
