@@ -198,17 +198,18 @@ async fn sequential(f: &mut Fixture) -> Vec<Duration> {
 async fn through_writer(f: &mut Fixture) -> Vec<Duration> {
     let vote = f.open_vote().await;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let (handle, task) = writer::spawn(
+    let (handle, task) = writer::start(
         f.store.clone(),
         f.sitting.clone(),
-        f.state.clone(),
-        f.head,
         WriterSettings {
             max_batch: 64,
             tick: Duration::from_secs(3600),
+            fanout_buffer: 1024,
         },
         stop_rx,
-    );
+    )
+    .await
+    .expect("writer starts");
     let mut joins = Vec::new();
     for d in f.ids.clone() {
         let h = handle.clone();

@@ -31,7 +31,8 @@ const MAX_FAILURES_PER_MINUTE: u32 = 10;
 
 /// A well-formed argon2id hash of a random password: checked against when the code is
 /// unknown, so an unknown code costs as much time as a wrong password.
-const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$SqlVijFGiPG+935vDSGEsA";
+const DUMMY_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$SqlVijFGiPG+935vDSGEsA";
 
 /// Issues and checks tokens.
 pub struct Authority {

@@ -205,8 +205,18 @@ mod tests {
             "{}.{tag}",
             B64.encode(serde_json::to_vec(&forged).expect("json"))
         );
-        assert_eq!(key.verify(&forged, Millis(0)), Err(TokenError::BadSignature));
-        for junk in ["", ".", "abc", "a.b.c", "!!!.???", &"x".repeat(MAX_TOKEN_BYTES + 1)] {
+        assert_eq!(
+            key.verify(&forged, Millis(0)),
+            Err(TokenError::BadSignature)
+        );
+        for junk in [
+            "",
+            ".",
+            "abc",
+            "a.b.c",
+            "!!!.???",
+            &"x".repeat(MAX_TOKEN_BYTES + 1),
+        ] {
             assert!(key.verify(junk, Millis(0)).is_err(), "{junk:?} accepted");
         }
     }

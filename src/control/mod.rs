@@ -94,9 +94,16 @@ mod tests {
         let mut b = TokenBucket::new(10, 5, t0);
         assert_eq!((0..8).filter(|_| b.take(t0)).count(), 5);
         assert!(!b.take(t0));
-        assert!(b.take(t0 + Duration::from_millis(100)), "one token per 100 ms");
+        assert!(
+            b.take(t0 + Duration::from_millis(100)),
+            "one token per 100 ms"
+        );
         assert!(!b.take(t0 + Duration::from_millis(100)));
         let later = t0 + Duration::from_secs(60);
-        assert_eq!((0..8).filter(|_| b.take(later)).count(), 5, "never more than the burst");
+        assert_eq!(
+            (0..8).filter(|_| b.take(later)).count(),
+            5,
+            "never more than the burst"
+        );
     }
 }

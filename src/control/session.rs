@@ -64,9 +64,14 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
     let (sink, mut stream) = socket.split();
     let actor = claims.sub.clone();
     let mut kicked = app.authority().kicked(&actor);
-    let expires_in = Duration::from_millis(u64::try_from(claims.exp.0 - now_millis().0).unwrap_or(0));
+    let expires_in =
+        Duration::from_millis(u64::try_from(claims.exp.0 - now_millis().0).unwrap_or(0));
     let mut s = Session {
-        bucket: TokenBucket::new(limits.commands_per_sec, limits.command_burst, Instant::now()),
+        bucket: TokenBucket::new(
+            limits.commands_per_sec,
+            limits.command_burst,
+            Instant::now(),
+        ),
         app,
         claims,
         limits,
@@ -121,7 +126,8 @@ impl Session {
         tokio::pin!(expiry);
         let mut last_seen = Instant::now();
         loop {
-            let idle_deadline = tokio::time::Instant::from_std(last_seen + self.limits.idle_timeout);
+            let idle_deadline =
+                tokio::time::Instant::from_std(last_seen + self.limits.idle_timeout);
             let step = tokio::select! {
                 biased;
                 _ = kicked.changed() => Err(End::Close(close_code::POLICY, "logged out")),
@@ -171,7 +177,12 @@ impl Session {
         self.send_raw(Message::Text(text.into())).await
     }
 
-    async fn error(&mut self, command_id: Option<String>, code: &str, message: String) -> Result<(), End> {
+    async fn error(
+        &mut self,
+        command_id: Option<String>,
+        code: &str,
+        message: String,
+    ) -> Result<(), End> {
         self.send(&ServerMessage::Error {
             v: PROTOCOL_VERSION,
             command_id,
@@ -188,7 +199,11 @@ impl Session {
         let msg: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
-                let code = if e.is_data() { "invalid_message" } else { "malformed_json" };
+                let code = if e.is_data() {
+                    "invalid_message"
+                } else {
+                    "malformed_json"
+                };
                 let mut detail = e.to_string();
                 detail.truncate(300);
                 return self.error(None, code, detail).await;
@@ -201,17 +216,32 @@ impl Session {
         };
         if v != PROTOCOL_VERSION {
             return self
-                .error(None, "unsupported_version", format!("this server speaks version {PROTOCOL_VERSION}"))
+                .error(
+                    None,
+                    "unsupported_version",
+                    format!("this server speaks version {PROTOCOL_VERSION}"),
+                )
                 .await;
         }
         match msg {
             ClientMessage::Ping { .. } => {
-                self.send(&ServerMessage::Pong { v: PROTOCOL_VERSION, now: now_millis() }).await
+                self.send(&ServerMessage::Pong {
+                    v: PROTOCOL_VERSION,
+                    now: now_millis(),
+                })
+                .await
             }
-            ClientMessage::Subscribe { sitting, resume_from, epoch, .. } => {
-                self.subscribe(&sitting, resume_from, epoch).await
-            }
-            ClientMessage::Command { command_id, command, .. } => {
+            ClientMessage::Subscribe {
+                sitting,
+                resume_from,
+                epoch,
+                ..
+            } => self.subscribe(&sitting, resume_from, epoch).await,
+            ClientMessage::Command {
+                command_id,
+                command,
+                ..
+            } => {
                 let cid = Some(command_id.clone());
                 if command_id.is_empty()
                     || command_id.len() > MAX_COMMAND_ID_BYTES
@@ -226,14 +256,22 @@ impl Session {
                     if self.violations > self.limits.max_rate_violations {
                         return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
                     }
-                    return self.error(cid, "rate_limited", "too many commands; slow down".into()).await;
+                    return self
+                        .error(cid, "rate_limited", "too many commands; slow down".into())
+                        .await;
                 }
                 let Some(handle) = self.handle.clone() else {
-                    return self.error(cid, "not_subscribed", "subscribe to a sitting first".into()).await;
+                    return self
+                        .error(cid, "not_subscribed", "subscribe to a sitting first".into())
+                        .await;
                 };
                 if self.in_flight.len() >= self.limits.max_in_flight {
                     return self
-                        .error(cid, "too_many_in_flight", "wait for acknowledgements before sending more".into())
+                        .error(
+                            cid,
+                            "too_many_in_flight",
+                            "wait for acknowledgements before sending more".into(),
+                        )
                         .await;
                 }
                 let actor = self.claims.sub.clone();
@@ -249,28 +287,61 @@ impl Session {
         }
     }
 
-    async fn answer(&mut self, command_id: String, outcome: Result<u64, SubmitError>) -> Result<(), End> {
+    async fn answer(
+        &mut self,
+        command_id: String,
+        outcome: Result<u64, SubmitError>,
+    ) -> Result<(), End> {
         match outcome {
-            Ok(seq) => self.send(&ServerMessage::Ack { v: PROTOCOL_VERSION, command_id, seq }).await,
-            Err(SubmitError::Rejected(r)) => self.error(Some(command_id), r.code.as_str(), r.detail).await,
-            Err(SubmitError::Storage) => {
-                self.error(Some(command_id), "storage_unavailable", "not recorded; retry with the same command_id".into())
+            Ok(seq) => {
+                self.send(&ServerMessage::Ack {
+                    v: PROTOCOL_VERSION,
+                    command_id,
+                    seq,
+                })
+                .await
+            }
+            Err(SubmitError::Rejected(r)) => {
+                self.error(Some(command_id), r.code.as_str(), r.detail)
                     .await
             }
+            Err(SubmitError::Storage) => {
+                self.error(
+                    Some(command_id),
+                    "storage_unavailable",
+                    "not recorded; retry with the same command_id".into(),
+                )
+                .await
+            }
             Err(SubmitError::Unavailable) => {
-                self.error(Some(command_id), "unavailable", "the sitting is not available; retry later".into())
-                    .await
+                self.error(
+                    Some(command_id),
+                    "unavailable",
+                    "the sitting is not available; retry later".into(),
+                )
+                .await
             }
         }
     }
 
-    async fn subscribe(&mut self, sitting: &str, resume_from: Option<u64>, epoch: Option<String>) -> Result<(), End> {
+    async fn subscribe(
+        &mut self,
+        sitting: &str,
+        resume_from: Option<u64>,
+        epoch: Option<String>,
+    ) -> Result<(), End> {
         let Some(handle) = self.app.sitting(&SittingId::new(sitting)).cloned() else {
-            return self.error(None, "no_such_sitting", format!("no sitting {sitting:?}")).await;
+            return self
+                .error(None, "no_such_sitting", format!("no sitting {sitting:?}"))
+                .await;
         };
         if handle.roster().actor(&self.claims.sub).is_none() {
             return self
-                .error(None, "not_permitted", format!("{} is not in the roster of this sitting", self.claims.sub))
+                .error(
+                    None,
+                    "not_permitted",
+                    format!("{} is not in the roster of this sitting", self.claims.sub),
+                )
                 .await;
         }
         // Subscribe first, so nothing committed from here on can be missed.
@@ -278,7 +349,9 @@ impl Session {
         self.handle = Some(handle.clone());
         let head = handle.summary().seq;
         let resumable = match (resume_from, epoch.as_deref()) {
-            (Some(n), Some(e)) => e == handle.epoch() && n <= head && head - n <= self.limits.max_resume_gap,
+            (Some(n), Some(e)) => {
+                e == handle.epoch() && n <= head && head - n <= self.limits.max_resume_gap
+            }
             _ => false,
         };
         match resume_from {
@@ -291,7 +364,9 @@ impl Session {
     }
 
     async fn send_snapshot(&mut self) -> Result<(), End> {
-        let Some(handle) = self.handle.clone() else { return Ok(()) };
+        let Some(handle) = self.handle.clone() else {
+            return Ok(());
+        };
         let snap = match handle.snapshot().await {
             Ok(s) => s,
             Err(_) => return Err(End::Close(close_code::RESTART, "sitting unavailable")),
@@ -309,12 +384,19 @@ impl Session {
 
     /// Sends events from the log after `last_sent`, up to `until` (or to the end).
     async fn fill_from_log(&mut self, until: Option<u64>) -> Result<(), End> {
-        let Some(handle) = self.handle.clone() else { return Ok(()) };
+        let Some(handle) = self.handle.clone() else {
+            return Ok(());
+        };
         loop {
             if until.is_some_and(|u| self.last_sent >= u) {
                 return Ok(());
             }
-            let page = match self.app.store().events_after(handle.id(), self.last_sent, LOG_PAGE).await {
+            let page = match self
+                .app
+                .store()
+                .events_after(handle.id(), self.last_sent, LOG_PAGE)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the log for a client failed");
@@ -335,7 +417,10 @@ impl Session {
         }
     }
 
-    async fn on_batch(&mut self, batch: Result<Arc<Committed>, broadcast::error::RecvError>) -> Result<(), End> {
+    async fn on_batch(
+        &mut self,
+        batch: Result<Arc<Committed>, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
         match batch {
             Ok(batch) => {
                 for (seq, text) in &batch.events {
@@ -362,7 +447,9 @@ impl Session {
                 .await?;
                 self.send_snapshot().await
             }
-            Err(broadcast::error::RecvError::Closed) => Err(End::Close(close_code::RESTART, "server restarting")),
+            Err(broadcast::error::RecvError::Closed) => {
+                Err(End::Close(close_code::RESTART, "server restarting"))
+            }
         }
     }
 }
@@ -371,7 +458,8 @@ fn classify_transport_error(e: &axum::Error) -> End {
     let text = e.to_string();
     if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
         End::Close(close_code::INVALID, "invalid UTF-8")
-    } else if text.contains("too long") || text.contains("Space limit") || text.contains("capacity") {
+    } else if text.contains("too long") || text.contains("Space limit") || text.contains("capacity")
+    {
         End::Close(close_code::SIZE, "message too large")
     } else {
         End::Gone

@@ -122,9 +122,8 @@ async fn login(
     State(app): State<Arc<App>>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let Json(req) = body.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-    })?;
+    let Json(req) =
+        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     if req.code.is_empty() || req.code.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -189,9 +188,8 @@ fn token_error(e: TokenError) -> ApiError {
 }
 
 fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, ApiError> {
-    let token = token.ok_or_else(|| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "log in first")
-    })?;
+    let token = token
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "log in first"))?;
     app.authority()
         .verify(token, super::now_millis())
         .map_err(token_error)

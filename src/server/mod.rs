@@ -74,9 +74,13 @@ impl App {
         let mut sittings = BTreeMap::new();
         let mut writers = Vec::new();
         for meta in store.sittings().await? {
-            let (handle, task) =
-                writer::start(store.clone(), meta.sitting.clone(), settings, stop_rx.clone())
-                    .await?;
+            let (handle, task) = writer::start(
+                store.clone(),
+                meta.sitting.clone(),
+                settings,
+                stop_rx.clone(),
+            )
+            .await?;
             tracing::info!(sitting = %meta.sitting, events = handle.summary().seq, "replayed");
             sittings.insert(meta.sitting, handle);
             writers.push(task);
@@ -208,8 +212,12 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
     // Every demo account gets the demo password. One hash serves all (hashing 570 times
     // with production argon2 settings would take minutes); real deployments set each
     // password with `dienhong passwd`.
-    let phc = crate::auth::hash_password(&config.demo.password)
-        .map_err(|e| StartError::Demo(sitting::Rejection::new(sitting::Code::Invalid, e.to_string())))?;
+    let phc = crate::auth::hash_password(&config.demo.password).map_err(|e| {
+        StartError::Demo(sitting::Rejection::new(
+            sitting::Code::Invalid,
+            e.to_string(),
+        ))
+    })?;
     let state = {
         let mut s = SittingState::default();
         for e in &events {

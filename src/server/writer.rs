@@ -70,7 +70,7 @@ enum Request {
     Submit {
         actor: ActorId,
         command_id: Option<String>,
-        command: Command,
+        command: Box<Command>,
         reply: oneshot::Sender<Result<Ack, SubmitError>>,
     },
     Snapshot {
@@ -122,7 +122,7 @@ impl SittingHandle {
             .send(Request::Submit {
                 actor,
                 command_id,
-                command,
+                command: Box::new(command),
                 reply,
             })
             .await
@@ -328,7 +328,7 @@ impl Writer {
             } => batch.push(Submission {
                 actor,
                 command_id,
-                command,
+                command: *command,
                 reply,
             }),
         }
@@ -439,7 +439,10 @@ impl Writer {
                                 n += 1;
                                 committed.push((seq, event_message(seq, now, &sub.actor, e)));
                             }
-                            Ok(Ack { seq: last, events: n })
+                            Ok(Ack {
+                                seq: last,
+                                events: n,
+                            })
                         }
                         Decided::Fresh(Ok(_)) => Ok(Ack { seq, events: 0 }),
                         Decided::Fresh(Err(r)) => Err(r.clone()),
@@ -456,7 +459,9 @@ impl Writer {
                 if !committed.is_empty() {
                     self.summary
                         .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                    let _ = self.committed.send(Arc::new(Committed { events: committed }));
+                    let _ = self
+                        .committed
+                        .send(Arc::new(Committed { events: committed }));
                 }
                 for ((sub, _), outcome) in decided.into_iter().zip(outcomes) {
                     let _ = sub.reply.send(outcome.map_err(SubmitError::Rejected));
