@@ -206,7 +206,16 @@ impl Session {
                 };
                 let mut detail = e.to_string();
                 detail.truncate(300);
-                return self.error(None, code, detail).await;
+                // Name the command the error answers, if its id can be read at all.
+                let command_id = serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("command_id")
+                            .and_then(|c| c.as_str())
+                            .map(str::to_owned)
+                    })
+                    .filter(|c| c.len() <= MAX_COMMAND_ID_BYTES);
+                return self.error(command_id, code, detail).await;
             }
         };
         let v = match &msg {

@@ -1,0 +1,691 @@
+//! The WebSocket control plane against the real server on port 0, with real WebSocket
+//! clients: login, the handshake checks, a full sitting across roles, resume without gap or
+//! duplicate, idempotent retries, the permission matrix, and hostile input.
+
+use dienhong::auth::{Claims, TokenKey, new_jti};
+use dienhong::config::Config;
+use dienhong::server::{self, App};
+use dienhong::sitting::{self, ActorId, Command, Millis, Role};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Server {
+    app: Arc<App>,
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = vec![(
+        "DIENHONG__DATABASE__URL".to_owned(),
+        format!("sqlite:{}", dir.path().join("c.db").display()),
+    )];
+    let config = Config::load_with_env(None, env).expect("config");
+    let app = App::start(&config, true).await.expect("app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::run(listener, app.clone(), async move {
+        let _ = rx.await;
+    }));
+    Server {
+        app,
+        addr,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+
+    async fn login(&self, code: &str) -> String {
+        let r: Value = reqwest::Client::new()
+            .post(format!("http://{}/api/login", self.addr))
+            .json(&json!({"code": code, "password": "demo"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        r["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {r}"))
+            .to_owned()
+    }
+
+    async fn connect_with(&self, token: &str) -> Ws {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", self.addr))
+                .await
+                .expect("connect");
+        ws
+    }
+
+    /// Logs in, connects, reads the welcome, subscribes and returns the snapshot's seq.
+    async fn client(&self, code: &str) -> Client {
+        let token = self.login(code).await;
+        let ws = self.connect_with(&token).await;
+        let mut c = Client {
+            ws,
+            seen: Vec::new(),
+            token,
+            epoch: String::new(),
+            n: 0,
+        };
+        let welcome = c.next().await;
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["actor"], code);
+        c.subscribe(None).await;
+        c
+    }
+
+    fn sitting(&self) -> String {
+        self.app
+            .sittings()
+            .next()
+            .expect("demo sitting")
+            .id()
+            .0
+            .clone()
+    }
+}
+
+struct Client {
+    ws: Ws,
+    /// Sequence numbers of every event received, in order.
+    seen: Vec<u64>,
+    token: String,
+    epoch: String,
+    n: u32,
+}
+
+impl Client {
+    async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("stream open")
+                .expect("frame");
+            match m {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    if v["type"] == "event" {
+                        let seq = v["seq"].as_u64().expect("seq");
+                        self.seen.push(seq);
+                    }
+                    return v;
+                }
+                Message::Close(f) => {
+                    return json!({"type": "closed", "code": f.map(|f| u16::from(f.code))});
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, resume: Option<u64>) -> Value {
+        let mut msg = json!({"type": "subscribe", "v": 1, "sitting": "demo-2026-11"});
+        if let Some(n) = resume {
+            msg["resume_from"] = json!(n);
+            msg["epoch"] = json!(self.epoch);
+        }
+        self.send(msg).await;
+        if resume.is_some() {
+            return Value::Null;
+        }
+        let snap = self.next().await;
+        assert_eq!(snap["type"], "snapshot", "{snap}");
+        self.epoch = snap["epoch"].as_str().expect("epoch").to_owned();
+        self.seen.push(snap["seq"].as_u64().expect("seq"));
+        snap
+    }
+
+    /// Sends a command and waits for its ack or error, collecting events meanwhile.
+    async fn command(&mut self, command: Value) -> Value {
+        self.n += 1;
+        let id = format!("c{}", self.n);
+        self.command_with_id(&id, command).await
+    }
+
+    async fn command_with_id(&mut self, id: &str, command: Value) -> Value {
+        self.send(json!({"type": "command", "v": 1, "command_id": id, "command": command}))
+            .await;
+        loop {
+            let m = self.next().await;
+            if (m["type"] == "ack" || m["type"] == "error") && m["command_id"] == id {
+                return m;
+            }
+            assert_ne!(m["type"], "closed", "closed while waiting for {id}: {m}");
+        }
+    }
+
+    async fn ok(&mut self, command: Value) -> u64 {
+        let r = self.command(command.clone()).await;
+        assert_eq!(r["type"], "ack", "{command} → {r}");
+        r["seq"].as_u64().expect("seq")
+    }
+
+    /// Reads until the event with `seq` arrived.
+    async fn until_seq(&mut self, seq: u64) {
+        while self.seen.last().copied().unwrap_or(0) < seq {
+            let m = self.next().await;
+            assert_ne!(m["type"], "closed", "{m}");
+        }
+    }
+
+    fn assert_in_order_without_gaps(&self) {
+        for w in self.seen.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "gap or duplicate in {:?}", self.seen);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sitting_runs_across_chair_deputies_and_clerk_and_everyone_sees_every_event() {
+    let s = start().await;
+    let mut chair = s.client("CHAIR").await;
+    let mut d1 = s.client("DB001").await;
+    let mut d2 = s.client("DB002").await;
+    let mut clerk = s.client("CLERK1").await;
+
+    assert_eq!(
+        d1.command(json!({"command": "open_sitting"})).await["code"],
+        "not_permitted"
+    );
+    chair.ok(json!({"command": "open_sitting"})).await;
+    d1.ok(json!({"command": "check_in", "deputy": "DB001"}))
+        .await;
+    d2.ok(json!({"command": "check_in", "deputy": "DB002"}))
+        .await;
+    clerk
+        .ok(json!({"command": "check_in", "deputy": "DB003"}))
+        .await;
+    assert_eq!(
+        d1.command(json!({"command": "check_in", "deputy": "DB004"}))
+            .await["code"],
+        "not_permitted"
+    );
+    chair
+        .ok(json!({"command": "set_current_item", "item": 3}))
+        .await;
+    d1.ok(json!({"command": "request_floor", "kind": "discussion"}))
+        .await;
+    chair
+        .ok(json!({"command": "grant_floor", "request": 1}))
+        .await;
+    chair.ok(json!({"command": "revoke_floor"})).await;
+    chair
+        .ok(json!({"command": "open_vote", "question": "Thông qua Nghị quyết?", "method": "named", "rule": null, "window_secs": 300, "allow_change": null, "rerun_of": null}))
+        .await;
+    d1.ok(json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}))
+        .await;
+    d2.ok(json!({"command": "cast_ballot", "vote": 1, "choice": "no"}))
+        .await;
+    assert_eq!(
+        d1.command(json!({"command": "cast_ballot", "vote": 1, "choice": "bogus"}))
+            .await["code"],
+        "invalid_message"
+    );
+    clerk
+        .ok(json!({"command": "record_ballot", "vote": 1, "deputy": "DB003", "choice": "abstain", "reason": "thiết bị hỏng"}))
+        .await;
+    let last = chair.ok(json!({"command": "close_vote", "vote": 1})).await;
+
+    for c in [&mut chair, &mut d1, &mut d2, &mut clerk] {
+        c.until_seq(last).await;
+        c.assert_in_order_without_gaps();
+    }
+    // The snapshot of a newcomer shows the result.
+    let mut late = s.client("DB010").await;
+    let snap_seq = *late.seen.last().expect("seq");
+    assert_eq!(snap_seq, last);
+    let snap = s
+        .app
+        .sittings()
+        .next()
+        .expect("sitting")
+        .snapshot()
+        .await
+        .expect("snapshot");
+    let vote = &snap.state.votes[&sitting::VoteId(1)];
+    assert_eq!(
+        (vote.tally.yes, vote.tally.no, vote.tally.abstain),
+        (1, 1, 1)
+    );
+    late.ws.close(None).await.ok();
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_client_resumes_with_exactly_the_events_it_missed() {
+    let s = start().await;
+    let mut chair = s.client("CHAIR").await;
+    let mut clerk = s.client("CLERK2").await;
+    let mut d = s.client("DB005").await;
+    let first = chair.ok(json!({"command": "open_sitting"})).await;
+    d.until_seq(first).await;
+    let last_seen = *d.seen.last().expect("seen");
+    let (token, epoch) = (d.token.clone(), d.epoch.clone());
+    drop(d);
+    let mut missed = Vec::new();
+    for n in 20..30 {
+        missed.push(
+            clerk
+                .ok(json!({"command": "check_in", "deputy": format!("DB0{n}")}))
+                .await,
+        );
+    }
+    let mut d = Client {
+        ws: s.connect_with(&token).await,
+        seen: vec![last_seen],
+        token,
+        epoch,
+        n: 100,
+    };
+    assert_eq!(d.next().await["type"], "welcome");
+    d.subscribe(Some(last_seen)).await;
+    let more = clerk
+        .ok(json!({"command": "check_in", "deputy": "DB040"}))
+        .await;
+    d.until_seq(more).await;
+    d.assert_in_order_without_gaps();
+    assert_eq!(d.seen.first(), Some(&last_seen));
+    assert_eq!(d.seen.last(), Some(&more));
+
+    // A resume from another epoch (or too far back) gets a snapshot instead.
+    let mut e = Client {
+        ws: s.connect_with(&d.token).await,
+        seen: Vec::new(),
+        token: d.token.clone(),
+        epoch: "other".into(),
+        n: 0,
+    };
+    assert_eq!(e.next().await["type"], "welcome");
+    e.subscribe(Some(1)).await;
+    let m = e.next().await;
+    assert_eq!(m["type"], "snapshot", "{m}");
+    assert_eq!(m["seq"].as_u64(), Some(more));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_ballot_returns_the_original_outcome_and_counts_once() {
+    let s = start().await;
+    let mut chair = s.client("CHAIR").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    let mut clerk = s.client("CLERK1").await;
+    clerk
+        .ok(json!({"command": "check_in", "deputy": "DB007"}))
+        .await;
+    chair
+        .ok(json!({"command": "set_current_item", "item": 3}))
+        .await;
+    chair
+        .ok(json!({"command": "open_vote", "question": "Q", "method": "named", "rule": null, "window_secs": 300, "allow_change": true, "rerun_of": null}))
+        .await;
+    let mut d = s.client("DB007").await;
+    let first = d
+        .command_with_id(
+            "ballot-1",
+            json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}),
+        )
+        .await;
+    assert_eq!(first["type"], "ack");
+    // The connection drops; the client retries the same command id on a new connection,
+    // even with a different body: the original outcome comes back and nothing is applied.
+    drop(d);
+    let mut d = s.client("DB007").await;
+    let retry = d
+        .command_with_id(
+            "ballot-1",
+            json!({"command": "cast_ballot", "vote": 1, "choice": "no"}),
+        )
+        .await;
+    assert_eq!(retry["type"], "ack");
+    assert_eq!(retry["seq"], first["seq"]);
+    let snap = s
+        .app
+        .sittings()
+        .next()
+        .expect("sitting")
+        .snapshot()
+        .await
+        .expect("snapshot");
+    let vote = &snap.state.votes[&sitting::VoteId(1)];
+    assert_eq!((vote.tally.yes, vote.tally.no), (1, 0));
+    assert_eq!(vote.ballots[&ActorId::new("DB007")].changes, 0);
+    // A rejection is remembered too.
+    let bad = d
+        .command_with_id("x-1", json!({"command": "close_vote", "vote": 1}))
+        .await;
+    assert_eq!(bad["code"], "not_permitted");
+    assert_eq!(
+        d.command_with_id("x-1", json!({"command": "close_vote", "vote": 1}))
+            .await["code"],
+        "not_permitted"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_role_and_command_pair_follows_the_permission_matrix() {
+    let s = start().await;
+    let sitting_id = dienhong::sitting::SittingId::new(s.sitting());
+    let roster = s
+        .app
+        .sitting(&sitting_id)
+        .expect("sitting")
+        .roster()
+        .clone();
+    let commands: Vec<Command> = vec![
+        Command::OpenSitting,
+        Command::SuspendSitting { reason: "r".into() },
+        Command::ResumeSitting,
+        Command::CloseSitting,
+        Command::CheckIn {
+            deputy: ActorId::new("DB050"),
+        },
+        Command::CheckOut {
+            deputy: ActorId::new("DB050"),
+        },
+        Command::AddAgendaItem {
+            title: "t".into(),
+            position: None,
+        },
+        Command::ReorderAgenda { order: vec![] },
+        Command::SetCurrentItem {
+            item: sitting::ItemId(1),
+        },
+        Command::RequestFloor {
+            kind: sitting::SpeechKind::Question,
+        },
+        Command::WithdrawRequest {
+            request: sitting::RequestId(99),
+        },
+        Command::ReorderQueue { order: vec![] },
+        Command::GrantFloor {
+            request: sitting::RequestId(99),
+        },
+        Command::GiveFloor {
+            deputy: ActorId::new("DB050"),
+            kind: sitting::SpeechKind::Question,
+        },
+        Command::ExtendFloor { secs: 10 },
+        Command::RevokeFloor,
+        Command::YieldFloor,
+        Command::OpenVote {
+            question: "q".into(),
+            method: sitting::Method::Named,
+            rule: None,
+            window_secs: None,
+            allow_change: None,
+            rerun_of: None,
+        },
+        Command::CastBallot {
+            vote: sitting::VoteId(1),
+            choice: sitting::Choice::Yes,
+        },
+        Command::RecordBallot {
+            vote: sitting::VoteId(1),
+            deputy: ActorId::new("DB050"),
+            choice: sitting::Choice::Yes,
+            reason: "r".into(),
+        },
+        Command::CloseVote {
+            vote: sitting::VoteId(1),
+        },
+        Command::VoidVote {
+            vote: sitting::VoteId(1),
+            reason: "r".into(),
+        },
+        Command::PublishDocument {
+            item: sitting::ItemId(1),
+            title: "t".into(),
+            media_type: "a/b".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+            access: sitting::Access::Public,
+        },
+        Command::SupersedeDocument {
+            document: sitting::DocumentId(9),
+            title: "t".into(),
+            media_type: "a/b".into(),
+            size: 1,
+            sha256: "0".repeat(64),
+        },
+        Command::AcknowledgeDocument {
+            document: sitting::DocumentId(9),
+            version: 1,
+            ack: sitting::Acknowledgement::Read,
+        },
+        Command::Tick,
+    ];
+    // One account per role (CHAIR also holds Deputy; VICE1 too).
+    let accounts = [
+        ("CHAIR", Role::Chair),
+        ("VICE1", Role::ViceChair),
+        ("CLERK1", Role::Clerk),
+        ("DB050", Role::Deputy),
+        ("SITE01", Role::SiteOperator),
+        ("OBSERVER", Role::Observer),
+    ];
+    let mut pairs = 0;
+    for (code, role) in accounts {
+        let actor = roster
+            .actor(&ActorId::new(code))
+            .expect("in roster")
+            .clone();
+        assert!(actor.has(role));
+        let mut c = s.client(code).await;
+        for cmd in &commands {
+            let r = c.command(serde_json::to_value(cmd).expect("json")).await;
+            let refused_for_role = r["code"] == "not_permitted";
+            if !sitting::role_permits(&actor, cmd) {
+                assert!(refused_for_role, "{code} {cmd:?} must be refused: {r}");
+            } else if refused_for_role {
+                // Permitted by role, refused for who the actor is: only self-only rules.
+                let self_only = matches!(
+                    cmd,
+                    Command::CheckIn { .. }
+                        | Command::CheckOut { .. }
+                        | Command::WithdrawRequest { .. }
+                        | Command::YieldFloor
+                        | Command::RecordBallot { .. }
+                );
+                assert!(
+                    self_only,
+                    "{code} {cmd:?} refused though the role permits it: {r}"
+                );
+            }
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, accounts.len() * commands.len());
+    s.stop().await;
+}
+
+async fn handshake_status(s: &Server, token: Option<&str>, origin: Option<&str>) -> u16 {
+    let url = match token {
+        Some(t) => format!("ws://{}/ws?token={t}", s.addr),
+        None => format!("ws://{}/ws", s.addr),
+    };
+    let mut req = url.into_client_request().expect("request");
+    if let Some(o) = origin {
+        req.headers_mut()
+            .insert("Origin", o.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("unexpected handshake error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn the_handshake_refuses_foreign_origins_missing_expired_and_revoked_tokens() {
+    let s = start().await;
+    let token = s.login("DB001").await;
+    assert_eq!(handshake_status(&s, Some(&token), None).await, 101);
+    assert_eq!(
+        handshake_status(&s, Some(&token), Some("http://127.0.0.1:8080")).await,
+        101
+    );
+    assert_eq!(
+        handshake_status(&s, Some(&token), Some("https://evil.example")).await,
+        403
+    );
+    assert_eq!(handshake_status(&s, None, None).await, 401);
+    assert_eq!(handshake_status(&s, Some("garbage.token"), None).await, 401);
+    // A correctly signed token whose time is up.
+    let key = s
+        .app
+        .store()
+        .setting("token_key")
+        .await
+        .expect("store")
+        .expect("key");
+    let key = TokenKey::from_bytes(key.try_into().expect("32 bytes"));
+    let expired = key.sign(&Claims {
+        sub: ActorId::new("DB001"),
+        roles: vec![Role::Deputy],
+        iat: Millis(0),
+        exp: Millis(1),
+        jti: new_jti(),
+    });
+    assert_eq!(handshake_status(&s, Some(&expired), None).await, 401);
+    // Wrong password.
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/login", s.addr))
+        .json(&json!({"code": "DB001", "password": "nope"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 401);
+
+    // Logout revokes the token and closes that actor's open sockets within a second.
+    let mut open = s.client("DB001").await;
+    let out = reqwest::Client::new()
+        .post(format!("http://{}/api/logout", s.addr))
+        .bearer_auth(&open.token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            let m = open.next().await;
+            if m["type"] == "closed" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("socket closed within a second");
+    assert_eq!(closed["code"], 1008);
+    assert_eq!(handshake_status(&s, Some(&open.token), None).await, 401);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_input_gets_typed_errors_or_closes_while_another_client_keeps_working() {
+    let s = start().await;
+    let mut good = s.client("CHAIR").await;
+    let mut bad = s.client("DB001").await;
+
+    bad.ws.send(Message::text("{not json")).await.expect("send");
+    assert_eq!(bad.next().await["code"], "malformed_json");
+    bad.send(json!({"type": "teleport", "v": 1})).await;
+    assert_eq!(bad.next().await["code"], "invalid_message");
+    bad.send(json!({"type": "command", "v": 1, "command": {"command": "open_sitting"}}))
+        .await;
+    assert_eq!(
+        bad.next().await["code"],
+        "invalid_message",
+        "missing command_id"
+    );
+    bad.send(json!({"type": "ping", "v": 7})).await;
+    assert_eq!(bad.next().await["code"], "unsupported_version");
+    bad.send(json!({"type": "command", "v": 1, "command_id": "", "command": {"command": "tick"}}))
+        .await;
+    assert_eq!(bad.next().await["code"], "invalid_command_id");
+    bad.send(json!({"type": "ping", "v": 1})).await;
+    assert_eq!(bad.next().await["type"], "pong");
+
+    // Oversize: closed with 1009.
+    let huge = format!(
+        "{{\"type\":\"ping\",\"v\":1,\"pad\":\"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    bad.ws.send(Message::text(huge)).await.expect("send");
+    let m = bad.next().await;
+    assert_eq!(m["code"], 1009, "{m}");
+
+    // Invalid UTF-8 in a text frame: closed with 1007.
+    let mut utf = s.client("DB002").await;
+    let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![0x7b, 0xff, 0xfe, 0x7d],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    utf.ws.send(Message::Frame(frame)).await.expect("send");
+    let m = utf.next().await;
+    assert!(m["code"] == 1007 || m["type"] == "error", "{m}");
+
+    // Flood: rate-limit errors, then a 1008 close.
+    let mut flood = s.client("DB003").await;
+    for i in 0..200 {
+        flood.send(json!({"type": "command", "v": 1, "command_id": format!("f{i}"), "command": {"command": "tick"}})).await;
+    }
+    let mut limited = 0;
+    let close = loop {
+        let m = flood.next().await;
+        if m["code"] == "rate_limited" {
+            limited += 1;
+        }
+        if m["type"] == "closed" {
+            break m;
+        }
+    };
+    assert!(limited > 0);
+    assert_eq!(close["code"], 1008);
+
+    // Meanwhile the chair's connection works as before.
+    good.ok(json!({"command": "open_sitting"})).await;
+    good.send(json!({"type": "ping", "v": 1})).await;
+    loop {
+        if good.next().await["type"] == "pong" {
+            break;
+        }
+    }
+    assert!(s.app.is_ready());
+    s.stop().await;
+}
