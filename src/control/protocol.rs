@@ -3,7 +3,7 @@
 //! One JSON object per text frame, tagged by `type`, carrying the protocol version `v`.
 //! `docs/protocol.md` documents each message with an example; keep the two in step.
 
-use crate::sitting::{ActorId, Command, Event, Millis, Role, SittingState};
+use crate::sitting::{ActorId, Command, Event, Millis, Role};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this server speaks.
@@ -60,7 +60,8 @@ pub enum ServerMessage {
         /// Server time.
         now: Millis,
     },
-    /// The whole state at `seq`; events after it follow.
+    /// The whole state at `seq` except the roster (served by
+    /// `GET /api/sittings/{id}/roster`); events after it follow.
     Snapshot {
         /// Protocol version.
         v: u32,
@@ -70,8 +71,8 @@ pub enum ServerMessage {
         epoch: String,
         /// Sequence number the state includes.
         seq: u64,
-        /// The state.
-        state: Box<SittingState>,
+        /// The state, without its `roster` field.
+        state: Box<serde_json::Value>,
     },
     /// One event of the log.
     Event {

@@ -99,6 +99,16 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
             reason: Utf8Bytes::from_static(reason),
         };
         let _ = tokio::time::timeout(SEND_TIMEOUT, s.sink.send(Message::Close(Some(frame)))).await;
+        // Finish the closing handshake: read (and drop) what the client still sends until
+        // its Close, so the socket is not reset with our Close frame unread.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
     tracing::debug!(actor = %actor, "connection closed");
 }
@@ -376,19 +386,12 @@ impl Session {
         let Some(handle) = self.handle.clone() else {
             return Ok(());
         };
-        let snap = match handle.snapshot().await {
+        let (seq, text) = match handle.snapshot_message().await {
             Ok(s) => s,
             Err(_) => return Err(End::Close(close_code::RESTART, "sitting unavailable")),
         };
-        let msg = ServerMessage::Snapshot {
-            v: PROTOCOL_VERSION,
-            sitting: handle.id().0.clone(),
-            epoch: snap.epoch.to_string(),
-            seq: snap.seq,
-            state: Box::new((*snap.state).clone()),
-        };
-        self.last_sent = snap.seq;
-        self.send(&msg).await
+        self.last_sent = seq;
+        self.send_text(&text).await
     }
 
     /// Sends events from the log after `last_sent`, up to `until` (or to the end).

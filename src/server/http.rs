@@ -55,6 +55,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
+        .route("/api/sittings/{id}/roster", get(roster))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/ws", get(websocket))
@@ -97,6 +98,22 @@ async fn one_sitting(
                 format!("no sitting {id:?}"),
             )
         })
+}
+
+async fn roster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let handle = app.sitting(&SittingId::new(id.clone())).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_sitting",
+            format!("no sitting {id:?}"),
+        )
+    })?;
+    // The roster never changes during a sitting: let clients and proxies cache it.
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=3600")],
+        Json(handle.roster().clone()),
+    )
+        .into_response())
 }
 
 async fn not_found() -> ApiError {
@@ -233,7 +250,11 @@ async fn websocket(
     // Transport cap above the message limit, so an oversize message is read and answered
     // with close 1009 rather than dropped; anything beyond the cap drops the connection.
     let cap = limits.max_message_bytes.saturating_mul(4).max(64 * 1024);
+    // Small buffers: a parliament day keeps thousands of connections open, most of them
+    // idle; the defaults (128 KiB each way) would cost gigabytes at 10,000 connections.
     Ok(ws
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| crate::control::session::run(socket, app, claims, limits)))

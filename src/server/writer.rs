@@ -78,6 +78,9 @@ enum Request {
     },
 }
 
+/// A serialized snapshot message and the sequence number it is at.
+type SnapshotText = (u64, Arc<str>);
+
 /// A handle to a running sitting writer.
 #[derive(Clone)]
 pub struct SittingHandle {
@@ -87,6 +90,7 @@ pub struct SittingHandle {
     summary: watch::Receiver<Arc<Summary>>,
     committed: broadcast::Sender<Arc<Committed>>,
     roster: Arc<sitting::Roster>,
+    snapshot_json: Arc<std::sync::Mutex<Option<SnapshotText>>>,
 }
 
 impl SittingHandle {
@@ -140,6 +144,40 @@ impl SittingHandle {
         rx.await.map_err(|_| SubmitError::Unavailable)
     }
 
+    /// The `snapshot` message at the current head as JSON text. Serialized once per
+    /// sequence number and shared, so a thousand clients reconnecting at once cost one
+    /// serialization, not a thousand.
+    pub async fn snapshot_message(&self) -> Result<(u64, Arc<str>), SubmitError> {
+        let snap = self.snapshot().await?;
+        if let Ok(cache) = self.snapshot_json.lock()
+            && let Some((seq, text)) = cache.as_ref()
+            && *seq == snap.seq
+        {
+            return Ok((*seq, text.clone()));
+        }
+        // The roster is fixed for the sitting and large (every actor); clients fetch it once
+        // from `GET /api/sittings/{id}/roster` instead of with every snapshot.
+        let mut state = serde_json::to_value(&*snap.state).unwrap_or_default();
+        if let Some(obj) = state.as_object_mut() {
+            obj.remove("roster");
+        }
+        let text: Arc<str> = Arc::from(
+            serde_json::to_string(&SnapshotMessage {
+                kind: "snapshot",
+                v: PROTOCOL_VERSION,
+                sitting: self.id.as_str(),
+                epoch: &snap.epoch,
+                seq: snap.seq,
+                state: &state,
+            })
+            .unwrap_or_default(),
+        );
+        if let Ok(mut cache) = self.snapshot_json.lock() {
+            *cache = Some((snap.seq, text.clone()));
+        }
+        Ok((snap.seq, text))
+    }
+
     /// The latest summary.
     pub fn summary(&self) -> Arc<Summary> {
         self.summary.borrow().clone()
@@ -149,6 +187,19 @@ impl SittingHandle {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.committed.subscribe()
     }
+}
+
+/// The `snapshot` message, serialized from a borrowed state (same shape as
+/// `ServerMessage::Snapshot`).
+#[derive(serde::Serialize)]
+struct SnapshotMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    v: u32,
+    sitting: &'a str,
+    epoch: &'a str,
+    seq: u64,
+    state: &'a serde_json::Value,
 }
 
 /// Writer settings.
@@ -211,6 +262,7 @@ fn spawn(
         summary: summary_rx,
         committed: committed.clone(),
         roster: Arc::new(state.roster.clone()),
+        snapshot_json: Arc::default(),
     };
     let dedup = outcomes
         .into_iter()

@@ -1,0 +1,646 @@
+//! `dienhong-load`: drives a real server over real WebSockets and checks that nothing is
+//! lost, duplicated or reordered.
+//!
+//! Default (`sitting` mode): 500 deputies + 63 delegation sites + a chair + a clerk log in,
+//! subscribe, check in, file 50 requests to speak; the chair grants and revokes the floor;
+//! a named vote of 500 ballots with 5% changed, a secret vote, a document push; then every
+//! client drops its connection at once and resumes. Every client must see every event
+//! exactly once and in order. Prints p50/p99/max of command acknowledgement and of event
+//! fan-out (from the event's commit time to its arrival), errors, lost and duplicated
+//! events; exits 1 if any event was lost or duplicated or a command failed unexpectedly.
+//!
+//! `--connections N` (`fanout` mode): N connections follow the sitting, the chair makes
+//! `--events` changes, and the tool reports how long each event took to reach all of them,
+//! and the server's memory per connection when `--server-pid` is given.
+//!
+//! Run against a freshly seeded demo server: `dienhong demo --database sqlite:/tmp/load.db`.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+#[derive(Parser, Clone)]
+#[command(about = "Load and correctness tool for a dienhong server")]
+struct Args {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Sitting to drive.
+    #[arg(long, default_value = "demo-2026-11")]
+    sitting: String,
+    /// Password of the accounts (the demo password).
+    #[arg(long, default_value = "demo")]
+    password: String,
+    /// Fan-out mode: this many connections follow the sitting.
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Fan-out mode: events to measure.
+    #[arg(long, default_value_t = 20)]
+    events: usize,
+    /// Fan-out mode: the server's pid, to report its memory per connection.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What one client connection saw.
+#[derive(Default)]
+struct Seen {
+    /// Sequence number of the snapshot (or resume point) the stream started from.
+    start: Option<u64>,
+    /// Event sequence numbers in arrival order.
+    seqs: Vec<u64>,
+    /// Fan-out latencies in ms (arrival − commit time).
+    fanout_ms: Vec<i64>,
+    /// Ack/error replies by command id: (type, seq or code).
+    replies: HashMap<String, Value>,
+    epoch: String,
+}
+
+struct Client {
+    code: String,
+    token: String,
+    seen: Arc<Mutex<Seen>>,
+    tx: Option<mpsc::UnboundedSender<Message>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    n: AtomicU64,
+}
+
+fn ws_config() -> WebSocketConfig {
+    let mut c = WebSocketConfig::default();
+    c.read_buffer_size = 8 * 1024;
+    c.write_buffer_size = 0;
+    c
+}
+
+async fn login(http: &reqwest::Client, args: &Args, code: &str) -> Result<String> {
+    let r: Value = http
+        .post(format!("{}/api/login", args.url))
+        .json(&json!({"code": code, "password": args.password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    r["token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("login of {code} failed: {r}"))
+}
+
+impl Client {
+    /// Connects and subscribes (fresh, or resuming from what was seen).
+    async fn connect(&mut self, args: &Args, resume: bool) -> Result<()> {
+        let ws_url = args.url.replacen("http", "ws", 1);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            format!("{ws_url}/ws?token={}", self.token),
+            Some(ws_config()),
+            false,
+        )
+        .await
+        .with_context(|| format!("connect {}", self.code))?;
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let mut sub = json!({"type": "subscribe", "v": 1, "sitting": args.sitting});
+        {
+            let seen = self.seen.lock().await;
+            if resume {
+                sub["resume_from"] = json!(seen.seqs.last().copied().or(seen.start).unwrap_or(0));
+                sub["epoch"] = json!(seen.epoch);
+            }
+        }
+        sink.send(Message::text(sub.to_string())).await?;
+        let seen = self.seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(m) => { if sink.send(m).await.is_err() { break; } }
+                        None => { let _ = sink.close().await; break; }
+                    },
+                    msg = stream.next() => {
+                        let Some(Ok(msg)) = msg else { break };
+                        let Message::Text(t) = msg else { continue };
+                        let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+                        let mut s = seen.lock().await;
+                        match v["type"].as_str() {
+                            Some("snapshot") => {
+                                s.start = v["seq"].as_u64();
+                                s.epoch = v["epoch"].as_str().unwrap_or_default().to_owned();
+                                if !s.seqs.is_empty() {
+                                    // A snapshot after a resume request means the resume was refused.
+                                    s.seqs.push(u64::MAX);
+                                }
+                            }
+                            Some("event") => {
+                                if let Some(seq) = v["seq"].as_u64() { s.seqs.push(seq); }
+                                if let Some(at) = v["at"].as_i64() { s.fanout_ms.push(now_ms() - at); }
+                            }
+                            Some("ack") | Some("error") => {
+                                if let Some(id) = v["command_id"].as_str() {
+                                    s.replies.insert(id.to_owned(), v.clone());
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        });
+        self.tx = Some(tx);
+        self.task = Some(task);
+        Ok(())
+    }
+
+    async fn disconnect(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+
+    /// Sends a command; resolves with the reply and the time it took.
+    async fn command(&self, command: Value) -> Result<(Value, Duration)> {
+        let id = format!("{}-{}", self.code, self.n.fetch_add(1, Ordering::Relaxed));
+        let msg = json!({"type": "command", "v": 1, "command_id": id, "command": command});
+        let start = Instant::now();
+        self.tx
+            .as_ref()
+            .context("not connected")?
+            .send(Message::text(msg.to_string()))
+            .context("connection closed")?;
+        loop {
+            if let Some(r) = self.seen.lock().await.replies.remove(&id) {
+                return Ok((r, start.elapsed()));
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("no reply to {id} within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn last_seq(&self) -> u64 {
+        let s = self.seen.lock().await;
+        s.seqs.last().copied().or(s.start).unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    ack: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+impl Stats {
+    fn record(&mut self, what: &str, r: Result<(Value, Duration)>, expect_ok: bool) {
+        match r {
+            Ok((v, d)) => {
+                self.ack.push(d);
+                if expect_ok && v["type"] != "ack" {
+                    self.errors.push(format!("{what}: {v}"));
+                }
+            }
+            Err(e) => self.errors.push(format!("{what}: {e:#}")),
+        }
+    }
+}
+
+fn pct<T: Copy + Ord>(v: &mut [T], p: f64) -> Option<T> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(v[((v.len() as f64 - 1.0) * p).round() as usize])
+}
+
+async fn run_all<F, Fut>(clients: &[Arc<Client>], f: F) -> Vec<Result<(Value, Duration)>>
+where
+    F: Fn(Arc<Client>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Value, Duration)>> + Send + 'static,
+{
+    let tasks: Vec<_> = clients.iter().map(|c| tokio::spawn(f(c.clone()))).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(
+            t.await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("task: {e}"))),
+        );
+    }
+    out
+}
+
+async fn connect_all(args: &Args, codes: &[String]) -> Result<Vec<Client>> {
+    let http = reqwest::Client::new();
+    let mut clients = Vec::new();
+    for chunk in codes.chunks(16) {
+        let logins = chunk.iter().map(|c| login(&http, args, c));
+        for (code, token) in chunk
+            .iter()
+            .zip(futures_util::future::join_all(logins).await)
+        {
+            clients.push(Client {
+                code: code.clone(),
+                token: token?,
+                seen: Arc::default(),
+                tx: None,
+                task: None,
+                n: AtomicU64::new(0),
+            });
+        }
+    }
+    for c in clients.iter_mut() {
+        c.connect(args, false).await?;
+    }
+    Ok(clients)
+}
+
+async fn wait_all_seen(clients: &[Arc<Client>], seq: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for c in clients {
+        while c.last_seq().await < seq {
+            if Instant::now() > deadline {
+                bail!("{} stopped at {} < {seq}", c.code, c.last_seq().await);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn sitting_mode(args: &Args) -> Result<bool> {
+    let mut codes: Vec<String> = vec!["CHAIR".into(), "CLERK1".into()];
+    codes.push("VICE1".into());
+    codes.extend((1..=498).map(|n| format!("DB{n:03}")));
+    let sites = reqwest::Client::new()
+        .get(format!("{}/api/sittings/{}", args.url, args.sitting))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?;
+    if sites["phase"] != "scheduled" {
+        bail!(
+            "the sitting must be freshly seeded (phase is {}): start the server on a new database",
+            sites["phase"]
+        );
+    }
+    let site_codes: Vec<String> = (1..=96).map(|n| format!("SITE{n:02}")).collect();
+    let t0 = Instant::now();
+    let http = reqwest::Client::new();
+    let mut site_ok = Vec::new();
+    for c in site_codes {
+        if login(&http, args, &c).await.is_ok() {
+            site_ok.push(c);
+        }
+    }
+    codes.extend(site_ok);
+    tracing::info!(clients = codes.len(), "logging in and connecting");
+    let mut clients = connect_all(args, &codes).await?;
+    tracing::info!(
+        secs = t0.elapsed().as_secs_f64(),
+        "all connected and subscribed"
+    );
+    let arcs: Vec<Arc<Client>> = clients.drain(..).map(Arc::new).collect();
+    let chair = arcs[0].clone();
+    let clerk = arcs[1].clone();
+    let deputies: Vec<Arc<Client>> = arcs
+        .iter()
+        .filter(|c| c.code == "CHAIR" || c.code == "VICE1" || c.code.starts_with("DB"))
+        .cloned()
+        .collect();
+    let mut st = Stats::default();
+
+    st.record(
+        "open",
+        chair.command(json!({"command": "open_sitting"})).await,
+        true,
+    );
+    for r in run_all(&deputies, |c| async move {
+        let code = c.code.clone();
+        c.command(json!({"command": "check_in", "deputy": code}))
+            .await
+    })
+    .await
+    {
+        st.record("check_in", r, true);
+    }
+    st.record(
+        "item",
+        chair
+            .command(json!({"command": "set_current_item", "item": 2}))
+            .await,
+        true,
+    );
+    for r in run_all(&deputies[..50], |c| async move {
+        c.command(json!({"command": "request_floor", "kind": "discussion"}))
+            .await
+    })
+    .await
+    {
+        st.record("request_floor", r, true);
+    }
+    for request in 1..=10 {
+        st.record(
+            "grant",
+            chair
+                .command(json!({"command": "grant_floor", "request": request}))
+                .await,
+            true,
+        );
+        st.record(
+            "revoke",
+            chair.command(json!({"command": "revoke_floor"})).await,
+            true,
+        );
+    }
+    st.record(
+        "item3",
+        chair
+            .command(json!({"command": "set_current_item", "item": 3}))
+            .await,
+        true,
+    );
+    st.record(
+        "open_vote",
+        chair
+            .command(json!({"command": "open_vote", "question": "Thông qua Nghị quyết", "method": "named", "rule": null, "window_secs": 600, "allow_change": true, "rerun_of": null}))
+            .await,
+        true,
+    );
+    for r in run_all(&deputies, |c| async move {
+        c.command(json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}))
+            .await
+    })
+    .await
+    {
+        st.record("ballot", r, true);
+    }
+    for r in run_all(&deputies[..25], |c| async move {
+        c.command(json!({"command": "cast_ballot", "vote": 1, "choice": "no"}))
+            .await
+    })
+    .await
+    {
+        st.record("changed ballot", r, true);
+    }
+    st.record(
+        "close",
+        chair
+            .command(json!({"command": "close_vote", "vote": 1}))
+            .await,
+        true,
+    );
+    st.record(
+        "open_secret",
+        chair
+            .command(json!({"command": "open_vote", "question": "Bỏ phiếu kín", "method": "secret", "rule": null, "window_secs": 600, "allow_change": null, "rerun_of": null}))
+            .await,
+        true,
+    );
+    for r in run_all(&deputies, |c| async move {
+        let choice = if c.code.ends_with('7') { "no" } else { "yes" };
+        c.command(json!({"command": "cast_ballot", "vote": 2, "choice": choice}))
+            .await
+    })
+    .await
+    {
+        st.record("secret ballot", r, true);
+    }
+    st.record(
+        "close_secret",
+        chair
+            .command(json!({"command": "close_vote", "vote": 2}))
+            .await,
+        true,
+    );
+    let (doc, _) = clerk
+        .command(json!({"command": "publish_document", "item": 3, "title": "Nghị quyết (bản cuối)", "media_type": "application/pdf", "size": 123456, "sha256": "ab".repeat(32), "access": {"level": "deputies"}}))
+        .await?;
+    if doc["type"] != "ack" {
+        st.errors.push(format!("document: {doc}"));
+    }
+    let before_drop = doc["seq"].as_u64().unwrap_or(0);
+    wait_all_seen(&arcs, before_drop).await?;
+    tracing::info!("sitting done; every client drops and resumes at once");
+
+    // Everyone drops at once, then everyone resumes from the last event it saw.
+    drop((chair, clerk, deputies));
+    let mut owned: Vec<Client> = arcs
+        .into_iter()
+        .map(|a| Arc::try_unwrap(a).map_err(|_| anyhow::anyhow!("client still shared")))
+        .collect::<Result<_>>()?;
+    for c in owned.iter_mut() {
+        c.disconnect().await;
+    }
+    let reconnect = Instant::now();
+    let mut tasks = Vec::new();
+    for mut c in owned {
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = c.connect(&args, true).await;
+            (c, r)
+        }));
+    }
+    let mut owned = Vec::new();
+    for t in tasks {
+        let (c, r) = t.await?;
+        if let Err(e) = r {
+            st.errors.push(format!("reconnect {}: {e:#}", c.code));
+        }
+        owned.push(c);
+    }
+    let reconnect_secs = reconnect.elapsed().as_secs_f64();
+    let arcs: Vec<Arc<Client>> = owned.into_iter().map(Arc::new).collect();
+    let (last, _) = arcs[0]
+        .command(json!({"command": "add_agenda_item", "title": "Mục bổ sung", "position": null}))
+        .await?;
+    let last = last["seq"].as_u64().unwrap_or(0);
+    wait_all_seen(&arcs, last).await?;
+
+    // Every client: one continuous run start+1 ..= last, each exactly once.
+    let (mut lost, mut dup, mut refused_resume) = (0u64, 0u64, 0u64);
+    let mut fanout = Vec::new();
+    for c in &arcs {
+        let s = c.seen.lock().await;
+        let start = s.start.unwrap_or(0);
+        if s.seqs.contains(&u64::MAX) {
+            refused_resume += 1;
+        }
+        let got: Vec<u64> = s.seqs.iter().copied().filter(|x| *x != u64::MAX).collect();
+        let mut expected = start + 1;
+        for seq in &got {
+            if *seq < expected {
+                dup += 1;
+            } else {
+                lost += seq - expected;
+                expected = seq + 1;
+            }
+        }
+        lost += (last + 1).saturating_sub(expected);
+        fanout.extend(s.fanout_ms.iter().copied());
+    }
+    let mut ack = st.ack.clone();
+    let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "clients: {}", arcs.len())?;
+    writeln!(
+        out,
+        "commands: {} (errors: {})",
+        st.ack.len(),
+        st.errors.len()
+    )?;
+    writeln!(
+        out,
+        "ack latency ms: p50 {:.2} p99 {:.2} max {:.2}",
+        ms(pct(&mut ack, 0.5)),
+        ms(pct(&mut ack, 0.99)),
+        ms(pct(&mut ack, 1.0))
+    )?;
+    writeln!(
+        out,
+        "fan-out latency ms (commit to arrival, {} deliveries): p50 {} p99 {} max {}",
+        fanout.len(),
+        pct(&mut fanout, 0.5).unwrap_or(0),
+        pct(&mut fanout, 0.99).unwrap_or(0),
+        pct(&mut fanout, 1.0).unwrap_or(0)
+    )?;
+    writeln!(
+        out,
+        "events in the log: {last}; reconnect of all clients: {reconnect_secs:.2} s"
+    )?;
+    writeln!(
+        out,
+        "lost events: {lost}; duplicated events: {dup}; resumes answered with a snapshot: {refused_resume}"
+    )?;
+    for e in st.errors.iter().take(10) {
+        writeln!(out, "error: {e}")?;
+    }
+    Ok(lost == 0 && dup == 0 && st.errors.is_empty() && refused_resume == 0)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
+    let http = reqwest::Client::new();
+    let token = login(&http, args, "OBSERVER").await?;
+    let chair_token = login(&http, args, "CHAIR").await?;
+    let rss_before = args.server_pid.and_then(rss_kib);
+    let mut followers = Vec::with_capacity(n);
+    let t0 = Instant::now();
+    for i in 0..n {
+        let mut c = Client {
+            code: format!("F{i}"),
+            token: token.clone(),
+            seen: Arc::default(),
+            tx: None,
+            task: None,
+            n: AtomicU64::new(0),
+        };
+        c.connect(args, false).await?;
+        followers.push(c);
+        if i % 1000 == 999 {
+            tracing::info!(connected = i + 1, "connecting");
+        }
+    }
+    // Let every subscription receive its snapshot.
+    for c in &followers {
+        while c.seen.lock().await.start.is_none() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let rss_after = args.server_pid.and_then(rss_kib);
+    let mut chair = Client {
+        code: "CHAIR".into(),
+        token: chair_token,
+        seen: Arc::default(),
+        tx: None,
+        task: None,
+        n: AtomicU64::new(0),
+    };
+    chair.connect(args, false).await?;
+    let mut last = 0;
+    for i in 0..args.events {
+        let (r, _) = chair
+            .command(json!({"command": "add_agenda_item", "title": format!("Mục đo {i}"), "position": null}))
+            .await?;
+        last = r["seq"].as_u64().unwrap_or(last);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arcs: Vec<Arc<Client>> = followers.into_iter().map(Arc::new).collect();
+    wait_all_seen(&arcs, last).await?;
+    let mut fanout = Vec::new();
+    for c in &arcs {
+        fanout.extend(c.seen.lock().await.fanout_ms.iter().copied());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "connections: {n} (connected and subscribed in {connect_secs:.1} s)"
+    )?;
+    writeln!(
+        out,
+        "fan-out of {} events to every connection ({} deliveries), commit to arrival ms: p50 {} p99 {} max {}",
+        args.events,
+        fanout.len(),
+        pct(&mut fanout, 0.5).unwrap_or(0),
+        pct(&mut fanout, 0.99).unwrap_or(0),
+        pct(&mut fanout, 1.0).unwrap_or(0)
+    )?;
+    if let (Some(b), Some(a)) = (rss_before, rss_after) {
+        writeln!(
+            out,
+            "server RSS: {b} KiB before, {a} KiB with {n} connections: {:.1} KiB per connection",
+            (a.saturating_sub(b)) as f64 / n as f64
+        )?;
+    }
+    Ok(fanout.len() == n * args.events)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let args = Args::parse();
+    let result = match args.connections {
+        Some(n) => fanout_mode(&args, n).await,
+        None => sitting_mode(&args).await,
+    };
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
