@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use dienhong::config::Config;
 use dienhong::server::{self, App};
 use dienhong::store::{Store, Verification};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,6 +42,14 @@ enum Cmd {
         /// Listen address (overrides server.listen).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Database URL (overrides database.url).
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Set an account's password, read from the first line of standard input.
+    Passwd {
+        /// The login code (deputy or staff code).
+        code: String,
         /// Database URL (overrides database.url).
         #[arg(long)]
         database: Option<String>,
@@ -87,6 +96,7 @@ fn main() -> ExitCode {
             } => serve(config, demo, listen, database).await,
             Cmd::Demo { listen, database } => serve(config, true, listen, database).await,
             Cmd::Verify { database, sitting } => verify(config, database, sitting).await,
+            Cmd::Passwd { code, database } => passwd(config, code, database).await,
         }
     });
     match result {
@@ -137,6 +147,31 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+async fn passwd(
+    config: Config,
+    code: String,
+    database: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        anyhow::bail!("the password must have at least 8 characters");
+    }
+    let url = database.unwrap_or(config.database.url);
+    let store = Store::open(&url).await.context("opening the store")?;
+    let phc = dienhong::auth::hash_password(password).context("hashing")?;
+    store
+        .set_credentials(&[(dienhong::sitting::ActorId::new(&code), phc)])
+        .await
+        .context("storing")?;
+    store.close().await;
+    tracing::info!(code = %code, "password set");
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn verify(
     config: Config,
     database: Option<String>,
@@ -156,11 +191,11 @@ async fn verify(
         match store.verify(&meta.sitting).await.context("verifying")? {
             Verification::Ok { events } => {
                 eprintln!("sitting {}:", meta.sitting);
-                println!("ok {events} events");
+                writeln!(std::io::stdout(), "ok {events} events")?;
             }
             Verification::Broken { seq, reason } => {
                 eprintln!("sitting {}:", meta.sitting);
-                println!("broken at seq {seq}: {reason}");
+                writeln!(std::io::stdout(), "broken at seq {seq}: {reason}")?;
                 broken = true;
             }
         }

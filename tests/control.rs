@@ -26,11 +26,16 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(&[]).await
+}
+
+async fn start_with(extra: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let env = vec![(
+    let mut env = vec![(
         "DIENHONG__DATABASE__URL".to_owned(),
         format!("sqlite:{}", dir.path().join("c.db").display()),
     )];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::load_with_env(None, env).expect("config");
     let app = App::start(&config, true).await.expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -687,5 +692,125 @@ async fn hostile_input_gets_typed_errors_or_closes_while_another_client_keeps_wo
         }
     }
     assert!(s.app.is_ready());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let s = start_with(&[
+        ("DIENHONG__CONTROL__PING_SECS", "1"),
+        ("DIENHONG__CONTROL__IDLE_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let mut c = s.client("DB001").await;
+    // Not reading means not answering the server's pings: nothing arrives from us.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let closed = loop {
+        let m = c.next().await;
+        if m["type"] == "closed" {
+            break m;
+        }
+    };
+    assert_eq!(closed["code"], 1001);
+    // A connection that keeps talking stays open past the timeout.
+    let mut alive = s.client("DB002").await;
+    for _ in 0..4 {
+        alive.send(json!({"type": "ping", "v": 1})).await;
+        loop {
+            if alive.next().await["type"] == "pong" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_back() {
+    let s = start_with(&[
+        ("DIENHONG__CONTROL__FANOUT_BUFFER", "16"),
+        ("DIENHONG__CONTROL__COMMANDS_PER_SEC", "10000"),
+        ("DIENHONG__CONTROL__COMMAND_BURST", "10000"),
+    ])
+    .await;
+    // A client with a tiny receive buffer that subscribes and then stops reading.
+    let token = s.login("DB009").await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(2048).expect("rcvbuf");
+    let stream = socket.connect(s.addr).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/ws?token={token}", s.addr),
+        MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("handshake");
+    let mut slow = Client {
+        ws,
+        seen: Vec::new(),
+        token,
+        epoch: String::new(),
+        n: 0,
+    };
+    assert_eq!(slow.next().await["type"], "welcome");
+    slow.subscribe(None).await;
+
+    let mut clerk = s.client("CLERK1").await;
+    // About 6 MB of events in 3,000 commits: more than the kernel buffers on the way to the
+    // slow client can hold, so its session blocks and its place in the fan-out runs out.
+    let title = "𝕋".repeat(490);
+    let mut last = 0;
+    for wave in 0..60 {
+        for i in 0..50 {
+            clerk
+                .send(json!({"type": "command", "v": 1, "command_id": format!("w{wave}-{i}"), "command": {"command": "publish_document", "item": 1, "title": format!("{title}{i}"), "media_type": "application/pdf", "size": 10, "sha256": "ab".repeat(32), "access": {"level": "public"}}}))
+                .await;
+        }
+        let mut replies = 0;
+        while replies < 50 {
+            let m = clerk.next().await;
+            if m["type"] == "ack" {
+                replies += 1;
+                last = last.max(m["seq"].as_u64().expect("seq"));
+            }
+            assert_ne!(m["type"], "error", "{m}");
+        }
+    }
+    // The clerk, reading all along, was never held back nor resynced.
+    clerk.until_seq(last).await;
+    clerk.assert_in_order_without_gaps();
+
+    // The slow one reads now: somewhere in its stream, a resync and a fresh snapshot, after
+    // which it is complete and in order again.
+    let mut saw_resync = false;
+    let mut after_snapshot: Vec<u64> = Vec::new();
+    let mut snapshot_seq = None;
+    loop {
+        let m = slow.next().await;
+        match m["type"].as_str() {
+            Some("resync") => saw_resync = true,
+            Some("snapshot") if saw_resync => {
+                snapshot_seq = m["seq"].as_u64();
+                after_snapshot.clear();
+                if snapshot_seq >= Some(last) {
+                    break;
+                }
+            }
+            Some("event") => {
+                let seq = m["seq"].as_u64().expect("seq");
+                if snapshot_seq.is_some() {
+                    after_snapshot.push(seq);
+                }
+                if seq == last {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    assert!(saw_resync, "the slow client was told to resync");
+    let from = snapshot_seq.expect("a snapshot followed the resync");
+    let expected: Vec<u64> = (from + 1..=last).collect();
+    assert_eq!(after_snapshot, expected);
     s.stop().await;
 }

@@ -293,3 +293,51 @@ async fn the_binary_serves_the_demo_and_exits_zero_on_sigterm() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 1 events");
 }
+
+async fn login_status(addr: &str, code: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/api/login"))
+        .json(&serde_json::json!({"code": code, "password": password}))
+        .send()
+        .await
+        .expect("login")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn an_operator_sets_a_password_and_only_the_new_one_logs_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("pw.db").display());
+    let (mut child, addr) = spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
+    assert_eq!(login_status(&addr, "DB001", "demo").await, 200);
+    sigterm(&child);
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+
+    let set = |password: &'static str| {
+        let mut p = Process::new(BIN)
+            .args(["passwd", "DB001", "--database", &db])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("passwd runs");
+        use std::io::Write;
+        p.stdin
+            .take()
+            .expect("stdin")
+            .write_all(password.as_bytes())
+            .expect("write");
+        p.wait().expect("wait")
+    };
+    assert!(!set("short\n").success(), "short passwords are refused");
+    assert!(set("một mật khẩu dài\n").success());
+
+    let (mut child, addr) = spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
+    assert_eq!(login_status(&addr, "DB001", "một mật khẩu dài").await, 200);
+    assert_eq!(login_status(&addr, "DB001", "demo").await, 401);
+    assert_eq!(login_status(&addr, "DB002", "demo").await, 200);
+    assert_eq!(login_status(&addr, "NOBODY", "demo").await, 401);
+    sigterm(&child);
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+}
