@@ -165,7 +165,11 @@ impl Client {
         if resume.is_some() {
             return Value::Null;
         }
-        let snap = self.next().await;
+        let mut snap = self.next().await;
+        while snap["type"] == "event" {
+            // Events of an earlier subscription still on the way.
+            snap = self.next().await;
+        }
         assert_eq!(snap["type"], "snapshot", "{snap}");
         self.epoch = snap["epoch"].as_str().expect("epoch").to_owned();
         self.seen.push(snap["seq"].as_u64().expect("seq"));
@@ -812,5 +816,42 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
     let from = snapshot_seq.expect("a snapshot followed the resync");
     let expected: Vec<u64> = (from + 1..=last).collect();
     assert_eq!(after_snapshot, expected);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_secret_vote_shows_who_took_part_but_no_counts_until_it_closes() {
+    let s = start().await;
+    let mut chair = s.client("CHAIR").await;
+    let mut clerk = s.client("CLERK1").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    for d in ["DB011", "DB012", "DB013"] {
+        clerk.ok(json!({"command": "check_in", "deputy": d})).await;
+    }
+    chair
+        .ok(json!({"command": "set_current_item", "item": 3}))
+        .await;
+    chair
+        .ok(json!({"command": "open_vote", "question": "Bầu", "method": "secret", "rule": null, "window_secs": 300, "allow_change": null, "rerun_of": null}))
+        .await;
+    let mut voters = Vec::new();
+    for (d, choice) in [("DB011", "yes"), ("DB012", "no")] {
+        let mut c = s.client(d).await;
+        c.ok(json!({"command": "cast_ballot", "vote": 1, "choice": choice}))
+            .await;
+        voters.push(c);
+    }
+    let mut watcher = s.client("OBSERVER").await;
+    let snap = watcher.subscribe(None).await;
+    let vote = &snap["state"]["votes"]["1"];
+    assert_eq!(vote["participants"], json!(["DB011", "DB012"]));
+    assert!(vote["tally"].is_null(), "live secret counts leaked: {vote}");
+    assert!(!snap.to_string().contains("\"choice\""), "{snap}");
+    chair.ok(json!({"command": "close_vote", "vote": 1})).await;
+    let snap = watcher.subscribe(None).await;
+    assert_eq!(
+        snap["state"]["votes"]["1"]["tally"],
+        json!({"yes": 1, "no": 1, "abstain": 0})
+    );
     s.stop().await;
 }

@@ -161,6 +161,7 @@ impl SittingHandle {
         if let Some(obj) = state.as_object_mut() {
             obj.remove("roster");
         }
+        hide_open_secret_tallies(&mut state, &snap.state);
         let text: Arc<str> = Arc::from(
             serde_json::to_string(&SnapshotMessage {
                 kind: "snapshot",
@@ -200,6 +201,23 @@ struct SnapshotMessage<'a> {
     epoch: &'a str,
     seq: u64,
     state: &'a serde_json::Value,
+}
+
+/// Blanks the counts of secret votes that are still open. Participation is public as it
+/// happens (`secret_ballot_taken`); live counts beside it would let anyone who asks for
+/// snapshots often enough tie a choice to the deputy who just took part. The counts become
+/// public with the result, at the close.
+fn hide_open_secret_tallies(json: &mut serde_json::Value, state: &SittingState) {
+    for (id, vote) in &state.votes {
+        if vote.method == sitting::Method::Secret
+            && vote.is_open()
+            && let Some(v) = json
+                .get_mut("votes")
+                .and_then(|votes| votes.get_mut(id.0.to_string()))
+        {
+            v["tally"] = serde_json::Value::Null;
+        }
+    }
 }
 
 /// Writer settings.
