@@ -1,0 +1,12 @@
+//! dienhong-sfu: the media plane of the hybrid sitting.
+//!
+//! - [`routing`]: pure forwarding decisions. Who receives which track, which simulcast
+//!   layer, when to ask a publisher for a keyframe, with the floor enforced: a microphone
+//!   whose owner does not hold the floor reaches nobody but the chair console. Driven by
+//!   events (joins, tracks, floor changes, bandwidth estimates, mutes) with the time passed
+//!   in; no sockets, no clock, so every rule is tested with tables and a virtual clock.
+//!
+//! The I/O driver on webrtc-rs that applies these decisions to real peers comes next; its
+//! architecture is chosen from the forwarding benchmark (see `docs/benchmarks.md`).
+
+pub mod routing;

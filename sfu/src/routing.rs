@@ -1,0 +1,417 @@
+//! Forwarding decisions as pure code.
+//!
+//! The [`Router`] knows the participants (with what they are: the chamber, a delegation
+//! site, a remote deputy, a chair console, a display or broadcast pull), the tracks they
+//! publish, who holds the floor, which microphones the chair muted, and each subscriber's
+//! bandwidth estimate. From that it derives, for every subscriber, which tracks it receives
+//! and at which simulcast layer, and reports the changes as [`Action`]s for the I/O layer:
+//! start, switch layer, stop, and keyframe requests (throttled per track and layer).
+//!
+//! Who receives what:
+//! - the chamber's programme (video and hall audio) goes to every other participant;
+//! - the floor holder's microphone and camera go to every other participant (the chamber
+//!   included: the hall hears a remote speaker);
+//! - the microphones of presiding participants (chair, vice-chair) always go to everyone;
+//! - any other microphone goes only to chair consoles, and not even there if the chair
+//!   muted it; its owner's camera goes to chair consoles as a thumbnail;
+//! - video is sent at the best layer the subscriber's bandwidth allows (thumbnails always at
+//!   the lowest), upgraded only with headroom, downgraded at once.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Milliseconds on the caller's clock (virtual in tests).
+pub type Millis = u64;
+
+/// A participant: a peer connection (the chamber encoder, a site room app, a deputy's
+/// device, a chair console, a display or broadcast pull).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ParticipantId(pub String);
+
+/// A published track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TrackId(pub u32);
+
+/// What a participant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// The main chamber: publishes the programme.
+    Chamber,
+    /// A delegation site's meeting room.
+    Site,
+    /// A deputy alone on a phone or laptop.
+    RemoteDeputy,
+    /// The chair's console: sees every site, hears who is ready.
+    ChairConsole,
+    /// A hall display, the public livestream or a WHEP pull: receives only.
+    Display,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Media {
+    /// A microphone or the hall mix.
+    Audio,
+    /// A camera or the programme picture.
+    Video,
+}
+
+/// A simulcast layer, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Layer {
+    /// Thumbnail quality.
+    Low,
+    /// Medium.
+    Mid,
+    /// Full quality.
+    High,
+}
+
+/// A published track and its simulcast layers' bitrates (bits/s), lowest first. A track
+/// without simulcast has one layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// Publisher.
+    pub owner: ParticipantId,
+    /// Audio or video.
+    pub media: Media,
+    /// Layers offered and their bitrates.
+    pub layers: Vec<(Layer, u64)>,
+}
+
+/// How a subscriber receives a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// Audio.
+    Audio,
+    /// Video at this layer.
+    Video(Layer),
+}
+
+/// What the I/O layer must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start sending `track` to `to`.
+    Start {
+        /// Track.
+        track: TrackId,
+        /// Subscriber.
+        to: ParticipantId,
+        /// How.
+        forward: Forward,
+    },
+    /// Send another layer of `track` to `to` (from its next keyframe).
+    Switch {
+        /// Track.
+        track: TrackId,
+        /// Subscriber.
+        to: ParticipantId,
+        /// New layer.
+        layer: Layer,
+    },
+    /// Stop sending `track` to `to`.
+    Stop {
+        /// Track.
+        track: TrackId,
+        /// Subscriber.
+        to: ParticipantId,
+    },
+    /// Ask the publisher of `track` for a keyframe of `layer` (PLI/FIR).
+    RequestKeyframe {
+        /// Track.
+        track: TrackId,
+        /// Layer.
+        layer: Layer,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Participant {
+    kind: Kind,
+    presiding: bool,
+    /// Bandwidth estimate for what it receives (TWCC/REMB), bits/s.
+    estimate: Option<u64>,
+}
+
+/// Tuning of layer choice and keyframe requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Upgrade only when the estimate exceeds the next layer's bitrate by this factor.
+    pub upgrade_headroom: f64,
+    /// Least time between two keyframe requests for the same track and layer.
+    pub keyframe_interval: Millis,
+    /// Share of a subscriber's estimate given to its main video (the rest: audio and
+    /// thumbnails).
+    pub main_video_share: f64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            upgrade_headroom: 1.25,
+            keyframe_interval: 500,
+            main_video_share: 0.85,
+        }
+    }
+}
+
+/// The routing state and decisions.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    tuning: Tuning,
+    participants: BTreeMap<ParticipantId, Participant>,
+    tracks: BTreeMap<TrackId, Track>,
+    floor: Option<ParticipantId>,
+    muted: BTreeSet<ParticipantId>,
+    /// What is being forwarded now.
+    current: BTreeMap<(TrackId, ParticipantId), Forward>,
+    /// Last keyframe request per (track, layer).
+    keyframes: BTreeMap<(TrackId, Layer), Millis>,
+    /// Keyframe requests held back by the throttle, to send when it allows.
+    pending_keyframes: BTreeSet<(TrackId, Layer)>,
+}
+
+impl Router {
+    /// A router with this tuning.
+    pub fn new(tuning: Tuning) -> Router {
+        Router {
+            tuning,
+            ..Router::default()
+        }
+    }
+
+    /// A participant connected.
+    pub fn join(
+        &mut self,
+        id: ParticipantId,
+        kind: Kind,
+        presiding: bool,
+        now: Millis,
+    ) -> Vec<Action> {
+        self.participants.insert(
+            id,
+            Participant {
+                kind,
+                presiding,
+                estimate: None,
+            },
+        );
+        self.reconcile(now)
+    }
+
+    /// A participant left (or timed out, or was removed): everything it sent or received stops.
+    pub fn leave(&mut self, id: &ParticipantId, now: Millis) -> Vec<Action> {
+        self.participants.remove(id);
+        self.tracks.retain(|_, t| &t.owner != id);
+        self.muted.remove(id);
+        self.reconcile(now)
+    }
+
+    /// A participant published a track.
+    pub fn publish(&mut self, track: TrackId, info: Track, now: Millis) -> Vec<Action> {
+        self.tracks.insert(track, info);
+        self.reconcile(now)
+    }
+
+    /// A track ended.
+    pub fn unpublish(&mut self, track: TrackId, now: Millis) -> Vec<Action> {
+        self.tracks.remove(&track);
+        self.reconcile(now)
+    }
+
+    /// The floor moved (granted, revoked, expired): `speaker` is the participant whose
+    /// microphone and camera carry the speaker, or none.
+    pub fn set_floor(&mut self, speaker: Option<ParticipantId>, now: Millis) -> Vec<Action> {
+        self.floor = speaker;
+        self.reconcile(now)
+    }
+
+    /// The chair muted or unmuted a microphone's preview on the console.
+    pub fn set_muted(&mut self, id: &ParticipantId, muted: bool, now: Millis) -> Vec<Action> {
+        if muted {
+            self.muted.insert(id.clone());
+        } else {
+            self.muted.remove(id);
+        }
+        self.reconcile(now)
+    }
+
+    /// A new bandwidth estimate for what `id` receives.
+    pub fn set_estimate(&mut self, id: &ParticipantId, bps: u64, now: Millis) -> Vec<Action> {
+        if let Some(p) = self.participants.get_mut(id) {
+            p.estimate = Some(bps);
+        }
+        // Only this subscriber's layers can change.
+        self.reconcile_scope(Some(id), now)
+    }
+
+    /// Sends keyframe requests the throttle held back, once it allows them.
+    pub fn tick(&mut self, now: Millis) -> Vec<Action> {
+        let mut out = Vec::new();
+        let pending: Vec<(TrackId, Layer)> = self.pending_keyframes.iter().copied().collect();
+        for (track, layer) in pending {
+            if self.tracks.contains_key(&track) {
+                self.keyframe(track, layer, now, &mut out);
+            } else {
+                self.pending_keyframes.remove(&(track, layer));
+            }
+        }
+        out
+    }
+
+    /// How `track` is forwarded to `to` now, if at all.
+    pub fn forwarding(&self, track: TrackId, to: &ParticipantId) -> Option<Forward> {
+        self.current.get(&(track, to.clone())).copied()
+    }
+
+    /// Every (track, subscriber) pair forwarded now.
+    pub fn forwarded(&self) -> impl Iterator<Item = (&(TrackId, ParticipantId), &Forward)> {
+        self.current.iter()
+    }
+
+    /// Whether `to` should receive `track` at all, and as what.
+    fn desired(
+        &self,
+        track_id: TrackId,
+        track: &Track,
+        to: &ParticipantId,
+        sub: &Participant,
+    ) -> Option<Forward> {
+        if &track.owner == to {
+            return None;
+        }
+        let owner = self.participants.get(&track.owner)?;
+        let speaking = self.floor.as_ref() == Some(&track.owner);
+        let console = sub.kind == Kind::ChairConsole;
+        match track.media {
+            Media::Audio => {
+                let public = owner.kind == Kind::Chamber || speaking || owner.presiding;
+                let preview = console && !self.muted.contains(&track.owner);
+                (public || preview).then_some(Forward::Audio)
+            }
+            Media::Video => {
+                let main = owner.kind == Kind::Chamber || speaking;
+                if main {
+                    Some(Forward::Video(self.main_layer(track_id, track, to, sub)))
+                } else if console && owner.kind != Kind::ChairConsole {
+                    Some(Forward::Video(lowest(track)))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The best layer the subscriber's estimate allows, with headroom to go up.
+    fn main_layer(
+        &self,
+        track_id: TrackId,
+        track: &Track,
+        to: &ParticipantId,
+        sub: &Participant,
+    ) -> Layer {
+        let Some(estimate) = sub.estimate else {
+            // No estimate yet: start low and let the estimate raise it.
+            return lowest(track);
+        };
+        let budget = estimate as f64 * self.tuning.main_video_share;
+        let current = self
+            .current
+            .get(&(track_id, to.clone()))
+            .and_then(|f| match f {
+                Forward::Video(l) => Some(*l),
+                Forward::Audio => None,
+            });
+        let mut best = lowest(track);
+        for (layer, bitrate) in &track.layers {
+            let needed = if current.is_some_and(|c| *layer <= c) {
+                // Staying at (or going down to) a layer needs only its own bitrate.
+                *bitrate as f64
+            } else {
+                *bitrate as f64 * self.tuning.upgrade_headroom
+            };
+            if budget >= needed {
+                best = best.max(*layer);
+            }
+        }
+        best
+    }
+
+    fn keyframe(&mut self, track: TrackId, layer: Layer, now: Millis, out: &mut Vec<Action>) {
+        let last = self.keyframes.get(&(track, layer)).copied();
+        if last.is_some_and(|t| now < t + self.tuning.keyframe_interval) {
+            self.pending_keyframes.insert((track, layer));
+            return;
+        }
+        self.pending_keyframes.remove(&(track, layer));
+        self.keyframes.insert((track, layer), now);
+        out.push(Action::RequestKeyframe { track, layer });
+    }
+
+    /// Derives the wanted forwarding from scratch and reports the differences.
+    fn reconcile(&mut self, now: Millis) -> Vec<Action> {
+        self.reconcile_scope(None, now)
+    }
+
+    /// As `reconcile`, for one subscriber only (or all).
+    fn reconcile_scope(&mut self, only: Option<&ParticipantId>, now: Millis) -> Vec<Action> {
+        let in_scope = |p: &ParticipantId| only.is_none_or(|o| o == p);
+        let mut wanted: BTreeMap<(TrackId, ParticipantId), Forward> = BTreeMap::new();
+        for (tid, track) in &self.tracks {
+            for (pid, sub) in self.participants.iter().filter(|(p, _)| in_scope(p)) {
+                if let Some(f) = self.desired(*tid, track, pid, sub) {
+                    wanted.insert((*tid, pid.clone()), f);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut keyframes: BTreeSet<(TrackId, Layer)> = BTreeSet::new();
+        for (key, old) in self.current.iter().filter(|(k, _)| in_scope(&k.1)) {
+            if !wanted.contains_key(key) {
+                out.push(Action::Stop {
+                    track: key.0,
+                    to: key.1.clone(),
+                });
+            } else if let (Forward::Video(a), Some(Forward::Video(b))) = (old, wanted.get(key))
+                && a != b
+            {
+                out.push(Action::Switch {
+                    track: key.0,
+                    to: key.1.clone(),
+                    layer: *b,
+                });
+                keyframes.insert((key.0, *b));
+            }
+        }
+        for (key, f) in &wanted {
+            if !self.current.contains_key(key) {
+                out.push(Action::Start {
+                    track: key.0,
+                    to: key.1.clone(),
+                    forward: *f,
+                });
+                if let Forward::Video(l) = f {
+                    keyframes.insert((key.0, *l));
+                }
+            }
+        }
+        self.current.retain(|k, _| !in_scope(&k.1));
+        self.current.extend(wanted);
+        for (track, layer) in keyframes {
+            self.keyframe(track, layer, now, &mut out);
+        }
+        out
+    }
+}
+
+fn lowest(track: &Track) -> Layer {
+    track
+        .layers
+        .iter()
+        .map(|(l, _)| *l)
+        .min()
+        .unwrap_or(Layer::Low)
+}
+
+#[cfg(test)]
+mod tests;

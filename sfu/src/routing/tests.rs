@@ -1,0 +1,370 @@
+//! Table tests of the routing rules, on a virtual clock.
+
+use super::*;
+use proptest::prelude::*;
+
+fn p(s: &str) -> ParticipantId {
+    ParticipantId(s.to_owned())
+}
+
+const HALL_VIDEO: TrackId = TrackId(1);
+const HALL_AUDIO: TrackId = TrackId(2);
+const S01_VIDEO: TrackId = TrackId(3);
+const S01_MIC: TrackId = TrackId(4);
+const S79_VIDEO: TrackId = TrackId(5);
+const S79_MIC: TrackId = TrackId(6);
+const DEP_MIC: TrackId = TrackId(7);
+const CHAIR_MIC: TrackId = TrackId(8);
+
+fn simulcast(owner: &str) -> Track {
+    Track {
+        owner: p(owner),
+        media: Media::Video,
+        layers: vec![
+            (Layer::Low, 150_000),
+            (Layer::Mid, 500_000),
+            (Layer::High, 1_500_000),
+        ],
+    }
+}
+
+fn mic(owner: &str) -> Track {
+    Track {
+        owner: p(owner),
+        media: Media::Audio,
+        layers: vec![(Layer::High, 40_000)],
+    }
+}
+
+/// The chamber, two sites, a remote deputy, a remote presiding chair, a chair console and a
+/// hall display, with their tracks.
+fn sitting() -> Router {
+    let mut r = Router::new(Tuning::default());
+    for (id, kind, presiding) in [
+        ("HALL", Kind::Chamber, false),
+        ("S01", Kind::Site, false),
+        ("S79", Kind::Site, false),
+        ("DEP", Kind::RemoteDeputy, false),
+        ("CHAIR", Kind::RemoteDeputy, true),
+        ("CONSOLE", Kind::ChairConsole, false),
+        ("TV", Kind::Display, false),
+    ] {
+        r.join(p(id), kind, presiding, 0);
+    }
+    r.publish(
+        HALL_VIDEO,
+        Track {
+            owner: p("HALL"),
+            media: Media::Video,
+            layers: vec![(Layer::High, 2_500_000)],
+        },
+        0,
+    );
+    r.publish(HALL_AUDIO, mic("HALL"), 0);
+    r.publish(S01_VIDEO, simulcast("S01"), 0);
+    r.publish(S01_MIC, mic("S01"), 0);
+    r.publish(S79_VIDEO, simulcast("S79"), 0);
+    r.publish(S79_MIC, mic("S79"), 0);
+    r.publish(DEP_MIC, mic("DEP"), 0);
+    r.publish(CHAIR_MIC, mic("CHAIR"), 0);
+    r
+}
+
+const EVERYONE: [&str; 7] = ["HALL", "S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"];
+
+/// Who receives `track`, in `EVERYONE` order.
+fn receivers(r: &Router, track: TrackId) -> Vec<&'static str> {
+    EVERYONE
+        .iter()
+        .copied()
+        .filter(|s| r.forwarding(track, &p(s)).is_some())
+        .collect()
+}
+
+#[test]
+fn without_the_floor_each_track_reaches_exactly_these_subscribers() {
+    let r = sitting();
+    let table: [(TrackId, &[&str]); 8] = [
+        (HALL_VIDEO, &["S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]),
+        (HALL_AUDIO, &["S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]),
+        (S01_VIDEO, &["CONSOLE"]),
+        (S01_MIC, &["CONSOLE"]),
+        (S79_VIDEO, &["CONSOLE"]),
+        (S79_MIC, &["CONSOLE"]),
+        (DEP_MIC, &["CONSOLE"]),
+        (CHAIR_MIC, &["HALL", "S01", "S79", "DEP", "CONSOLE", "TV"]),
+    ];
+    for (track, expected) in table {
+        assert_eq!(receivers(&r, track), expected, "{track:?}");
+    }
+}
+
+#[test]
+fn the_floor_holder_is_heard_and_seen_by_everyone_else_and_the_hall() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 10);
+    assert_eq!(
+        receivers(&r, S01_MIC),
+        ["HALL", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]
+    );
+    assert_eq!(
+        receivers(&r, S01_VIDEO),
+        ["HALL", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]
+    );
+    assert_eq!(
+        receivers(&r, S79_MIC),
+        ["CONSOLE"],
+        "other sites stay private"
+    );
+    assert_eq!(
+        receivers(&r, DEP_MIC),
+        ["CONSOLE"],
+        "a deputy without the floor is never forwarded"
+    );
+}
+
+#[test]
+fn moving_the_floor_stops_the_old_speaker_and_starts_the_new_one_in_one_step() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 10);
+    let actions = r.set_floor(Some(p("DEP")), 20);
+    let stops: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Stop { track, to } if *track == S01_MIC => Some(to.0.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stops,
+        BTreeSet::from(["HALL", "S79", "DEP", "CHAIR", "TV"]),
+        "the console keeps its preview"
+    );
+    let starts: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { track, to, .. } if *track == DEP_MIC => Some(to.0.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        BTreeSet::from(["HALL", "S01", "S79", "CHAIR", "TV"])
+    );
+    let actions = r.set_floor(None, 30);
+    assert!(actions.iter().all(|a| matches!(a, Action::Stop { .. })));
+    assert_eq!(receivers(&r, DEP_MIC), ["CONSOLE"]);
+}
+
+#[test]
+fn a_muted_microphone_does_not_even_reach_the_console_unless_it_has_the_floor() {
+    let mut r = sitting();
+    let actions = r.set_muted(&p("S79"), true, 5);
+    assert_eq!(
+        actions,
+        vec![Action::Stop {
+            track: S79_MIC,
+            to: p("CONSOLE")
+        }]
+    );
+    assert!(receivers(&r, S79_MIC).is_empty());
+    r.set_floor(Some(p("S79")), 6);
+    assert!(receivers(&r, S79_MIC).contains(&"CONSOLE"));
+    r.set_floor(None, 7);
+    assert!(receivers(&r, S79_MIC).is_empty());
+    r.set_muted(&p("S79"), false, 8);
+    assert_eq!(receivers(&r, S79_MIC), ["CONSOLE"]);
+}
+
+#[test]
+fn the_console_sees_every_site_as_a_thumbnail_whatever_its_bandwidth() {
+    let mut r = sitting();
+    r.set_estimate(&p("CONSOLE"), 50_000_000, 1);
+    assert_eq!(
+        r.forwarding(S01_VIDEO, &p("CONSOLE")),
+        Some(Forward::Video(Layer::Low))
+    );
+    assert_eq!(
+        r.forwarding(S79_VIDEO, &p("CONSOLE")),
+        Some(Forward::Video(Layer::Low))
+    );
+    // Once a site speaks, the console gets it as a main picture.
+    r.set_floor(Some(p("S01")), 2);
+    assert_eq!(
+        r.forwarding(S01_VIDEO, &p("CONSOLE")),
+        Some(Forward::Video(Layer::High))
+    );
+}
+
+#[test]
+fn the_layer_follows_the_bandwidth_estimate_with_headroom_to_go_up() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    let tv = p("TV");
+    // No estimate yet: start at the lowest layer.
+    assert_eq!(
+        r.forwarding(S01_VIDEO, &tv),
+        Some(Forward::Video(Layer::Low))
+    );
+    // (estimate, expected layer): budget is 85% of the estimate; going up needs 1.25×.
+    let table = [
+        (3_000_000, Layer::High), // 2.55 M ≥ 1.875 M
+        (2_000_000, Layer::High), // 1.7 M ≥ 1.5 M: stays
+        (1_700_000, Layer::Mid),  // 1.445 M < 1.5 M: down at once
+        (2_000_000, Layer::Mid),  // 1.7 M < 1.875 M: not enough headroom to go back up
+        (2_300_000, Layer::High), // 1.955 M ≥ 1.875 M
+        (400_000, Layer::Low),    // 340 k < 500 k
+        (100_000, Layer::Low),    // never below the lowest
+    ];
+    let mut now = 0;
+    for (estimate, expected) in table {
+        now += 1000;
+        r.set_estimate(&tv, estimate, now);
+        assert_eq!(
+            r.forwarding(S01_VIDEO, &tv),
+            Some(Forward::Video(expected)),
+            "estimate {estimate}"
+        );
+    }
+}
+
+#[test]
+fn a_bandwidth_drop_switches_the_layer_and_asks_for_a_keyframe_of_it() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    r.set_estimate(&p("TV"), 3_000_000, 1000);
+    let actions = r.set_estimate(&p("TV"), 400_000, 2000);
+    assert_eq!(
+        actions,
+        vec![
+            Action::Switch {
+                track: S01_VIDEO,
+                to: p("TV"),
+                layer: Layer::Low
+            },
+            Action::RequestKeyframe {
+                track: S01_VIDEO,
+                layer: Layer::Low
+            },
+        ]
+    );
+}
+
+#[test]
+fn keyframe_requests_are_throttled_per_track_and_layer_and_sent_when_allowed() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    r.set_estimate(&p("TV"), 3_000_000, 1000);
+    r.set_estimate(&p("TV"), 400_000, 2000); // keyframe Low at 2000
+    r.set_estimate(&p("S79"), 3_000_000, 2100);
+    let again = r.set_estimate(&p("S79"), 400_000, 2200);
+    assert!(
+        !again
+            .iter()
+            .any(|a| matches!(a, Action::RequestKeyframe { .. })),
+        "a second Low keyframe within 500 ms waits: {again:?}"
+    );
+    assert!(r.tick(2400).is_empty());
+    assert_eq!(
+        r.tick(2500),
+        vec![Action::RequestKeyframe {
+            track: S01_VIDEO,
+            layer: Layer::Low
+        }]
+    );
+    assert!(r.tick(3100).is_empty(), "sent once");
+}
+
+#[test]
+fn a_new_subscriber_starts_with_a_keyframe_of_each_picture() {
+    let mut r = sitting();
+    let actions = r.join(p("TV2"), Kind::Display, false, 10_000);
+    assert!(actions.contains(&Action::Start {
+        track: HALL_VIDEO,
+        to: p("TV2"),
+        forward: Forward::Video(Layer::High)
+    }));
+    assert!(actions.contains(&Action::Start {
+        track: HALL_AUDIO,
+        to: p("TV2"),
+        forward: Forward::Audio
+    }));
+    assert!(actions.contains(&Action::RequestKeyframe {
+        track: HALL_VIDEO,
+        layer: Layer::High
+    }));
+}
+
+#[test]
+fn a_participant_that_leaves_stops_everything_it_sent_and_received() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    let actions = r.leave(&p("S01"), 5);
+    assert!(actions.iter().all(|a| matches!(a, Action::Stop { .. })));
+    assert!(
+        r.forwarded()
+            .all(|((t, to), _)| *t != S01_MIC && *t != S01_VIDEO && to != &p("S01"))
+    );
+    // The floor may still name it; nothing is forwarded for a track that no longer exists.
+    assert!(receivers(&r, S01_MIC).is_empty());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Floor(Option<usize>),
+    Mute(usize, bool),
+    Estimate(usize, u64),
+    Leave(usize),
+    Join(usize),
+    Tick,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (prop::option::of(0usize..7)).prop_map(Op::Floor),
+        (0usize..7, any::<bool>()).prop_map(|(i, m)| Op::Mute(i, m)),
+        (0usize..7, 50_000u64..5_000_000).prop_map(|(i, e)| Op::Estimate(i, e)),
+        (0usize..7).prop_map(Op::Leave),
+        (0usize..7).prop_map(Op::Join),
+        Just(Op::Tick),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_floor_is_always_enforced_and_incremental_state_matches_a_fresh_derivation(ops in prop::collection::vec(op(), 1..60)) {
+        let mut r = sitting();
+        let kinds = [Kind::Chamber, Kind::Site, Kind::Site, Kind::RemoteDeputy, Kind::RemoteDeputy, Kind::ChairConsole, Kind::Display];
+        let mut now = 0;
+        for o in ops {
+            now += 37;
+            match o {
+                Op::Floor(i) => { r.set_floor(i.map(|i| p(EVERYONE[i])), now); }
+                Op::Mute(i, m) => { r.set_muted(&p(EVERYONE[i]), m, now); }
+                Op::Estimate(i, e) => { r.set_estimate(&p(EVERYONE[i]), e, now); }
+                Op::Leave(i) => { r.leave(&p(EVERYONE[i]), now); }
+                Op::Join(i) => { r.join(p(EVERYONE[i]), kinds[i], EVERYONE[i] == "CHAIR", now); }
+                Op::Tick => { r.tick(now); }
+            }
+            for ((track, to), _) in r.forwarded() {
+                let t = &r.tracks[track];
+                prop_assert_ne!(&t.owner, to, "a track is never sent back to its owner");
+                let owner = &r.participants[&t.owner];
+                let sub = &r.participants[to];
+                let may_be_heard = owner.kind == Kind::Chamber || owner.presiding || r.floor.as_ref() == Some(&t.owner);
+                if t.media == Media::Audio && !may_be_heard {
+                    prop_assert_eq!(sub.kind, Kind::ChairConsole, "a microphone without the floor reached {:?}", to);
+                    prop_assert!(!r.muted.contains(&t.owner));
+                }
+            }
+            // Layers may legitimately differ with history (hysteresis), but the set of
+            // forwarded pairs must equal a fresh derivation.
+            let mut fresh = r.clone();
+            fresh.current.clear();
+            fresh.reconcile(now);
+            let a: BTreeSet<_> = r.current.keys().collect();
+            let b: BTreeSet<_> = fresh.current.keys().collect();
+            prop_assert_eq!(a, b);
+        }
+    }
+}
