@@ -177,3 +177,15 @@ impl Authority {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stand_in_hash_for_unknown_codes_is_valid_and_matches_nothing_guessable() {
+        for guess in ["", "demo", "password", "x"] {
+            assert_eq!(verify_password(guess, DUMMY_PHC).ok(), Some(false));
+        }
+    }
+}

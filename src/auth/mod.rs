@@ -144,7 +144,8 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
 }
 
 /// Hashes with cheap parameters, for test fixtures only.
-pub fn hash_password_for_tests(password: &str) -> Result<String, PasswordError> {
+#[cfg(test)]
+fn hash_password_for_tests(password: &str) -> Result<String, PasswordError> {
     hash_with(password, true)
 }
 
