@@ -3,8 +3,9 @@
 //! duplicate, idempotent retries, the permission matrix, and hostile input.
 
 use dienhong::auth::{Claims, TokenKey, new_jti};
-use dienhong::config::Config;
-use dienhong::server::{self, App};
+mod support;
+
+use dienhong::server::App;
 use dienhong::sitting::{self, ActorId, Command, Millis, Role};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -18,10 +19,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 struct Server {
+    inner: support::InProcess,
     app: Arc<App>,
     addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -31,34 +31,19 @@ async fn start() -> Server {
 
 async fn start_with(extra: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut env = vec![(
-        "DIENHONG__DATABASE__URL".to_owned(),
-        format!("sqlite:{}", dir.path().join("c.db").display()),
-    )];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = Config::load_with_env(None, env).expect("config");
-    let app = App::start(&config, true).await.expect("app");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, app.clone(), async move {
-        let _ = rx.await;
-    }));
+    let config = support::config_for(&dir.path().join("c.db"), extra);
+    let inner = support::InProcess::start(&config).await;
     Server {
-        app,
-        addr,
-        stop,
-        task,
+        app: inner.app.clone(),
+        addr: inner.addr,
+        inner,
         _dir: dir,
     }
 }
 
 impl Server {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+        self.inner.stop().await;
     }
 
     async fn login(&self, code: &str) -> String {

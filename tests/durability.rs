@@ -2,39 +2,18 @@
 //! restart on the same SQLite file, and every acknowledged ballot is there exactly once,
 //! with the hash chain intact.
 
+mod support;
+
 use dienhong::sitting::{ActorId, Event, SittingId, VoteId};
 use dienhong::store::{Store, Verification};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dienhong");
-
-fn spawn_server(db: &str) -> (Child, String) {
-    let mut child = Process::new(BIN)
-        .args(["demo", "--listen", "127.0.0.1:0", "--database", db])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server reports its address");
-    (child, addr)
+fn spawn_server(db: &str) -> (std::process::Child, String) {
+    support::spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", db])
 }
 
 async fn login(addr: &str, code: &str) -> String {

@@ -1,54 +1,22 @@
 //! The server end to end: the real binary and `run()` on port 0 against a real SQLite file.
 
+mod support;
+
 use dienhong::config::Config;
 use dienhong::demo;
-use dienhong::server::{self, App, SubmitError};
+use dienhong::server::SubmitError;
 use dienhong::sitting::{ActorId, Choice, Code, Command, Method, Phase, SittingId, VoteId};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
+use std::process::{Command as Process, Stdio};
+use support::{InProcess, sigterm, spawn_binary};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dienhong");
 
 fn config_for(db: &std::path::Path) -> Config {
-    let env = vec![(
-        "DIENHONG__DATABASE__URL".to_owned(),
-        format!("sqlite:{}", db.display()),
-    )];
-    Config::load_with_env(None, env).expect("config")
+    support::config_for(db, &[])
 }
 
-struct Running {
-    app: Arc<App>,
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(config: &Config) -> Running {
-    let app = App::start(config, true).await.expect("app starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(listener, app.clone(), async move {
-        let _ = rx.await;
-    }));
-    Running {
-        app,
-        addr,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("join").expect("served");
-    }
+async fn start(config: &Config) -> InProcess {
+    InProcess::start(config).await
 }
 
 fn sitting_id(config: &Config) -> SittingId {
@@ -233,38 +201,6 @@ async fn shutdown_finishes_every_command_already_accepted() {
         "nothing unacknowledged was applied"
     );
     again.stop().await;
-}
-
-/// Starts the real binary and waits for its "listening on" line.
-fn spawn_binary(args: &[&str]) -> (Child, String) {
-    let mut child = Process::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server reports its address");
-    (child, addr)
-}
-
-fn sigterm(child: &Child) {
-    let status = Process::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
 }
 
 #[tokio::test]

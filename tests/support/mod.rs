@@ -273,3 +273,84 @@ pub async fn raw_dump(url: &str) -> (Vec<String>, Vec<Vec<String>>, Vec<String>)
         )
     }
 }
+
+/// The configuration for a SQLite file at `db`, with extra `DIENHONG__…` overrides.
+pub fn config_for(db: &std::path::Path, extra: &[(&str, &str)]) -> dienhong::config::Config {
+    let mut env = vec![(
+        "DIENHONG__DATABASE__URL".to_owned(),
+        format!("sqlite:{}", db.display()),
+    )];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    dienhong::config::Config::load_with_env(None, env).expect("config")
+}
+
+/// The server started in-process with `run()` on port 0, the demo sitting seeded.
+pub struct InProcess {
+    pub app: std::sync::Arc<dienhong::server::App>,
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    /// Starts the app and serves it on 127.0.0.1:0.
+    pub async fn start(config: &dienhong::config::Config) -> InProcess {
+        let app = dienhong::server::App::start(config, true)
+            .await
+            .expect("app starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dienhong::server::run(listener, app.clone(), async move {
+            let _ = rx.await;
+        }));
+        InProcess {
+            app,
+            addr,
+            stop,
+            task,
+        }
+    }
+
+    /// Shuts down as on SIGTERM and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("join").expect("served");
+    }
+}
+
+/// Starts the real `dienhong` binary and waits for its "listening on" line.
+pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dienhong"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("server reports its address");
+    (child, addr)
+}
+
+/// Sends SIGTERM.
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
