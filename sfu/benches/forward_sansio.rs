@@ -7,97 +7,37 @@
 //! Run: `cargo bench -p dienhong-sfu --bench forward_sansio` (env `SUBSCRIBERS=64,200,600`,
 //! `SECONDS=10`). Output has the same fields as `forward.rs`.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+mod common;
+
+use bytes::BytesMut;
+use common::{
+    OPUS_PT, Received, Report, media_engine, peer, publish, rss_kib, settings, thread_cpu, track,
+};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
-};
 use webrtc::runtime::Runtime;
-
-const VP8_PT: u8 = 96;
-const OPUS_PT: u8 = 111;
-
-fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
-    match kind {
-        RtpCodecKind::Audio => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: OPUS_PT,
-            ..Default::default()
-        },
-        _ => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
-            },
-            payload_type: VP8_PT,
-            ..Default::default()
-        },
-    }
-}
-
-fn media_engine() -> MediaEngine {
-    let mut m = MediaEngine::default();
-    m.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)
-        .expect("opus");
-    m.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)
-        .expect("vp8");
-    m
-}
-
-fn track(kind: RtpCodecKind, ssrc: u32, name: &str) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        format!("{name}-stream"),
-        format!("{name}-{kind}"),
-        format!("{name}-{kind}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: codec(kind).rtp_codec,
-            ..Default::default()
-        }],
-    )
-}
 
 // ---------------------------------------------------------------- the SFU (sans-IO)
 
 enum Cmd {
     /// The publisher's offer; answer with the SFU's SDP.
-    Publisher(RTCSessionDescription, oneshot::Sender<RTCSessionDescription>),
+    Publisher(
+        RTCSessionDescription,
+        oneshot::Sender<RTCSessionDescription>,
+    ),
     /// A new subscriber: reply with the SFU's offer and the subscriber's index.
     Subscriber(oneshot::Sender<(usize, RTCSessionDescription)>),
     /// The subscriber's answer.
@@ -121,16 +61,6 @@ struct Sfu {
     by_ufrag: HashMap<String, usize>,
     publisher: Option<usize>,
     subscribers: Vec<usize>,
-}
-
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    Duration::from_millis((f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10)
 }
 
 /// The first half of a STUN USERNAME ("receiver:sender"): the ufrag of the peer it is for.
@@ -171,12 +101,9 @@ fn sdp_candidates(sdp: &str) -> Vec<SocketAddr> {
 
 impl Sfu {
     fn new_pc(&self) -> RTCPeerConnection {
-        let se = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            .build();
         RTCPeerConnectionBuilder::new()
             .with_media_engine(media_engine())
-            .with_setting_engine(se)
+            .with_setting_engine(settings())
             .build(Instant::now())
             .expect("sans-io peer")
     }
@@ -199,7 +126,11 @@ impl Sfu {
     }
 
     fn register(&mut self, idx: usize) {
-        if let Some(u) = self.peers[idx].pc.local_description().and_then(|d| sdp_ufrag(&d.sdp)) {
+        if let Some(u) = self.peers[idx]
+            .pc
+            .local_description()
+            .and_then(|d| sdp_ufrag(&d.sdp))
+        {
             self.by_ufrag.insert(u, idx);
         }
     }
@@ -211,9 +142,11 @@ impl Sfu {
                 for a in sdp_candidates(&offer.sdp) {
                     self.by_addr.insert(a, self.peers.len());
                 }
-                pc.set_remote_description(Instant::now(), offer).expect("remote offer");
+                pc.set_remote_description(Instant::now(), offer)
+                    .expect("remote offer");
                 let answer = pc.create_answer(None).expect("answer");
-                pc.set_local_description(Instant::now(), answer).expect("local answer");
+                pc.set_local_description(Instant::now(), answer)
+                    .expect("local answer");
                 self.add_candidate(&mut pc);
                 let sdp = pc.local_description().expect("sdp");
                 self.peers.push(SfuPeer { pc, senders: None });
@@ -225,13 +158,21 @@ impl Sfu {
                 let idx = self.peers.len();
                 let mut pc = self.new_pc();
                 let (sa, sv) = (20_000 + 2 * idx as u32, 20_001 + 2 * idx as u32);
-                let a = pc.add_track(track(RtpCodecKind::Audio, sa, &format!("s{idx}"))).expect("audio");
-                let v = pc.add_track(track(RtpCodecKind::Video, sv, &format!("s{idx}"))).expect("video");
+                let a = pc
+                    .add_track(track(RtpCodecKind::Audio, sa, &format!("s{idx}")))
+                    .expect("audio");
+                let v = pc
+                    .add_track(track(RtpCodecKind::Video, sv, &format!("s{idx}")))
+                    .expect("video");
                 let offer = pc.create_offer(None).expect("offer");
-                pc.set_local_description(Instant::now(), offer).expect("local offer");
+                pc.set_local_description(Instant::now(), offer)
+                    .expect("local offer");
                 self.add_candidate(&mut pc);
                 let sdp = pc.local_description().expect("sdp");
-                self.peers.push(SfuPeer { pc, senders: Some((a, sa, v, sv)) });
+                self.peers.push(SfuPeer {
+                    pc,
+                    senders: Some((a, sa, v, sv)),
+                });
                 self.register(idx);
                 let _ = reply.send((idx, sdp));
             }
@@ -264,10 +205,10 @@ impl Sfu {
     fn forward(&mut self, from: usize) {
         let mut packets = Vec::new();
         while let Some(TaggedRTCMessage { message, .. }) = self.peers[from].pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, pkt) = message {
-                if Some(from) == self.publisher {
-                    packets.push(pkt);
-                }
+            if let RTCMessage::RtpPacket(_, pkt) = message
+                && Some(from) == self.publisher
+            {
+                packets.push(pkt);
             }
         }
         if packets.is_empty() {
@@ -276,10 +217,16 @@ impl Sfu {
         let now = Instant::now();
         for i in 0..self.subscribers.len() {
             let s = self.subscribers[i];
-            let Some((a, sa, v, sv)) = self.peers[s].senders else { continue };
+            let Some((a, sa, v, sv)) = self.peers[s].senders else {
+                continue;
+            };
             for pkt in &packets {
                 let mut p = pkt.clone();
-                let (sender, ssrc) = if p.header.payload_type == OPUS_PT { (a, sa) } else { (v, sv) };
+                let (sender, ssrc) = if p.header.payload_type == OPUS_PT {
+                    (a, sa)
+                } else {
+                    (v, sv)
+                };
                 p.header.ssrc = ssrc;
                 if let Some(mut tx) = self.peers[s].pc.rtp_sender(sender) {
                     let _ = tx.write_rtp(now, p);
@@ -351,85 +298,6 @@ impl Sfu {
     }
 }
 
-// ---------------------------------------------------------------- the clients (async webrtc)
-
-struct Handler {
-    gathered: mpsc::Sender<()>,
-    connected: mpsc::Sender<()>,
-    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.try_send(());
-        }
-    }
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        if state == RTCPeerConnectionState::Connected {
-            let _ = self.connected.try_send(());
-        }
-    }
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(track);
-    }
-}
-
-struct Peer {
-    pc: Arc<dyn PeerConnection>,
-    gathered: mpsc::Receiver<()>,
-    connected: mpsc::Receiver<()>,
-    tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
-}
-
-async fn peer(runtime: Arc<dyn Runtime>) -> Peer {
-    let (gtx, gathered) = mpsc::channel(1);
-    let (ctx, connected) = mpsc::channel(1);
-    let (ttx, tracks) = mpsc::unbounded_channel();
-    let se = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .build();
-    let pc = PeerConnectionBuilder::new()
-        .with_setting_engine(se)
-        .with_media_engine(media_engine())
-        .with_handler(Arc::new(Handler {
-            gathered: gtx,
-            connected: ctx,
-            tracks: ttx,
-        }))
-        .with_runtime(runtime)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
-        .build()
-        .await
-        .expect("peer connection");
-    Peer {
-        pc: Arc::new(pc),
-        gathered,
-        connected,
-        tracks,
-    }
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-struct Report {
-    n: usize,
-    sent: u64,
-    received: u64,
-    seconds: f64,
-    sfu_cpu: Duration,
-    lat: Vec<u32>,
-    mem_per_sub_kib: f64,
-}
-
 fn run(n: usize, seconds: u64) -> Report {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let s2 = socket2::SockRef::from(&sock);
@@ -457,25 +325,48 @@ fn run(n: usize, seconds: u64) -> Report {
     let report = clients.block_on(async move {
         let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("tokio runtime");
         let mut publisher = peer(rt.clone()).await;
-        let pub_video = Arc::new(TrackLocalStaticRTP::new(track(RtpCodecKind::Video, 1111, "pub")));
-        let pub_audio = Arc::new(TrackLocalStaticRTP::new(track(RtpCodecKind::Audio, 2222, "pub")));
-        publisher.pc.add_track(pub_video.clone()).await.expect("video");
-        publisher.pc.add_track(pub_audio.clone()).await.expect("audio");
+        let pub_video = Arc::new(TrackLocalStaticRTP::new(track(
+            RtpCodecKind::Video,
+            1111,
+            "pub",
+        )));
+        let pub_audio = Arc::new(TrackLocalStaticRTP::new(track(
+            RtpCodecKind::Audio,
+            2222,
+            "pub",
+        )));
+        publisher
+            .pc
+            .add_track(pub_video.clone())
+            .await
+            .expect("video");
+        publisher
+            .pc
+            .add_track(pub_audio.clone())
+            .await
+            .expect("audio");
         let offer = publisher.pc.create_offer(None).await.expect("offer");
-        publisher.pc.set_local_description(offer).await.expect("local");
+        publisher
+            .pc
+            .set_local_description(offer)
+            .await
+            .expect("local");
         let _ = tokio::time::timeout(Duration::from_secs(5), publisher.gathered.recv()).await;
         let offer = publisher.pc.local_description().await.expect("sdp");
         let (tx, rx) = oneshot::channel();
         cmd.send(Cmd::Publisher(offer, tx)).expect("sfu alive");
         let answer = rx.await.expect("answer");
-        publisher.pc.set_remote_description(answer).await.expect("remote");
+        publisher
+            .pc
+            .set_remote_description(answer)
+            .await
+            .expect("remote");
         tokio::time::timeout(Duration::from_secs(10), publisher.connected.recv())
             .await
             .expect("publisher connects");
 
         let rss0 = rss_kib();
-        let received = Arc::new(AtomicU64::new(0));
-        let lat: Arc<Mutex<Vec<u32>>> = Arc::default();
+        let received = Received::default();
         let mut subs = Vec::new();
         for _ in 0..n {
             let (tx, rx) = oneshot::channel();
@@ -488,36 +379,18 @@ fn run(n: usize, seconds: u64) -> Report {
             let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
             let answer = sub.pc.local_description().await.expect("sdp");
             cmd.send(Cmd::Answer(idx, answer)).expect("sfu alive");
-            let mut tracks = std::mem::replace(&mut sub.tracks, mpsc::unbounded_channel().1);
-            let (received, lat) = (received.clone(), lat.clone());
-            tokio::spawn(async move {
-                while let Some(track) = tracks.recv().await {
-                    let (received, lat) = (received.clone(), lat.clone());
-                    tokio::spawn(async move {
-                        let mut local = Vec::new();
-                        while let Some(evt) = track.poll().await {
-                            if let TrackRemoteEvent::OnRtpPacket(pkt) = evt {
-                                received.fetch_add(1, Ordering::Relaxed);
-                                if pkt.payload.len() >= 8 {
-                                    let mut b = [0u8; 8];
-                                    b.copy_from_slice(&pkt.payload[..8]);
-                                    let now = t0.elapsed().as_micros() as u64;
-                                    local.push(now.saturating_sub(u64::from_be_bytes(b)) as u32);
-                                    if local.len() >= 256 {
-                                        lat.lock().expect("lat").append(&mut local);
-                                    }
-                                }
-                            }
-                        }
-                        lat.lock().expect("lat").append(&mut local);
-                    });
-                }
-            });
+            received.follow(
+                std::mem::replace(&mut sub.tracks, mpsc::unbounded_channel().1),
+                t0,
+            );
             subs.push(sub);
         }
         let mut connected = 0;
         for sub in subs.iter_mut() {
-            if tokio::time::timeout(Duration::from_secs(20), sub.connected.recv()).await.is_ok() {
+            if tokio::time::timeout(Duration::from_secs(20), sub.connected.recv())
+                .await
+                .is_ok()
+            {
                 connected += 1;
             }
         }
@@ -528,67 +401,17 @@ fn run(n: usize, seconds: u64) -> Report {
         let (tx, rx) = oneshot::channel();
         cmd.send(Cmd::Cpu(tx)).expect("sfu");
         let cpu0 = rx.await.expect("cpu");
-        let received0 = received.load(Ordering::Relaxed);
-        lat.lock().expect("lat").clear();
+        let received0 = received.count.load(Ordering::Relaxed);
+        received.latency_us.lock().expect("lat").clear();
         let start = Instant::now();
-        let mut sent = 0u64;
-        let (mut vseq, mut aseq) = (0u16, 0u16);
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let (mut video_due, mut audio_due) = (0.0f64, 0.0f64);
-        while start.elapsed() < Duration::from_secs(seconds) {
-            tick.tick().await;
-            video_due += 2.6;
-            audio_due += 0.5;
-            while video_due >= 1.0 {
-                video_due -= 1.0;
-                vseq = vseq.wrapping_add(1);
-                let mut b = BytesMut::with_capacity(1200);
-                b.put_u64(t0.elapsed().as_micros() as u64);
-                b.put_bytes(0x5a, 1192);
-                let pkt = rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        payload_type: VP8_PT,
-                        sequence_number: vseq,
-                        timestamp: u32::from(vseq) * 3000,
-                        ssrc: 1111,
-                        ..Default::default()
-                    },
-                    payload: Bytes::from(b),
-                };
-                if pub_video.write_rtp(pkt).await.is_ok() {
-                    sent += 1;
-                }
-            }
-            while audio_due >= 1.0 {
-                audio_due -= 1.0;
-                aseq = aseq.wrapping_add(1);
-                let mut b = BytesMut::with_capacity(128);
-                b.put_u64(t0.elapsed().as_micros() as u64);
-                b.put_bytes(0x11, 112);
-                let pkt = rtc::rtp::Packet {
-                    header: rtc::rtp::header::Header {
-                        version: 2,
-                        payload_type: OPUS_PT,
-                        sequence_number: aseq,
-                        timestamp: u32::from(aseq) * 960,
-                        ssrc: 2222,
-                        ..Default::default()
-                    },
-                    payload: Bytes::from(b),
-                };
-                if pub_audio.write_rtp(pkt).await.is_ok() {
-                    sent += 1;
-                }
-            }
-        }
+        let sent = publish(&pub_video, 1111, &pub_audio, 2222, seconds, t0).await;
         let seconds_run = start.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let (tx, rx) = oneshot::channel();
         cmd.send(Cmd::Cpu(tx)).expect("sfu");
         let cpu1 = rx.await.expect("cpu");
-        let got = received.load(Ordering::Relaxed) - received0;
-        let lat = std::mem::take(&mut *lat.lock().expect("lat"));
+        let got = received.count.load(Ordering::Relaxed) - received0;
+        let lat = std::mem::take(&mut *received.latency_us.lock().expect("lat"));
         for sub in subs {
             let _ = sub.pc.close().await;
         }
@@ -609,34 +432,8 @@ fn run(n: usize, seconds: u64) -> Report {
 }
 
 fn main() {
-    let list = std::env::var("SUBSCRIBERS").unwrap_or_else(|_| "64,200,600".into());
-    let seconds: u64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    for n in list.split(',').filter_map(|s| s.trim().parse::<usize>().ok()) {
-        let mut r = run(n, seconds);
-        let expected = r.sent * r.n as u64;
-        let loss = 100.0 * (expected.saturating_sub(r.received)) as f64 / expected.max(1) as f64;
-        r.lat.sort_unstable();
-        let pct = |p: f64| {
-            r.lat
-                .get(((r.lat.len() as f64 - 1.0) * p) as usize)
-                .copied()
-                .unwrap_or(0) as f64
-                / 1000.0
-        };
-        let per_packet_us = r.sfu_cpu.as_secs_f64() * 1e6 / r.received.max(1) as f64;
-        println!(
-            "subscribers {}: sent {} pkts in {:.1} s; forwarded {:.0} pkts/s; loss {:.2}%; SFU thread CPU {:.2} s = {:.2} us/forwarded pkt ({:.0} pkts/s per core); latency p50 {:.2} ms p99 {:.2} ms; memory {:.0} KiB/subscriber (process)",
-            r.n,
-            r.sent,
-            r.seconds,
-            r.received as f64 / r.seconds,
-            loss,
-            r.sfu_cpu.as_secs_f64(),
-            per_packet_us,
-            1e6 / per_packet_us.max(0.001),
-            pct(0.5),
-            pct(0.99),
-            r.mem_per_sub_kib
-        );
+    let (counts, seconds) = common::plan();
+    for n in counts {
+        run(n, seconds).print();
     }
 }

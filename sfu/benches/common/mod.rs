@@ -1,0 +1,346 @@
+//! What the two forwarding benchmarks share: codecs, the client-side peers (publisher and
+//! subscribers are ordinary webrtc-rs 0.21 async peers), the synthetic publisher, the
+//! receive loop that counts packets and latency, and the report.
+
+#![allow(dead_code)]
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::runtime::Runtime;
+
+/// VP8's payload type on every peer.
+pub const VP8_PT: u8 = 96;
+/// Opus's payload type on every peer.
+pub const OPUS_PT: u8 = 111;
+
+/// The codec of a kind, with its fixed payload type.
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
+    let (mime, clock_rate, channels, fmtp, payload_type) = match kind {
+        RtpCodecKind::Audio => (
+            MIME_TYPE_OPUS,
+            48000,
+            2,
+            "minptime=10;useinbandfec=1",
+            OPUS_PT,
+        ),
+        _ => (MIME_TYPE_VP8, 90000, 0, "", VP8_PT),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type,
+    }
+}
+
+/// VP8 and Opus only.
+pub fn media_engine() -> MediaEngine {
+    let mut m = MediaEngine::default();
+    m.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)
+        .expect("opus");
+    m.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)
+        .expect("vp8");
+    m
+}
+
+/// Settings for every peer: no mDNS (otherwise each peer opens an mDNS socket too).
+pub fn settings() -> rtc::peer_connection::configuration::setting_engine::SettingEngine {
+    SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build()
+}
+
+/// A track with one encoding of this SSRC.
+pub fn track(kind: RtpCodecKind, ssrc: u32, name: &str) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("{name}-stream"),
+        format!("{name}-{kind}"),
+        format!("{name}-{kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec(kind).rtp_codec,
+            ..Default::default()
+        }],
+    )
+}
+
+struct Handler {
+    gathered: mpsc::Sender<()>,
+    connected: mpsc::Sender<()>,
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            let _ = self.connected.try_send(());
+        }
+    }
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(track);
+    }
+}
+
+/// An async peer and its events.
+pub struct Peer {
+    pub pc: Arc<dyn PeerConnection>,
+    pub gathered: mpsc::Receiver<()>,
+    pub connected: mpsc::Receiver<()>,
+    pub tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+}
+
+/// A webrtc-rs async peer on 127.0.0.1, its tasks on the runtime it is built from.
+pub async fn peer(runtime: Arc<dyn Runtime>) -> Peer {
+    let (gtx, gathered) = mpsc::channel(1);
+    let (ctx, connected) = mpsc::channel(1);
+    let (ttx, tracks) = mpsc::unbounded_channel();
+    let pc = PeerConnectionBuilder::new()
+        .with_setting_engine(settings())
+        .with_media_engine(media_engine())
+        .with_handler(Arc::new(Handler {
+            gathered: gtx,
+            connected: ctx,
+            tracks: ttx,
+        }))
+        .with_runtime(runtime)
+        .with_udp_addrs(vec!["127.0.0.1:0".to_string()])
+        .build()
+        .await
+        .expect("peer connection");
+    Peer {
+        pc: Arc::new(pc),
+        gathered,
+        connected,
+        tracks,
+    }
+}
+
+/// CPU time (user + system) of the calling thread, from /proc (10 ms ticks).
+pub fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the ")".
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Resident memory of the process, KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Packets received by all subscribers, and their latencies (µs).
+#[derive(Clone, Default)]
+pub struct Received {
+    pub count: Arc<AtomicU64>,
+    pub latency_us: Arc<Mutex<Vec<u32>>>,
+}
+
+impl Received {
+    /// Counts every packet of the subscriber's tracks; the payload starts with the send time.
+    pub fn follow(&self, mut tracks: mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>, t0: Instant) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(track) = tracks.recv().await {
+                let this = this.clone();
+                tokio::spawn(async move {
+                    let mut local = Vec::new();
+                    while let Some(evt) = track.poll().await {
+                        if let TrackRemoteEvent::OnRtpPacket(pkt) = evt {
+                            this.count.fetch_add(1, Ordering::Relaxed);
+                            if pkt.payload.len() >= 8 {
+                                let mut b = [0u8; 8];
+                                b.copy_from_slice(&pkt.payload[..8]);
+                                let now = t0.elapsed().as_micros() as u64;
+                                local.push(now.saturating_sub(u64::from_be_bytes(b)) as u32);
+                                if local.len() >= 256 {
+                                    this.latency_us.lock().expect("lat").append(&mut local);
+                                }
+                            }
+                        }
+                    }
+                    this.latency_us.lock().expect("lat").append(&mut local);
+                });
+            }
+        });
+    }
+}
+
+fn packet(
+    pt: u8,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    t0: Instant,
+    size: usize,
+    fill: u8,
+) -> rtc::rtp::Packet {
+    let mut b = BytesMut::with_capacity(size);
+    b.put_u64(t0.elapsed().as_micros() as u64);
+    b.put_bytes(fill, size - 8);
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: ts,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(b),
+    }
+}
+
+/// Publishes VP8-sized (1,200 B, ~260/s, ≈2.5 Mbit/s) and Opus-sized (120 B, 50/s)
+/// packets for `seconds`; returns how many were sent.
+pub async fn publish(
+    video: &TrackLocalStaticRTP,
+    video_ssrc: u32,
+    audio: &TrackLocalStaticRTP,
+    audio_ssrc: u32,
+    seconds: u64,
+    t0: Instant,
+) -> u64 {
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let (mut vseq, mut aseq) = (0u16, 0u16);
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let (mut video_due, mut audio_due) = (0.0f64, 0.0f64);
+    while start.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        video_due += 2.6;
+        audio_due += 0.5;
+        while video_due >= 1.0 {
+            video_due -= 1.0;
+            vseq = vseq.wrapping_add(1);
+            let p = packet(
+                VP8_PT,
+                video_ssrc,
+                vseq,
+                u32::from(vseq) * 3000,
+                t0,
+                1200,
+                0x5a,
+            );
+            if video.write_rtp(p).await.is_ok() {
+                sent += 1;
+            }
+        }
+        while audio_due >= 1.0 {
+            audio_due -= 1.0;
+            aseq = aseq.wrapping_add(1);
+            let p = packet(
+                OPUS_PT,
+                audio_ssrc,
+                aseq,
+                u32::from(aseq) * 960,
+                t0,
+                120,
+                0x11,
+            );
+            if audio.write_rtp(p).await.is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    sent
+}
+
+/// What one run measured.
+pub struct Report {
+    pub n: usize,
+    pub sent: u64,
+    pub received: u64,
+    pub seconds: f64,
+    pub sfu_cpu: Duration,
+    pub lat: Vec<u32>,
+    pub mem_per_sub_kib: f64,
+}
+
+impl Report {
+    /// Prints the line both benchmarks print.
+    pub fn print(mut self) {
+        let expected = self.sent * self.n as u64;
+        let loss = 100.0 * (expected.saturating_sub(self.received)) as f64 / expected.max(1) as f64;
+        self.lat.sort_unstable();
+        let pct = |p: f64| {
+            self.lat
+                .get(((self.lat.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0) as f64
+                / 1000.0
+        };
+        let per_packet_us = self.sfu_cpu.as_secs_f64() * 1e6 / self.received.max(1) as f64;
+        println!(
+            "subscribers {}: sent {} pkts in {:.1} s; forwarded {:.0} pkts/s; loss {:.2}%; SFU thread CPU {:.2} s = {:.2} us/forwarded pkt ({:.0} pkts/s per core); latency p50 {:.2} ms p99 {:.2} ms; memory {:.0} KiB/subscriber (process)",
+            self.n,
+            self.sent,
+            self.seconds,
+            self.received as f64 / self.seconds,
+            loss,
+            self.sfu_cpu.as_secs_f64(),
+            per_packet_us,
+            1e6 / per_packet_us.max(0.001),
+            pct(0.5),
+            pct(0.99),
+            self.mem_per_sub_kib
+        );
+    }
+}
+
+/// The subscriber counts from `SUBSCRIBERS` (default 64,200,600) and `SECONDS` (default 10).
+pub fn plan() -> (Vec<usize>, u64) {
+    let list = std::env::var("SUBSCRIBERS").unwrap_or_else(|_| "64,200,600".into());
+    let seconds = std::env::var("SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    (
+        list.split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        seconds,
+    )
+}
