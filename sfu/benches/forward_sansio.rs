@@ -54,6 +54,10 @@ struct SfuPeer {
 }
 
 struct Sfu {
+    /// Send each packet with its own `sendto` (false) or gather them for `sendmmsg` (true).
+    batch: bool,
+    /// Packets gathered for the next `sendmmsg`.
+    out: Vec<(SocketAddr, BytesMut)>,
     sock: UdpSocket,
     local: SocketAddr,
     peers: Vec<SfuPeer>,
@@ -196,9 +200,46 @@ impl Sfu {
 
     fn flush(&mut self, idx: usize) {
         while let Some(msg) = self.peers[idx].pc.poll_write() {
-            let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
+            if self.batch {
+                self.out.push((msg.transport.peer_addr, msg.message));
+            } else {
+                let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
+            }
         }
         while self.peers[idx].pc.poll_event().is_some() {}
+    }
+
+    /// Sends everything gathered, up to 512 datagrams per `sendmmsg` call.
+    fn send_gathered(&mut self) {
+        use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
+        use std::io::IoSlice;
+        use std::os::fd::AsRawFd;
+        let fd = self.sock.as_raw_fd();
+        let mut rest: &[(SocketAddr, BytesMut)] = &self.out;
+        while !rest.is_empty() {
+            let chunk = &rest[..rest.len().min(512)];
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                chunk.iter().map(|(_, b)| [IoSlice::new(b)]).collect();
+            let addrs: Vec<Option<SockaddrIn>> = chunk
+                .iter()
+                .map(|(a, _)| match a {
+                    SocketAddr::V4(v4) => Some(SockaddrIn::from(*v4)),
+                    SocketAddr::V6(_) => None,
+                })
+                .collect();
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(chunk.len(), None);
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            let sent = match sendmmsg(fd, &mut headers, &slices, &addrs, cmsgs, MsgFlags::empty()) {
+                Ok(results) => results.count(),
+                Err(nix::errno::Errno::EAGAIN) => {
+                    std::thread::yield_now();
+                    0
+                }
+                Err(_) => chunk.len(),
+            };
+            rest = &rest[sent..];
+        }
+        self.out.clear();
     }
 
     /// Takes what the publisher decoded and writes it to every subscriber, without waiting.
@@ -248,6 +289,9 @@ impl Sfu {
                 if !self.peers.is_empty() {
                     self.flush(last);
                 }
+                if self.batch {
+                    self.send_gathered();
+                }
             }
             let _ = self.sock.set_read_timeout(Some(Duration::from_millis(2)));
             let mut first = true;
@@ -284,6 +328,9 @@ impl Sfu {
                 }
             }
             let _ = self.sock.set_nonblocking(false);
+            if self.batch {
+                self.send_gathered();
+            }
             let now = Instant::now();
             if now >= next_timers {
                 next_timers = now + Duration::from_millis(5);
@@ -292,6 +339,9 @@ impl Sfu {
                         let _ = self.peers[i].pc.handle_timeout(now);
                         self.flush(i);
                     }
+                }
+                if self.batch {
+                    self.send_gathered();
                 }
             }
         }
@@ -306,6 +356,8 @@ fn run(n: usize, seconds: u64) -> Report {
     let local = sock.local_addr().expect("addr");
     let (cmd_tx, cmd_rx) = std_mpsc::channel::<Cmd>();
     let sfu = Sfu {
+        batch: std::env::var("BATCH").map_or(true, |v| v != "0"),
+        out: Vec::new(),
         sock,
         local,
         peers: Vec::new(),
@@ -314,7 +366,10 @@ fn run(n: usize, seconds: u64) -> Report {
         publisher: None,
         subscribers: Vec::new(),
     };
-    let sfu_thread = std::thread::spawn(move || sfu.run(cmd_rx));
+    let sfu_thread = std::thread::Builder::new()
+        .name("sfu".into())
+        .spawn(move || sfu.run(cmd_rx))
+        .expect("sfu thread");
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
