@@ -28,6 +28,14 @@ pub enum ConfigError {
         /// The error.
         source: std::io::Error,
     },
+    /// A line of a roster file is malformed.
+    #[error("roster line {line}: {reason}")]
+    Roster {
+        /// Line number, from 1.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A line of the delegations file is malformed.
     #[error("delegations line {line}: {reason}")]
     Delegations {
@@ -307,6 +315,53 @@ pub fn parse_delegations(text: &str) -> Result<Vec<Delegation>, ConfigError> {
     Ok(out)
 }
 
+/// Parses a roster TSV: a header line, then `code<TAB>name<TAB>delegation<TAB>roles`, where
+/// `delegation` may be empty for staff and `roles` is a comma-separated list of `chair`,
+/// `vice_chair`, `clerk`, `deputy`, `site_operator`, `observer`.
+pub fn parse_roster(text: &str) -> Result<Vec<crate::sitting::Actor>, ConfigError> {
+    use crate::sitting::{Actor, ActorId, Role};
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let line_no = n + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [code, name, delegation, roles] = cols[..] else {
+            return Err(ConfigError::Roster {
+                line: line_no,
+                reason: format!("expected 4 tab-separated columns, found {}", cols.len()),
+            });
+        };
+        let mut set = std::collections::BTreeSet::new();
+        for r in roles.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            let role = match r {
+                "chair" => Role::Chair,
+                "vice_chair" => Role::ViceChair,
+                "clerk" => Role::Clerk,
+                "deputy" => Role::Deputy,
+                "site_operator" => Role::SiteOperator,
+                "observer" => Role::Observer,
+                other => {
+                    return Err(ConfigError::Roster {
+                        line: line_no,
+                        reason: format!("unknown role {other:?}"),
+                    });
+                }
+            };
+            set.insert(role);
+        }
+        let delegation = delegation.trim();
+        out.push(Actor {
+            id: ActorId::new(code.trim()),
+            name: name.trim().to_owned(),
+            delegation: (!delegation.is_empty()).then(|| DelegationCode::new(delegation)),
+            roles: set,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +413,24 @@ mod tests {
             "not an address".to_owned(),
         )];
         assert!(Config::load_with_env(None, env).is_err());
+    }
+
+    #[test]
+    fn a_roster_file_parses_roles_and_optional_delegations() {
+        let text =
+            "code\tname\tdelegation\troles\nCT\tChủ tịch\t01\tchair, deputy\nTK\tThư ký\t\tclerk\n";
+        let actors = parse_roster(text).expect("parses");
+        assert_eq!(actors.len(), 2);
+        assert!(
+            actors[0].has(crate::sitting::Role::Chair)
+                && actors[0].has(crate::sitting::Role::Deputy)
+        );
+        assert_eq!(actors[1].delegation, None);
+        let bad = "code\tname\tdelegation\troles\nX\tY\t01\tking\n";
+        assert!(matches!(
+            parse_roster(bad),
+            Err(ConfigError::Delegations { line: 2, .. })
+        ));
     }
 
     #[test]

@@ -46,6 +46,24 @@ enum Cmd {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Create a sitting from a roster file and an agenda file (the server loads it at start).
+    CreateSitting {
+        /// Sitting id, e.g. "kh10-phien-12".
+        #[arg(long)]
+        id: String,
+        /// Title shown to users.
+        #[arg(long)]
+        title: String,
+        /// Roster TSV: header, then `code<TAB>name<TAB>delegation<TAB>roles` (roles comma-separated).
+        #[arg(long)]
+        roster: PathBuf,
+        /// Agenda: one item title per line.
+        #[arg(long)]
+        agenda: PathBuf,
+        /// Database URL (overrides database.url).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Set an account's password, read from the first line of standard input.
     Passwd {
         /// The login code (deputy or staff code).
@@ -97,6 +115,13 @@ fn main() -> ExitCode {
             Cmd::Demo { listen, database } => serve(config, true, listen, database).await,
             Cmd::Verify { database, sitting } => verify(config, database, sitting).await,
             Cmd::Passwd { code, database } => passwd(config, code, database).await,
+            Cmd::CreateSitting {
+                id,
+                title,
+                roster,
+                agenda,
+                database,
+            } => create_sitting(config, id, title, roster, agenda, database).await,
         }
     });
     match result {
@@ -144,6 +169,40 @@ async fn serve(
     server::run(listener, app, server::shutdown_signal())
         .await
         .context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_sitting(
+    config: Config,
+    id: String,
+    title: String,
+    roster: PathBuf,
+    agenda: PathBuf,
+    database: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let roster_text = std::fs::read_to_string(&roster)
+        .with_context(|| format!("reading {}", roster.display()))?;
+    let agenda_text = std::fs::read_to_string(&agenda)
+        .with_context(|| format!("reading {}", agenda.display()))?;
+    let actors = dienhong::config::parse_roster(&roster_text)?;
+    let roster = dienhong::sitting::Roster::new(config.delegations()?, actors)?;
+    let command = dienhong::sitting::Command::CreateSitting {
+        sitting: dienhong::sitting::SittingId::new(&id),
+        title,
+        roster,
+        rules: config.rules.clone(),
+        agenda: agenda_text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    let url = database.unwrap_or(config.database.url);
+    let store = Store::open(&url).await.context("opening the store")?;
+    let state = server::create_sitting(&store, &command).await?;
+    store.close().await;
+    tracing::info!(sitting = %id, members = state.roster.members(), "sitting created; set passwords with `dienhong passwd`");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -277,3 +277,72 @@ async fn an_operator_sets_a_password_and_only_the_new_one_logs_in() {
     sigterm(&child);
     let _ = tokio::task::spawn_blocking(move || child.wait()).await;
 }
+
+#[tokio::test]
+async fn an_operator_creates_a_real_sitting_from_a_roster_and_an_agenda() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("real.db").display());
+    let roster = dir.path().join("roster.tsv");
+    let agenda = dir.path().join("agenda.txt");
+    std::fs::write(
+        &roster,
+        "code\tname\tdelegation\troles\nCT\tChủ tịch\t01\tchair,deputy\nD1\tĐại biểu Một\t79\tdeputy\nD2\tĐại biểu Hai\t02\tdeputy\nTK\tThư ký\t\tclerk\n",
+    )
+    .expect("roster");
+    std::fs::write(&agenda, "Khai mạc\n\nThảo luận\nBế mạc\n").expect("agenda");
+    let create = |roster: &std::path::Path| {
+        Process::new(BIN)
+            .args([
+                "create-sitting",
+                "--id",
+                "kh10-p1",
+                "--title",
+                "Phiên thứ nhất",
+            ])
+            .arg("--roster")
+            .arg(roster)
+            .arg("--agenda")
+            .arg(&agenda)
+            .args(["--database", &db])
+            .output()
+            .expect("runs")
+    };
+    assert!(create(&roster).status.success());
+    assert!(
+        !create(&roster).status.success(),
+        "the same id twice is refused"
+    );
+    let bad = dir.path().join("bad.tsv");
+    std::fs::write(&bad, "code\tname\tdelegation\troles\nX\tY\t99\tdeputy\n").expect("bad");
+    let out = Process::new(BIN)
+        .args(["create-sitting", "--id", "other", "--title", "T"])
+        .arg("--roster")
+        .arg(&bad)
+        .arg("--agenda")
+        .arg(&agenda)
+        .args(["--database", &db])
+        .output()
+        .expect("runs");
+    assert!(
+        !out.status.success(),
+        "a deputy of an unknown delegation is refused"
+    );
+
+    let (child, addr) = spawn_binary(&["serve", "--listen", "127.0.0.1:0", "--database", &db]);
+    let list: serde_json::Value = reqwest::get(format!("http://{addr}/api/sittings"))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(list[0]["sitting"], "kh10-p1");
+    assert_eq!(list[0]["members"], 3);
+    assert_eq!(list[0]["agenda"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        login_status(&addr, "CT", "demo").await,
+        401,
+        "no password until set"
+    );
+    sigterm(&child);
+}

@@ -38,8 +38,8 @@ pub enum StartError {
     /// The demo roster is invalid.
     #[error("demo roster: {0}")]
     Roster(#[from] sitting::RosterError),
-    /// Creating the demo sitting was refused.
-    #[error("demo sitting: {0}")]
+    /// Creating a sitting was refused.
+    #[error("creating the sitting: {0}")]
     Demo(sitting::Rejection),
 }
 
@@ -191,24 +191,7 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
         config.demo.seed,
         config.rules.clone(),
     )?;
-    let now = now_millis();
-    let system = ActorId::system();
-    let events = sitting::decide(&SittingState::default(), &system, &command, now)
-        .map_err(StartError::Demo)?;
-    store.create_sitting(&id, now).await?;
-    let head = store.head(&id).await?;
-    store
-        .append(
-            &id,
-            &head,
-            &[crate::store::Recorded {
-                at: now,
-                actor: &system,
-                command_id: None,
-                events: &events,
-            }],
-        )
-        .await?;
+    let state = create_sitting(store, &command).await?;
     // Every demo account gets the demo password. One hash serves all (hashing 570 times
     // with production argon2 settings would take minutes); real deployments set each
     // password with `dienhong passwd`.
@@ -218,13 +201,6 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
             e.to_string(),
         ))
     })?;
-    let state = {
-        let mut s = SittingState::default();
-        for e in &events {
-            sitting::apply(&mut s, e);
-        }
-        s
-    };
     let entries: Vec<(ActorId, String)> = state
         .roster
         .actors
@@ -238,6 +214,43 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
         "demo sitting seeded (synthetic roster); every account's password is the demo password"
     );
     Ok(())
+}
+
+/// Creates a sitting in the store from a `CreateSitting` command (checked by the core like
+/// any command) and returns its initial state. The server picks it up at its next start.
+pub async fn create_sitting(
+    store: &Store,
+    command: &sitting::Command,
+) -> Result<SittingState, StartError> {
+    let sitting::Command::CreateSitting { sitting: id, .. } = command else {
+        return Err(StartError::Demo(sitting::Rejection::new(
+            sitting::Code::Invalid,
+            "not a create_sitting command",
+        )));
+    };
+    let now = now_millis();
+    let system = ActorId::system();
+    let events = sitting::decide(&SittingState::default(), &system, command, now)
+        .map_err(StartError::Demo)?;
+    store.create_sitting(id, now).await?;
+    let head = store.head(id).await?;
+    store
+        .append(
+            id,
+            &head,
+            &[crate::store::Recorded {
+                at: now,
+                actor: &system,
+                command_id: None,
+                events: &events,
+            }],
+        )
+        .await?;
+    let mut state = SittingState::default();
+    for e in &events {
+        sitting::apply(&mut state, e);
+    }
+    Ok(state)
 }
 
 /// The wall clock in milliseconds: the only place the server reads time for the core.
