@@ -429,7 +429,7 @@ mod tests {
         let bad = "code\tname\tdelegation\troles\nX\tY\t01\tking\n";
         assert!(matches!(
             parse_roster(bad),
-            Err(ConfigError::Delegations { line: 2, .. })
+            Err(ConfigError::Roster { line: 2, .. })
         ));
     }
 

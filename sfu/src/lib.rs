@@ -9,4 +9,5 @@
 //! The I/O driver on webrtc-rs that applies these decisions to real peers comes next; its
 //! architecture is chosen from the forwarding benchmark (see `docs/benchmarks.md`).
 
+pub mod driver;
 pub mod routing;

@@ -1,0 +1,218 @@
+//! The floor is enforced by the SFU, with real WebRTC peers (webrtc-rs clients over
+//! DTLS-SRTP on loopback): a site publishing VP8 + Opus reaches all 63 other sites while it
+//! holds the floor; once the floor is revoked, none of its microphone's packets reaches
+//! anyone after 100 ms; a deputy without the floor is never forwarded at all.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{peer, track};
+use dienhong_sfu::driver::{Driver, OPUS_PT, VP8_PT};
+use dienhong_sfu::routing::{Kind, Media, ParticipantId};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::runtime::Runtime;
+
+const SITE_AUDIO: u8 = 0xA1;
+const SITE_VIDEO: u8 = 0xB1;
+const DEPUTY_AUDIO: u8 = 0xA2;
+
+fn p(s: &str) -> ParticipantId {
+    ParticipantId(s.to_owned())
+}
+
+fn packet(pt: u8, ssrc: u32, seq: u16, marker: u8, size: usize) -> rtc::rtp::Packet {
+    let mut b = BytesMut::with_capacity(size);
+    b.put_u8(marker);
+    b.put_bytes(0, size - 1);
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            payload_type: pt,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(b),
+    }
+}
+
+/// (marker, arrival) of every packet one subscriber received.
+type Log = Arc<Mutex<Vec<(u8, Instant)>>>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_decides_whose_microphone_is_heard() {
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+
+    // A delegation site publishes camera and microphone; a remote deputy a microphone.
+    let mut site = peer(rt.clone()).await;
+    let site_audio = Arc::new(TrackLocalStaticRTP::new(track(
+        RtpCodecKind::Audio,
+        11,
+        "site",
+    )));
+    let site_video = Arc::new(TrackLocalStaticRTP::new(track(
+        RtpCodecKind::Video,
+        12,
+        "site",
+    )));
+    site.pc.add_track(site_audio.clone()).await.expect("audio");
+    site.pc.add_track(site_video.clone()).await.expect("video");
+    let mut deputy = peer(rt.clone()).await;
+    let deputy_audio = Arc::new(TrackLocalStaticRTP::new(track(
+        RtpCodecKind::Audio,
+        21,
+        "dep",
+    )));
+    deputy
+        .pc
+        .add_track(deputy_audio.clone())
+        .await
+        .expect("audio");
+    for (who, kind, client) in [
+        ("S01", Kind::Site, &mut site),
+        ("DEP", Kind::RemoteDeputy, &mut deputy),
+    ] {
+        let offer = client.pc.create_offer(None).await.expect("offer");
+        client.pc.set_local_description(offer).await.expect("local");
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.gathered.recv()).await;
+        let offer = client.pc.local_description().await.expect("sdp");
+        let answer = sfu
+            .publish(p(who), kind, false, offer)
+            .await
+            .expect("publish");
+        client
+            .pc
+            .set_remote_description(answer)
+            .await
+            .expect("remote");
+        tokio::time::timeout(Duration::from_secs(10), client.connected.recv())
+            .await
+            .expect("publisher connects");
+    }
+
+    // 63 other sites subscribe.
+    let mut logs: Vec<Log> = Vec::new();
+    let mut subscribers = Vec::new();
+    for n in 2..=64 {
+        let who = p(&format!("S{n:02}"));
+        let (leg, offer) = sfu
+            .subscribe(who, Kind::Site, false)
+            .await
+            .expect("subscribe");
+        let mut sub = peer(rt.clone()).await;
+        sub.pc.set_remote_description(offer).await.expect("remote");
+        let answer = sub.pc.create_answer(None).await.expect("answer");
+        sub.pc.set_local_description(answer).await.expect("local");
+        let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
+        let answer = sub.pc.local_description().await.expect("sdp");
+        sfu.answer(leg, answer).await.expect("answer");
+        let log: Log = Arc::default();
+        let mut tracks =
+            std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
+        let l = log.clone();
+        tokio::spawn(async move {
+            while let Some(track) = tracks.recv().await {
+                let l = l.clone();
+                tokio::spawn(async move {
+                    while let Some(evt) = track.poll().await {
+                        if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                            && let Some(m) = pkt.payload.first()
+                        {
+                            l.lock().expect("log").push((*m, Instant::now()));
+                        }
+                    }
+                });
+            }
+        });
+        logs.push(log);
+        subscribers.push(sub);
+    }
+    for sub in subscribers.iter_mut() {
+        tokio::time::timeout(Duration::from_secs(20), sub.connected.recv())
+            .await
+            .expect("subscriber connects");
+    }
+
+    // The site has the floor; both publishers talk, 50 packets/s each.
+    sfu.set_floor(Some(p("S01"))).await.expect("floor");
+    let send = |from: Instant, until: Duration| {
+        let (sa, sv, da) = (site_audio.clone(), site_video.clone(), deputy_audio.clone());
+        async move {
+            let mut seq = 0u16;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while from.elapsed() < until {
+                tick.tick().await;
+                seq = seq.wrapping_add(1);
+                let _ = sa
+                    .write_rtp(packet(OPUS_PT, 11, seq, SITE_AUDIO, 120))
+                    .await;
+                let _ = sv
+                    .write_rtp(packet(VP8_PT, 12, seq, SITE_VIDEO, 1000))
+                    .await;
+                let _ = da
+                    .write_rtp(packet(OPUS_PT, 21, seq, DEPUTY_AUDIO, 120))
+                    .await;
+            }
+        }
+    };
+    let start = Instant::now();
+    let talking = tokio::spawn(send(start, Duration::from_millis(3000)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sfu.set_floor(None).await.expect("revoke");
+    let revoked = Instant::now();
+    talking.await.expect("publisher");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for (n, log) in logs.iter().enumerate() {
+        let log = log.lock().expect("log");
+        let site = format!("S{:02}", n + 2);
+        let heard = log
+            .iter()
+            .filter(|(m, t)| *m == SITE_AUDIO && *t < revoked)
+            .count();
+        let seen = log
+            .iter()
+            .filter(|(m, t)| *m == SITE_VIDEO && *t < revoked)
+            .count();
+        assert!(heard > 10, "{site} heard the speaker {heard} times");
+        assert!(seen > 10, "{site} saw the speaker {seen} times");
+        let late: Vec<Duration> = log
+            .iter()
+            .filter(|(m, t)| *m == SITE_AUDIO && *t > revoked)
+            .map(|(_, t)| *t - revoked)
+            .collect();
+        assert!(
+            late.iter().all(|d| *d <= Duration::from_millis(100)),
+            "{site} still heard the revoked microphone after {late:?}"
+        );
+        assert!(
+            !log.iter().any(|(m, _)| *m == DEPUTY_AUDIO),
+            "{site} heard a deputy who never had the floor"
+        );
+    }
+    let stats = sfu.stats().await.expect("stats");
+    let deputy_track = stats.tracks[&p("DEP")][0];
+    assert_eq!(deputy_track.1, Media::Audio);
+    assert!(
+        stats.received.get(&deputy_track.0).copied().unwrap_or(0) > 50,
+        "the deputy did send"
+    );
+    assert_eq!(
+        stats.forwarded.get(&deputy_track.0).copied().unwrap_or(0),
+        0,
+        "and nothing was forwarded"
+    );
+    for sub in subscribers {
+        let _ = sub.pc.close().await;
+    }
+    let _ = site.pc.close().await;
+    let _ = deputy.pc.close().await;
+}
