@@ -126,6 +126,7 @@ impl Driver {
             router: Router::new(Tuning::default()),
             joined: HashMap::new(),
             legs: Vec::new(),
+            free: Vec::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             fanout: HashMap::new(),
@@ -277,6 +278,8 @@ struct Core {
     router: Router,
     joined: HashMap<ParticipantId, ()>,
     legs: Vec<Option<Leg>>,
+    /// Slots of `legs` freed by departures, reused first so the table does not grow.
+    free: Vec<usize>,
     by_addr: HashMap<SocketAddr, usize>,
     by_ufrag: HashMap<String, usize>,
     /// For each track, the legs (and their slot) it is forwarded to now.
@@ -373,12 +376,21 @@ impl Core {
         }
     }
 
+    fn next_leg_index(&self) -> usize {
+        self.free.last().copied().unwrap_or(self.legs.len())
+    }
+
     fn add_leg(&mut self, leg: Leg) -> usize {
-        let idx = self.legs.len();
+        let idx = self.next_leg_index();
         if let Some(u) = leg.pc.local_description().and_then(|d| sdp_ufrag(&d.sdp)) {
             self.by_ufrag.insert(u, idx);
         }
-        self.legs.push(Some(leg));
+        if idx == self.legs.len() {
+            self.legs.push(Some(leg));
+        } else {
+            self.free.pop();
+            self.legs[idx] = Some(leg);
+        }
         idx
     }
 
@@ -444,7 +456,7 @@ impl Core {
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         self.join(&who, kind, presiding);
         let mut pc = self.new_pc()?;
-        let idx = self.legs.len();
+        let idx = self.next_leg_index();
         let mut slots = HashMap::new();
         let tracks: Vec<(TrackId, Media)> = self
             .stats
@@ -519,13 +531,20 @@ impl Core {
             if self.legs[i].as_ref().is_some_and(|l| &l.owner == who) {
                 if let Some(mut l) = self.legs[i].take() {
                     let _ = l.pc.close();
+                    self.flush_closed(&mut l);
+                    self.free.push(i);
                 }
                 self.by_addr.retain(|_, v| *v != i);
                 self.by_ufrag.retain(|_, v| *v != i);
             }
         }
         self.joined.remove(who);
-        self.stats.tracks.remove(who);
+        if let Some(tracks) = self.stats.tracks.remove(who) {
+            for (t, _) in tracks {
+                self.stats.received.remove(&t);
+                self.stats.forwarded.remove(&t);
+            }
+        }
         let now = self.now_ms();
         self.router.leave(who, now);
         self.rebuild_fanout();
@@ -595,6 +614,13 @@ impl Core {
             Cmd::Stop => return false,
         }
         true
+    }
+
+    /// Sends what a closing leg still has to say (DTLS close_notify).
+    fn flush_closed(&self, leg: &mut Leg) {
+        while let Some(msg) = leg.pc.poll_write() {
+            let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
+        }
     }
 
     fn flush(&mut self, idx: usize) {
