@@ -114,6 +114,59 @@ pub struct ControlConfig {
     pub login_concurrency: usize,
 }
 
+/// Media plane (SFU) settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Whether the server runs the SFU.
+    pub enabled: bool,
+    /// Address the media socket binds to (`0.0.0.0`: every interface).
+    pub bind_ip: std::net::IpAddr,
+    /// UDP ports the media socket may take: the first free one from `udp_port_min` to
+    /// `udp_port_max` (both 0: any free port).
+    pub udp_port_min: u16,
+    /// Last port of the range.
+    pub udp_port_max: u16,
+    /// The address peers are told to reach (the public address of a NAT 1:1); empty: the
+    /// bound address.
+    pub public_ip: String,
+    /// The sitting whose floor the SFU follows; empty: the first sitting not closed.
+    pub sitting: String,
+    /// Largest SDP accepted, bytes.
+    pub max_sdp_bytes: usize,
+    /// Media connections one account may hold at once.
+    pub max_legs_per_actor: usize,
+    /// STUN/TURN servers handed to clients.
+    pub ice_servers: Vec<IceServerConfig>,
+}
+
+/// A STUN or TURN server for clients.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:` / `turn:` / `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl MediaConfig {
+    /// The advertised address, if one is set.
+    pub fn public_ip(&self) -> Result<Option<std::net::IpAddr>, ConfigError> {
+        let t = self.public_ip.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("media.public_ip {t:?} is not an IP address"))
+        })
+    }
+}
+
 /// Demo sitting settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +228,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// Demo.
     pub demo: DemoConfig,
+    /// Media plane.
+    pub media: MediaConfig,
     /// Procedure rules.
     pub rules: Rules,
     /// Delegations.
@@ -243,6 +298,32 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "control: token_ttl_secs >= 60, max_in_flight and login_concurrency > 0".into(),
             ));
+        }
+        let m = &self.media;
+        m.public_ip()?;
+        if m.udp_port_min > m.udp_port_max {
+            return Err(ConfigError::Invalid(
+                "media.udp_port_min must not exceed media.udp_port_max".into(),
+            ));
+        }
+        if m.max_sdp_bytes < 1024 || m.max_sdp_bytes > 1024 * 1024 || m.max_legs_per_actor == 0 {
+            return Err(ConfigError::Invalid(
+                "media: max_sdp_bytes must be 1 KiB to 1 MiB and max_legs_per_actor positive"
+                    .into(),
+            ));
+        }
+        for server in &m.ice_servers {
+            let ok = !server.urls.is_empty()
+                && server.urls.iter().all(|u| {
+                    ["stun:", "turn:", "turns:"]
+                        .iter()
+                        .any(|p| u.starts_with(p))
+                });
+            if !ok {
+                return Err(ConfigError::Invalid(
+                    "media.ice_servers: every url must start with stun:, turn: or turns:".into(),
+                ));
+            }
         }
         if self.demo.deputies < 10 {
             return Err(ConfigError::Invalid(

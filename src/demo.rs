@@ -32,6 +32,9 @@ pub const CLERK1: &str = "CLERK1";
 pub const CLERK2: &str = "CLERK2";
 /// An observer.
 pub const OBSERVER: &str = "OBSERVER";
+/// The chamber's programme account: the hall's room app or broadcast encoder publishes the
+/// programme under it (over the WebSocket or WHIP).
+pub const CHAMBER: &str = "CHAMBER";
 
 /// The id of the n-th synthetic deputy (from 1).
 pub fn deputy_id(n: u32) -> ActorId {
@@ -45,7 +48,8 @@ pub fn site_operator_id(code: &str) -> ActorId {
 
 /// Builds the demo roster: `deputies` deputies in total (the chair and the vice-chair count
 /// among them), at least three per delegation, the rest spread by a seeded generator;
-/// two clerks, an observer, and one operator per delegation site.
+/// two clerks, an observer, one operator per delegation site, and the chamber's programme
+/// account.
 pub fn roster(delegations: &[Delegation], deputies: u32, seed: u64) -> Result<Roster, RosterError> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let provinces: Vec<&Delegation> = delegations
@@ -120,6 +124,17 @@ pub fn roster(delegations: &[Delegation], deputies: u32, seed: u64) -> Result<Ro
         None,
         &[Role::Clerk],
     ));
+    if let Some(hall) = delegations
+        .iter()
+        .find(|d| d.kind == DelegationKind::Chamber)
+    {
+        actors.push(staff(
+            CHAMBER,
+            format!("Chương trình {}", hall.name),
+            Some(hall.code.clone()),
+            &[Role::SiteOperator],
+        ));
+    }
     actors.push(staff(
         OBSERVER,
         format!("Quan sát viên {SYNTHETIC}"),
@@ -188,6 +203,13 @@ mod tests {
             .values()
             .filter(|x| x.has(Role::SiteOperator))
             .count();
-        assert_eq!(operators, 63);
+        assert_eq!(operators, 63 + 1, "one per delegation site and the chamber");
+        assert_eq!(
+            a.actor(&ActorId::new(CHAMBER))
+                .and_then(|x| x.delegation.as_ref())
+                .and_then(|c| a.delegations.get(c))
+                .map(|d| d.kind),
+            Some(DelegationKind::Chamber)
+        );
     }
 }

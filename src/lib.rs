@@ -10,6 +10,8 @@
 //!   routes, graceful shutdown.
 //! - [`auth`]: argon2 passwords, signed bearer tokens, logout.
 //! - [`control`]: the WebSocket protocol and one session task per connection.
+//! - [`media`]: the glue to the SFU (`dienhong-sfu`): roles to participants, the floor of
+//!   the sitting followed into forwarding, signalling for the WebSocket and WHIP/WHEP.
 //! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
 //! - [`demo`]: the synthetic demo sitting.
 //!
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod media;
 pub mod server;
 pub mod sitting;
 pub mod store;

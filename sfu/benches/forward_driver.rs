@@ -9,14 +9,13 @@
 
 mod common;
 
-use common::{Received, Report, peer, publish, rss_kib, track};
+use common::{Received, Report, publish, publish_to, rss_kib, subscribe_from};
 use dienhong_sfu::driver::Driver;
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::runtime::Runtime;
 
 /// CPU time of the driver's I/O thread, found by name under /proc/self/task.
@@ -50,57 +49,23 @@ fn run(n: usize, seconds: u64) -> Report {
     clients.block_on(async move {
         let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
         let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("tokio runtime");
-        let mut publisher = peer(rt.clone()).await;
-        let video = Arc::new(TrackLocalStaticRTP::new(track(
-            RtpCodecKind::Video,
-            1111,
-            "pub",
-        )));
-        let audio = Arc::new(TrackLocalStaticRTP::new(track(
-            RtpCodecKind::Audio,
-            2222,
-            "pub",
-        )));
-        publisher.pc.add_track(video.clone()).await.expect("video");
-        publisher.pc.add_track(audio.clone()).await.expect("audio");
-        let offer = publisher.pc.create_offer(None).await.expect("offer");
-        publisher
-            .pc
-            .set_local_description(offer)
-            .await
-            .expect("local");
-        let _ = tokio::time::timeout(Duration::from_secs(5), publisher.gathered.recv()).await;
-        let offer = publisher.pc.local_description().await.expect("sdp");
+        let (publisher, tracks) = publish_to(
+            &sfu,
+            &rt,
+            "S01",
+            Kind::Site,
+            &[(RtpCodecKind::Video, 1111), (RtpCodecKind::Audio, 2222)],
+        )
+        .await;
+        let (video, audio) = (tracks[0].clone(), tracks[1].clone());
         let speaker = ParticipantId("S01".into());
-        let answer = sfu
-            .publish(speaker.clone(), Kind::Site, false, offer)
-            .await
-            .expect("publish");
-        publisher
-            .pc
-            .set_remote_description(answer)
-            .await
-            .expect("remote");
-        tokio::time::timeout(Duration::from_secs(10), publisher.connected.recv())
-            .await
-            .expect("publisher connects");
         sfu.set_floor(Some(speaker)).await.expect("floor");
 
         let rss0 = rss_kib();
         let received = Received::default();
         let mut subs = Vec::new();
         for i in 0..n {
-            let (leg, offer) = sfu
-                .subscribe(ParticipantId(format!("D{i}")), Kind::Display, false)
-                .await
-                .expect("subscribe");
-            let mut sub = peer(rt.clone()).await;
-            sub.pc.set_remote_description(offer).await.expect("remote");
-            let answer = sub.pc.create_answer(None).await.expect("answer");
-            sub.pc.set_local_description(answer).await.expect("local");
-            let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
-            let answer = sub.pc.local_description().await.expect("sdp");
-            sfu.answer(leg, answer).await.expect("answer");
+            let mut sub = subscribe_from(&sfu, &rt, &format!("D{i}"), Kind::Display).await;
             received.follow(
                 std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1),
                 t0,

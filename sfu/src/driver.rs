@@ -7,22 +7,30 @@
 //! leave, stats); each call is applied between two rounds of socket I/O, so a floor change
 //! takes effect for the very next packet.
 //!
-//! This first slice: audio (Opus) and video (VP8) without simulcast; a subscriber's peer
-//! connection carries a slot for every track published when it subscribed (tracks published
-//! later need a renegotiation, not built yet); keyframe requests from the router are not yet
-//! sent to publishers.
+//! Subscribers come two ways: the SFU offers (the WebSocket signalling: a slot for every
+//! track published when it subscribed), or the subscriber offers (WHEP: each of its
+//! receive-only m-lines is filled with a track of that kind, the chamber's programme first).
+//!
+//! Not yet built: simulcast, renegotiation when tracks are published after a subscriber
+//! joined (the client subscribes again), keyframe requests sent to publishers.
 
-use crate::routing::{self, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning};
+use crate::routing::{
+    self, Action, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
+};
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
+};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
@@ -35,6 +43,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+
+pub use rtc::peer_connection::sdp::RTCSessionDescription;
 
 /// VP8's payload type, fixed on every leg.
 pub const VP8_PT: u8 = 96;
@@ -62,9 +72,9 @@ fn rtc_err(e: impl std::fmt::Display) -> DriverError {
     DriverError::Rtc(e.to_string())
 }
 
-/// A subscriber leg, to send its answer to.
+/// A peer connection of the SFU (a publisher's or a subscriber's leg).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LegId(usize);
+pub struct LegId(pub usize);
 
 /// Counters, for tests and metrics.
 #[derive(Debug, Clone, Default)]
@@ -85,8 +95,18 @@ enum Cmd {
         Kind,
         bool,
         RTCSessionDescription,
-        Reply<RTCSessionDescription>,
+        Reply<(LegId, RTCSessionDescription)>,
     ),
+    SubscribeOffer(
+        ParticipantId,
+        Kind,
+        bool,
+        RTCSessionDescription,
+        Reply<(LegId, RTCSessionDescription)>,
+    ),
+    Candidate(LegId, String, Reply<()>),
+    CloseLeg(LegId, Reply<()>),
+    Speaker(Option<ParticipantId>, Option<ParticipantId>, Reply<()>),
     Subscribe(
         ParticipantId,
         Kind,
@@ -109,8 +129,18 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Opens the socket (buffers raised to 16 MiB) and starts the driver thread.
+    /// Opens the socket (buffers raised to 16 MiB) and starts the driver thread; peers are
+    /// told the bound address.
     pub fn start(bind: SocketAddr) -> Result<Driver, DriverError> {
+        Driver::start_advertising(bind, None)
+    }
+
+    /// As [`Driver::start`], telling peers to reach the SFU at `advertise` (the public
+    /// address of a NAT 1:1, or the host's address when bound to all interfaces) instead.
+    pub fn start_advertising(
+        bind: SocketAddr,
+        advertise: Option<std::net::IpAddr>,
+    ) -> Result<Driver, DriverError> {
         let sock = UdpSocket::bind(bind)?;
         let s2 = socket2::SockRef::from(&sock);
         // The default 208 KB receive buffer overflows at a few hundred subscribers.
@@ -118,10 +148,12 @@ impl Driver {
         let _ = s2.set_send_buffer_size(16 << 20);
         sock.set_read_timeout(Some(Duration::from_millis(2)))?;
         let local = sock.local_addr()?;
+        let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
         let (tx, rx) = std_mpsc::channel();
         let core = Core {
             sock,
             local,
+            advertised,
             t0: Instant::now(),
             router: Router::new(Tuning::default()),
             joined: HashMap::new(),
@@ -132,6 +164,10 @@ impl Driver {
             fanout: HashMap::new(),
             next_track: 1,
             stats: Stats::default(),
+            failed: Vec::new(),
+            connected: Vec::new(),
+            actions: Vec::new(),
+            ssrc_of: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("sfu-io".into())
@@ -143,7 +179,7 @@ impl Driver {
         })
     }
 
-    /// The address every peer connects to.
+    /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
@@ -154,16 +190,53 @@ impl Driver {
         rx.await.map_err(|_| DriverError::Stopped)?
     }
 
-    /// A participant publishes: takes its offer (audio and/or video), returns the answer.
+    /// A participant publishes: takes its offer (audio and/or video), returns its leg and
+    /// the answer.
     pub async fn publish(
         &self,
         who: ParticipantId,
         kind: Kind,
         presiding: bool,
         offer: RTCSessionDescription,
-    ) -> Result<RTCSessionDescription, DriverError> {
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         self.call(|r| Cmd::Publish(who, kind, presiding, offer, r))
             .await
+    }
+
+    /// A participant subscribes with an offer of its own (WHEP: receive-only m-lines):
+    /// each offered m-line is filled with a published track of its kind, the programme
+    /// first; returns the leg and the answer.
+    pub async fn subscribe_with_offer(
+        &self,
+        who: ParticipantId,
+        kind: Kind,
+        presiding: bool,
+        offer: RTCSessionDescription,
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
+        self.call(|r| Cmd::SubscribeOffer(who, kind, presiding, offer, r))
+            .await
+    }
+
+    /// A remote ICE candidate trickled by the peer of `leg` (JSON `candidate` line of an
+    /// `RTCIceCandidateInit`; an empty string ends the candidates).
+    pub async fn add_candidate(&self, leg: LegId, candidate: String) -> Result<(), DriverError> {
+        self.call(|r| Cmd::Candidate(leg, candidate, r)).await
+    }
+
+    /// Closes one leg: its tracks (if it published) stop everywhere; a participant left
+    /// with no leg leaves.
+    pub async fn close_leg(&self, leg: LegId) -> Result<(), DriverError> {
+        self.call(|r| Cmd::CloseLeg(leg, r)).await
+    }
+
+    /// The floor moved to `deputy`, sitting at delegation site `site` (if any): their own
+    /// microphone is forwarded when they publish one, the site's room otherwise.
+    pub async fn set_speaker(
+        &self,
+        deputy: Option<ParticipantId>,
+        site: Option<ParticipantId>,
+    ) -> Result<(), DriverError> {
+        self.call(|r| Cmd::Speaker(deputy, site, r)).await
     }
 
     /// A participant subscribes: returns the SFU's offer for its receiving leg.
@@ -219,7 +292,8 @@ impl Drop for Driver {
     }
 }
 
-fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
+/// The codec of a kind, with its fixed payload type.
+pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
     let (mime, clock_rate, channels, fmtp, payload_type) = match kind {
         RtpCodecKind::Audio => (
             MIME_TYPE_OPUS,
@@ -252,15 +326,26 @@ pub fn media_engine() -> Result<MediaEngine, DriverError> {
     Ok(m)
 }
 
+/// Where a track goes on a subscriber leg: its sender, and the SSRC and payload type the
+/// packets carry there (each leg negotiates its own).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    payload_type: u8,
+}
+
 enum LegKind {
-    /// Receives from a publisher: its tracks by payload type.
+    /// Receives from a publisher: its tracks, and which payload types are audio or video
+    /// (as its offer numbered them).
     Publisher {
         audio: Option<TrackId>,
         video: Option<TrackId>,
+        payload_types: HashMap<u8, Media>,
     },
     /// Sends to a subscriber: one slot per track.
     Subscriber {
-        slots: HashMap<TrackId, (RTCRtpSenderId, u32)>,
+        slots: HashMap<TrackId, Slot>,
         ready: bool,
     },
 }
@@ -274,18 +359,29 @@ struct Leg {
 struct Core {
     sock: UdpSocket,
     local: SocketAddr,
+    /// What peers are told to connect to.
+    advertised: SocketAddr,
     t0: Instant,
     router: Router,
-    joined: HashMap<ParticipantId, ()>,
+    joined: HashMap<ParticipantId, Kind>,
     legs: Vec<Option<Leg>>,
     /// Slots of `legs` freed by departures, reused first so the table does not grow.
     free: Vec<usize>,
     by_addr: HashMap<SocketAddr, usize>,
     by_ufrag: HashMap<String, usize>,
     /// For each track, the legs (and their slot) it is forwarded to now.
-    fanout: HashMap<TrackId, Vec<(usize, RTCRtpSenderId, u32)>>,
+    fanout: HashMap<TrackId, Vec<(usize, Slot)>>,
     next_track: u32,
     stats: Stats,
+    /// Legs whose connection failed (ICE consent lost, DTLS failed), to close.
+    failed: Vec<usize>,
+    /// Subscriber legs that just connected: they start receiving, with a keyframe.
+    connected: Vec<usize>,
+    /// Router decisions not yet carried out (keyframe requests; forwarding changes are
+    /// applied by `rebuild_fanout`).
+    actions: Vec<Action>,
+    /// The publisher's SSRC of each track, learned from its packets.
+    ssrc_of: HashMap<TrackId, u32>,
 }
 
 /// The first half of a STUN USERNAME ("receiver:sender"): the ufrag of the leg it is for.
@@ -327,6 +423,49 @@ fn sdp_candidates(sdp: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// Which payload types of an offer are audio and which video, from its m-lines.
+fn sdp_payload_types(sdp: &str) -> HashMap<u8, Media> {
+    let mut out = HashMap::new();
+    for line in sdp.lines() {
+        let media = if line.starts_with("m=audio") {
+            Media::Audio
+        } else if line.starts_with("m=video") {
+            Media::Video
+        } else {
+            continue;
+        };
+        for pt in line.split_whitespace().skip(3) {
+            if let Ok(pt) = pt.parse::<u8>() {
+                out.insert(pt, media);
+            }
+        }
+    }
+    out
+}
+
+/// The payload types an SDP gives Opus and VP8 (the first of each).
+fn sdp_codec_payload_types(sdp: &str) -> (Option<u8>, Option<u8>) {
+    let mut opus = None;
+    let mut vp8 = None;
+    for line in sdp.lines() {
+        let Some(rest) = line.trim().strip_prefix("a=rtpmap:") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let (Some(pt), Some(codec)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pt) = pt.parse::<u8>() else { continue };
+        let name = codec.split('/').next().unwrap_or_default();
+        if name.eq_ignore_ascii_case("opus") {
+            opus = opus.or(Some(pt));
+        } else if name.eq_ignore_ascii_case("VP8") {
+            vp8 = vp8.or(Some(pt));
+        }
+    }
+    (opus, vp8)
+}
+
 fn sdp_media(sdp: &str) -> (bool, bool) {
     let audio = sdp.lines().any(|l| l.starts_with("m=audio"));
     let video = sdp.lines().any(|l| l.starts_with("m=video"));
@@ -353,8 +492,8 @@ impl Core {
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
-                address: self.local.ip().to_string(),
-                port: self.local.port(),
+                address: self.advertised.ip().to_string(),
+                port: self.advertised.port(),
                 component: 1,
                 ..Default::default()
             },
@@ -370,9 +509,10 @@ impl Core {
 
     fn join(&mut self, who: &ParticipantId, kind: Kind, presiding: bool) {
         if !self.joined.contains_key(who) {
-            self.joined.insert(who.clone(), ());
+            self.joined.insert(who.clone(), kind);
             let now = self.now_ms();
-            self.router.join(who.clone(), kind, presiding, now);
+            let a = self.router.join(who.clone(), kind, presiding, now);
+            self.actions.extend(a);
         }
     }
 
@@ -400,9 +540,10 @@ impl Core {
         kind: Kind,
         presiding: bool,
         offer: RTCSessionDescription,
-    ) -> Result<RTCSessionDescription, DriverError> {
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         self.join(&who, kind, presiding);
         let (has_audio, has_video) = sdp_media(&offer.sdp);
+        let payload_types = sdp_payload_types(&offer.sdp);
         let candidates = sdp_candidates(&offer.sdp);
         let mut pc = self.new_pc()?;
         pc.set_remote_description(Instant::now(), offer)
@@ -418,7 +559,7 @@ impl Core {
         let new_track = |media: Media, bps: u64, core: &mut Core| {
             let id = TrackId(core.next_track);
             core.next_track += 1;
-            core.router.publish(
+            let a = core.router.publish(
                 id,
                 Track {
                     owner: who.clone(),
@@ -427,6 +568,7 @@ impl Core {
                 },
                 now,
             );
+            core.actions.extend(a);
             core.stats
                 .tracks
                 .entry(who.clone())
@@ -439,13 +581,199 @@ impl Core {
         let idx = self.add_leg(Leg {
             pc,
             owner: who,
-            kind: LegKind::Publisher { audio, video },
+            kind: LegKind::Publisher {
+                audio,
+                video,
+                payload_types,
+            },
         });
         for a in candidates {
             self.by_addr.insert(a, idx);
         }
         self.rebuild_fanout();
-        Ok(sdp)
+        Ok((LegId(idx), sdp))
+    }
+
+    /// Published tracks `who` may receive, the chamber's programme first.
+    fn tracks_for(&self, who: &ParticipantId) -> Vec<(TrackId, Media)> {
+        let mut tracks: Vec<(bool, TrackId, Media)> = self
+            .stats
+            .tracks
+            .iter()
+            .filter(|(owner, _)| *owner != who)
+            .flat_map(|(owner, t)| {
+                let programme = self.joined.get(owner) == Some(&Kind::Chamber);
+                t.iter().map(move |(id, m)| (!programme, *id, *m))
+            })
+            .collect();
+        // The programme first; among the rest, the newest first (a publisher that came back
+        // has a newer track than the one it left behind).
+        tracks.sort_by_key(|(later, id, _)| (*later, std::cmp::Reverse(*id)));
+        tracks.into_iter().map(|(_, id, m)| (id, m)).collect()
+    }
+
+    /// Adds a sending slot for `track` to a subscriber's peer connection.
+    fn add_slot(
+        pc: &mut RTCPeerConnection,
+        idx: usize,
+        n: usize,
+        track: TrackId,
+        media: Media,
+        payload_type: u8,
+    ) -> Result<Slot, DriverError> {
+        let ssrc = 0x1000_0000 + (idx as u32) * 256 + n as u32;
+        let k = if media == Media::Audio {
+            RtpCodecKind::Audio
+        } else {
+            RtpCodecKind::Video
+        };
+        let t = MediaStreamTrack::new(
+            format!("t{}", track.0),
+            format!("t{}-{k}", track.0),
+            format!("t{}-{k}", track.0),
+            k,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec(k).rtp_codec,
+                ..Default::default()
+            }],
+        );
+        let sender = pc.add_track(t).map_err(rtc_err)?;
+        Ok(Slot {
+            sender,
+            ssrc,
+            payload_type,
+        })
+    }
+
+    fn subscribe_with_offer(
+        &mut self,
+        who: ParticipantId,
+        kind: Kind,
+        presiding: bool,
+        offer: RTCSessionDescription,
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
+        let offered_audio = offer
+            .sdp
+            .lines()
+            .filter(|l| l.starts_with("m=audio"))
+            .count();
+        let offered_video = offer
+            .sdp
+            .lines()
+            .filter(|l| l.starts_with("m=video"))
+            .count();
+        let candidates = sdp_candidates(&offer.sdp);
+        let (opus_pt, vp8_pt) = sdp_codec_payload_types(&offer.sdp);
+        let mut pc = self.new_pc()?;
+        pc.set_remote_description(Instant::now(), offer)
+            .map_err(rtc_err)?;
+        self.join(&who, kind, presiding);
+        let idx = self.next_leg_index();
+        let mut slots = HashMap::new();
+        let (mut audio, mut video) = (0, 0);
+        for (n, (track, media)) in self.tracks_for(&who).into_iter().enumerate() {
+            let room = match media {
+                Media::Audio => &mut audio,
+                Media::Video => &mut video,
+            };
+            let offered = if media == Media::Audio {
+                offered_audio
+            } else {
+                offered_video
+            };
+            let pt = if media == Media::Audio {
+                opus_pt
+            } else {
+                vp8_pt
+            };
+            let Some(pt) = pt else { continue };
+            if *room >= offered {
+                continue;
+            }
+            *room += 1;
+            slots.insert(track, Core::add_slot(&mut pc, idx, n, track, media, pt)?);
+        }
+        let answer = pc.create_answer(None).map_err(rtc_err)?;
+        pc.set_local_description(Instant::now(), answer)
+            .map_err(rtc_err)?;
+        self.add_host_candidate(&mut pc)?;
+        let sdp = pc
+            .local_description()
+            .ok_or_else(|| rtc_err("no local description"))?;
+        let idx = self.add_leg(Leg {
+            pc,
+            owner: who,
+            kind: LegKind::Subscriber {
+                slots,
+                ready: false,
+            },
+        });
+        for a in candidates {
+            self.by_addr.insert(a, idx);
+        }
+        self.rebuild_fanout();
+        Ok((LegId(idx), sdp))
+    }
+
+    fn add_candidate(&mut self, leg: LegId, candidate: String) -> Result<(), DriverError> {
+        let l = self
+            .legs
+            .get_mut(leg.0)
+            .and_then(Option::as_mut)
+            .ok_or(DriverError::NoSuchPeer)?;
+        if candidate.trim().is_empty() {
+            return Ok(());
+        }
+        if let Some(a) = sdp_candidates(&format!("a={}", candidate.trim_start_matches("a=")))
+            .into_iter()
+            .next()
+        {
+            self.by_addr.insert(a, leg.0);
+        }
+        l.pc.add_remote_candidate(RTCIceCandidateInit {
+            candidate,
+            ..Default::default()
+        })
+        .map_err(rtc_err)
+    }
+
+    fn close_leg(&mut self, leg: LegId) -> Result<(), DriverError> {
+        let i = leg.0;
+        let mut l = self
+            .legs
+            .get_mut(i)
+            .and_then(Option::take)
+            .ok_or(DriverError::NoSuchPeer)?;
+        let _ = l.pc.close();
+        self.flush_closed(&mut l);
+        self.free.push(i);
+        self.failed.retain(|f| *f != i);
+        self.connected.retain(|c| *c != i);
+        self.by_addr.retain(|_, v| *v != i);
+        self.by_ufrag.retain(|_, v| *v != i);
+        let now = self.now_ms();
+        if let LegKind::Publisher { audio, video, .. } = l.kind {
+            for t in [audio, video].into_iter().flatten() {
+                let a = self.router.unpublish(t, now);
+                self.actions.extend(a);
+                self.stats.received.remove(&t);
+                self.stats.forwarded.remove(&t);
+                if let Some(list) = self.stats.tracks.get_mut(&l.owner) {
+                    list.retain(|(x, _)| *x != t);
+                }
+            }
+        }
+        let still_here = self.legs.iter().flatten().any(|x| x.owner == l.owner);
+        if still_here {
+            self.rebuild_fanout();
+        } else {
+            self.leave(&l.owner);
+        }
+        Ok(())
     }
 
     fn subscribe(
@@ -458,36 +786,13 @@ impl Core {
         let mut pc = self.new_pc()?;
         let idx = self.next_leg_index();
         let mut slots = HashMap::new();
-        let tracks: Vec<(TrackId, Media)> = self
-            .stats
-            .tracks
-            .iter()
-            .filter(|(owner, _)| **owner != who)
-            .flat_map(|(_, t)| t.iter().copied())
-            .collect();
-        for (n, (track, media)) in tracks.into_iter().enumerate() {
-            let ssrc = 0x1000_0000 + (idx as u32) * 256 + n as u32;
-            let k = if media == Media::Audio {
-                RtpCodecKind::Audio
+        for (n, (track, media)) in self.tracks_for(&who).into_iter().enumerate() {
+            let pt = if media == Media::Audio {
+                OPUS_PT
             } else {
-                RtpCodecKind::Video
+                VP8_PT
             };
-            let t = MediaStreamTrack::new(
-                format!("t{}", track.0),
-                format!("t{}-{k}", track.0),
-                format!("t{}-{k}", track.0),
-                k,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: codec(k).rtp_codec,
-                    ..Default::default()
-                }],
-            );
-            let sender = pc.add_track(t).map_err(rtc_err)?;
-            slots.insert(track, (sender, ssrc));
+            slots.insert(track, Core::add_slot(&mut pc, idx, n, track, media, pt)?);
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
         pc.set_local_description(Instant::now(), offer)
@@ -516,9 +821,6 @@ impl Core {
             .ok_or(DriverError::NoSuchPeer)?;
         l.pc.set_remote_description(Instant::now(), answer)
             .map_err(rtc_err)?;
-        if let LegKind::Subscriber { ready, .. } = &mut l.kind {
-            *ready = true;
-        }
         for a in candidates {
             self.by_addr.insert(a, leg.0);
         }
@@ -533,6 +835,8 @@ impl Core {
                     let _ = l.pc.close();
                     self.flush_closed(&mut l);
                     self.free.push(i);
+                    self.failed.retain(|f| *f != i);
+                    self.connected.retain(|c| *c != i);
                 }
                 self.by_addr.retain(|_, v| *v != i);
                 self.by_ufrag.retain(|_, v| *v != i);
@@ -546,7 +850,8 @@ impl Core {
             }
         }
         let now = self.now_ms();
-        self.router.leave(who, now);
+        let a = self.router.leave(who, now);
+        self.actions.extend(a);
         self.rebuild_fanout();
     }
 
@@ -570,12 +875,9 @@ impl Core {
                     kind: LegKind::Subscriber { slots, .. },
                     ..
                 })) = self.legs.get(i)
-                    && let Some((sender, ssrc)) = slots.get(track)
+                    && let Some(slot) = slots.get(track)
                 {
-                    self.fanout
-                        .entry(*track)
-                        .or_default()
-                        .push((i, *sender, *ssrc));
+                    self.fanout.entry(*track).or_default().push((i, *slot));
                 }
             }
         }
@@ -586,6 +888,22 @@ impl Core {
             Cmd::Publish(who, kind, presiding, offer, reply) => {
                 let _ = reply.send(self.publish(who, kind, presiding, offer));
             }
+            Cmd::SubscribeOffer(who, kind, presiding, offer, reply) => {
+                let _ = reply.send(self.subscribe_with_offer(who, kind, presiding, offer));
+            }
+            Cmd::Candidate(leg, candidate, reply) => {
+                let _ = reply.send(self.add_candidate(leg, candidate));
+            }
+            Cmd::CloseLeg(leg, reply) => {
+                let _ = reply.send(self.close_leg(leg));
+            }
+            Cmd::Speaker(deputy, site, reply) => {
+                let now = self.now_ms();
+                let a = self.router.set_speaker(deputy, site, now);
+                self.actions.extend(a);
+                self.rebuild_fanout();
+                let _ = reply.send(Ok(()));
+            }
             Cmd::Subscribe(who, kind, presiding, reply) => {
                 let _ = reply.send(self.subscribe(who, kind, presiding));
             }
@@ -594,13 +912,15 @@ impl Core {
             }
             Cmd::Floor(speaker, reply) => {
                 let now = self.now_ms();
-                self.router.set_floor(speaker, now);
+                let a = self.router.set_floor(speaker, now);
+                self.actions.extend(a);
                 self.rebuild_fanout();
                 let _ = reply.send(Ok(()));
             }
             Cmd::Mute(who, muted, reply) => {
                 let now = self.now_ms();
-                self.router.set_muted(&who, muted, now);
+                let a = self.router.set_muted(&who, muted, now);
+                self.actions.extend(a);
                 self.rebuild_fanout();
                 let _ = reply.send(Ok(()));
             }
@@ -614,6 +934,64 @@ impl Core {
             Cmd::Stop => return false,
         }
         true
+    }
+
+    /// A subscriber that just connected starts receiving (nothing is written to it before:
+    /// it could not be encrypted), with a keyframe of every picture.
+    fn keyframes_for_connected(&mut self) {
+        let now = self.now_ms();
+        let mut changed = false;
+        while let Some(i) = self.connected.pop() {
+            let Some(Some(Leg {
+                owner,
+                kind: LegKind::Subscriber { slots, ready },
+                ..
+            })) = self.legs.get_mut(i)
+            else {
+                continue;
+            };
+            *ready = true;
+            changed = true;
+            let (owner, tracks): (ParticipantId, Vec<TrackId>) =
+                (owner.clone(), slots.keys().copied().collect());
+            for t in tracks {
+                let a = self.router.request_keyframe(t, &owner, now);
+                self.actions.extend(a);
+            }
+        }
+        if changed {
+            self.rebuild_fanout();
+        }
+    }
+
+    /// Carries out the router's keyframe requests: a PLI to the publisher of the track.
+    fn carry_out(&mut self) {
+        for action in std::mem::take(&mut self.actions) {
+            let routing::Action::RequestKeyframe { track, .. } = action else {
+                continue;
+            };
+            let Some(&media_ssrc) = self.ssrc_of.get(&track) else {
+                continue;
+            };
+            let publisher = self.legs.iter().position(|l| {
+                matches!(l, Some(Leg { kind: LegKind::Publisher { video: Some(v), .. }, .. }) if *v == track)
+            });
+            let Some(i) = publisher else { continue };
+            if let Some(Some(leg)) = self.legs.get_mut(i) {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                };
+                let msg = TaggedRTCMessage {
+                    now: Instant::now(),
+                    message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(pli)]),
+                };
+                if let Err(e) = leg.pc.handle_write(msg) {
+                    tracing::debug!(error = %e, "keyframe request not sent");
+                }
+            }
+            self.flush(i);
+        }
     }
 
     /// Sends what a closing leg still has to say (DTLS close_notify).
@@ -630,7 +1008,23 @@ impl Core {
         while let Some(msg) = leg.pc.poll_write() {
             let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
         }
-        while leg.pc.poll_event().is_some() {}
+        while let Some(event) = leg.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Failed,
+                ) => {
+                    tracing::info!(leg = idx, owner = %leg.owner.0, "media connection failed");
+                    self.failed.push(idx);
+                }
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                    RTCPeerConnectionState::Connected,
+                ) => {
+                    tracing::debug!(leg = idx, owner = %leg.owner.0, "media connected");
+                    self.connected.push(idx);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Writes what a publisher leg decoded to every subscriber leg allowed to receive it.
@@ -644,32 +1038,51 @@ impl Core {
                 packets.push(pkt);
             }
         }
-        let LegKind::Publisher { audio, video } = &leg.kind else {
+        let LegKind::Publisher {
+            audio,
+            video,
+            payload_types,
+        } = &leg.kind
+        else {
             return;
         };
         let (audio, video) = (*audio, *video);
+        let media_of = |pt: u8| payload_types.get(&pt).copied();
+        let packets: Vec<(Option<Media>, rtc::rtp::Packet)> = packets
+            .into_iter()
+            .map(|p| (media_of(p.header.payload_type), p))
+            .collect();
         let now = Instant::now();
-        for pkt in packets {
-            let track = if pkt.header.payload_type == OPUS_PT {
-                audio
-            } else {
-                video
+        for (media, mut pkt) in packets {
+            let track = match media {
+                Some(Media::Audio) => audio,
+                Some(Media::Video) => video,
+                None => None,
             };
+            // Extensions are negotiated per leg and none are on the outgoing ones.
+            pkt.header.extensions.clear();
+            pkt.header.extension = false;
             let Some(track) = track else { continue };
             *self.stats.received.entry(track).or_default() += 1;
-            let targets = self.fanout.get(&track).cloned().unwrap_or_default();
-            for (i, sender, ssrc) in targets {
+            self.ssrc_of.insert(track, pkt.header.ssrc);
+            // Taken out for the loop (nothing in it changes the fan-out) and put back.
+            let targets = self.fanout.remove(&track).unwrap_or_default();
+            for &(i, slot) in &targets {
                 let Some(Some(sub)) = self.legs.get_mut(i) else {
                     continue;
                 };
                 let mut p = pkt.clone();
-                p.header.ssrc = ssrc;
-                if let Some(mut tx) = sub.pc.rtp_sender(sender)
+                p.header.ssrc = slot.ssrc;
+                p.header.payload_type = slot.payload_type;
+                if let Some(mut tx) = sub.pc.rtp_sender(slot.sender)
                     && tx.write_rtp(now, p).is_ok()
                 {
                     *self.stats.forwarded.entry(track).or_default() += 1;
                 }
                 self.flush(i);
+            }
+            if !targets.is_empty() {
+                self.fanout.insert(track, targets);
             }
         }
     }
@@ -735,7 +1148,63 @@ impl Core {
                         self.flush(i);
                     }
                 }
+                // Release what failed (a peer gone without a goodbye loses ICE consent).
+                while let Some(i) = self.failed.pop() {
+                    let _ = self.close_leg(LegId(i));
+                }
+                self.keyframes_for_connected();
+                let a = self.router.tick(self.now_ms());
+                self.actions.extend(a);
+                self.carry_out();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\n\
+o=- 1 1 IN IP4 0.0.0.0\r\n\
+s=-\r\n\
+t=0 0\r\n\
+a=ice-ufrag:abcd\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 96 0 8\r\n\
+a=rtpmap:96 opus/48000/2\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 97 98 99\r\n\
+a=rtpmap:97 VP8/90000\r\n\
+a=rtpmap:98 rtx/90000\r\n\
+a=rtpmap:99 H264/90000\r\n";
+
+    #[test]
+    fn payload_types_are_read_from_the_peers_own_numbering() {
+        let pts = sdp_payload_types(OFFER);
+        assert_eq!(pts.get(&96), Some(&Media::Audio));
+        assert_eq!(pts.get(&8), Some(&Media::Audio));
+        assert_eq!(pts.get(&97), Some(&Media::Video));
+        assert_eq!(pts.get(&111), None);
+        assert_eq!(sdp_codec_payload_types(OFFER), (Some(96), Some(97)));
+        assert_eq!(sdp_media(OFFER), (true, true));
+        assert_eq!(sdp_ufrag(OFFER).as_deref(), Some("abcd"));
+        assert_eq!(
+            sdp_candidates(OFFER),
+            vec!["127.0.0.1:5000".parse::<SocketAddr>().expect("addr")]
+        );
+    }
+
+    #[test]
+    fn a_stun_username_names_the_leg_and_garbage_names_none() {
+        // Binding request, USERNAME "leg1:peer" (9 bytes, padded to 12).
+        let mut b = vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xa4, 0x42];
+        b.extend_from_slice(&[0; 12]);
+        b.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
+        b.extend_from_slice(b"leg1:peer\0\0\0");
+        assert_eq!(stun_target_ufrag(&b).as_deref(), Some("leg1"));
+        assert_eq!(stun_target_ufrag(&b[..22]), None, "truncated attribute");
+        assert_eq!(stun_target_ufrag(&[0x80; 40]), None, "an RTP packet");
+        assert_eq!(stun_target_ufrag(&[]), None);
     }
 }

@@ -5,9 +5,9 @@
 //!   whose owner does not hold the floor reaches nobody but the chair console. Driven by
 //!   events (joins, tracks, floor changes, bandwidth estimates, mutes) with the time passed
 //!   in; no sockets, no clock, so every rule is tested with tables and a virtual clock.
-//!
-//! The I/O driver on webrtc-rs that applies these decisions to real peers comes next; its
-//! architecture is chosen from the forwarding benchmark (see `docs/benchmarks.md`).
+//! - [`driver`]: the I/O driver that applies them to real peers: every peer connection on
+//!   one UDP socket, one thread driving webrtc-rs's sans-IO core (the architecture chosen
+//!   from the forwarding benchmark, `docs/benchmarks.md`).
 
 pub mod driver;
 pub mod routing;

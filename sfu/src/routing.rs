@@ -10,7 +10,9 @@
 //! Who receives what:
 //! - the chamber's programme (video and hall audio) goes to every other participant;
 //! - the floor holder's microphone and camera go to every other participant (the chamber
-//!   included: the hall hears a remote speaker);
+//!   included: the hall hears a remote speaker); a deputy who speaks from a delegation site
+//!   is carried by that site's room microphone and camera, unless they publish a microphone
+//!   of their own (a deputy's own device takes precedence over the room);
 //! - the microphones of presiding participants (chair, vice-chair) always go to everyone;
 //! - any other microphone goes only to chair consoles, and not even there if the chair
 //!   muted it; its owner's camera goes to chair consoles as a thumbnail;
@@ -162,6 +164,9 @@ pub struct Router {
     participants: BTreeMap<ParticipantId, Participant>,
     tracks: BTreeMap<TrackId, Track>,
     floor: Option<ParticipantId>,
+    /// The delegation site the floor holder sits at, which carries them when they publish
+    /// no microphone of their own.
+    floor_site: Option<ParticipantId>,
     muted: BTreeSet<ParticipantId>,
     /// What is being forwarded now.
     current: BTreeMap<(TrackId, ParticipantId), Forward>,
@@ -222,8 +227,34 @@ impl Router {
     /// The floor moved (granted, revoked, expired): `speaker` is the participant whose
     /// microphone and camera carry the speaker, or none.
     pub fn set_floor(&mut self, speaker: Option<ParticipantId>, now: Millis) -> Vec<Action> {
-        self.floor = speaker;
+        self.set_speaker(speaker, None, now)
+    }
+
+    /// The floor moved to `deputy`, who sits at delegation site `site` (if any): the
+    /// deputy's own microphone and camera are forwarded when they publish one, the site's
+    /// room otherwise.
+    pub fn set_speaker(
+        &mut self,
+        deputy: Option<ParticipantId>,
+        site: Option<ParticipantId>,
+        now: Millis,
+    ) -> Vec<Action> {
+        self.floor_site = deputy.as_ref().and(site);
+        self.floor = deputy;
         self.reconcile(now)
+    }
+
+    /// The participant whose microphone and camera carry the speaker now, if any.
+    pub fn speaker(&self) -> Option<&ParticipantId> {
+        let deputy = self.floor.as_ref()?;
+        let own_microphone = self
+            .tracks
+            .values()
+            .any(|t| &t.owner == deputy && t.media == Media::Audio);
+        match &self.floor_site {
+            Some(site) if !own_microphone => Some(site),
+            _ => Some(deputy),
+        }
     }
 
     /// The chair muted or unmuted a microphone's preview on the console.
@@ -259,6 +290,21 @@ impl Router {
         out
     }
 
+    /// A subscriber asked for a keyframe of `track` (PLI/FIR), or has just connected: asks
+    /// the publisher for one of the layer `to` receives, through the throttle.
+    pub fn request_keyframe(
+        &mut self,
+        track: TrackId,
+        to: &ParticipantId,
+        now: Millis,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if let Some(Forward::Video(layer)) = self.forwarding(track, to) {
+            self.keyframe(track, layer, now, &mut out);
+        }
+        out
+    }
+
     /// How `track` is forwarded to `to` now, if at all.
     pub fn forwarding(&self, track: TrackId, to: &ParticipantId) -> Option<Forward> {
         self.current.get(&(track, to.clone())).copied()
@@ -276,12 +322,13 @@ impl Router {
         track: &Track,
         to: &ParticipantId,
         sub: &Participant,
+        speaker: Option<&ParticipantId>,
     ) -> Option<Forward> {
         if &track.owner == to {
             return None;
         }
         let owner = self.participants.get(&track.owner)?;
-        let speaking = self.floor.as_ref() == Some(&track.owner);
+        let speaking = speaker == Some(&track.owner);
         let console = sub.kind == Kind::ChairConsole;
         match track.media {
             Media::Audio => {
@@ -357,9 +404,10 @@ impl Router {
     fn reconcile_scope(&mut self, only: Option<&ParticipantId>, now: Millis) -> Vec<Action> {
         let in_scope = |p: &ParticipantId| only.is_none_or(|o| o == p);
         let mut wanted: BTreeMap<(TrackId, ParticipantId), Forward> = BTreeMap::new();
+        let speaker = self.speaker();
         for (tid, track) in &self.tracks {
             for (pid, sub) in self.participants.iter().filter(|(p, _)| in_scope(p)) {
-                if let Some(f) = self.desired(*tid, track, pid, sub) {
+                if let Some(f) = self.desired(*tid, track, pid, sub, speaker) {
                     wanted.insert((*tid, pid.clone()), f);
                 }
             }

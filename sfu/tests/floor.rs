@@ -7,14 +7,13 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{peer, track};
+use common::{publish_to, subscribe_from};
 use dienhong_sfu::driver::{Driver, OPUS_PT, VP8_PT};
 use dienhong_sfu::routing::{Kind, Media, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
@@ -52,68 +51,30 @@ async fn the_floor_decides_whose_microphone_is_heard() {
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
 
     // A delegation site publishes camera and microphone; a remote deputy a microphone.
-    let mut site = peer(rt.clone()).await;
-    let site_audio = Arc::new(TrackLocalStaticRTP::new(track(
-        RtpCodecKind::Audio,
-        11,
-        "site",
-    )));
-    let site_video = Arc::new(TrackLocalStaticRTP::new(track(
-        RtpCodecKind::Video,
-        12,
-        "site",
-    )));
-    site.pc.add_track(site_audio.clone()).await.expect("audio");
-    site.pc.add_track(site_video.clone()).await.expect("video");
-    let mut deputy = peer(rt.clone()).await;
-    let deputy_audio = Arc::new(TrackLocalStaticRTP::new(track(
-        RtpCodecKind::Audio,
-        21,
-        "dep",
-    )));
-    deputy
-        .pc
-        .add_track(deputy_audio.clone())
-        .await
-        .expect("audio");
-    for (who, kind, client) in [
-        ("S01", Kind::Site, &mut site),
-        ("DEP", Kind::RemoteDeputy, &mut deputy),
-    ] {
-        let offer = client.pc.create_offer(None).await.expect("offer");
-        client.pc.set_local_description(offer).await.expect("local");
-        let _ = tokio::time::timeout(Duration::from_secs(5), client.gathered.recv()).await;
-        let offer = client.pc.local_description().await.expect("sdp");
-        let answer = sfu
-            .publish(p(who), kind, false, offer)
-            .await
-            .expect("publish");
-        client
-            .pc
-            .set_remote_description(answer)
-            .await
-            .expect("remote");
-        tokio::time::timeout(Duration::from_secs(10), client.connected.recv())
-            .await
-            .expect("publisher connects");
-    }
+    let (site, site_tracks) = publish_to(
+        &sfu,
+        &rt,
+        "S01",
+        Kind::Site,
+        &[(RtpCodecKind::Audio, 11), (RtpCodecKind::Video, 12)],
+    )
+    .await;
+    let (site_audio, site_video) = (site_tracks[0].clone(), site_tracks[1].clone());
+    let (deputy, deputy_tracks) = publish_to(
+        &sfu,
+        &rt,
+        "DEP",
+        Kind::RemoteDeputy,
+        &[(RtpCodecKind::Audio, 21)],
+    )
+    .await;
+    let deputy_audio = deputy_tracks[0].clone();
 
     // 63 other sites subscribe.
     let mut logs: Vec<Log> = Vec::new();
     let mut subscribers = Vec::new();
     for n in 2..=64 {
-        let who = p(&format!("S{n:02}"));
-        let (leg, offer) = sfu
-            .subscribe(who, Kind::Site, false)
-            .await
-            .expect("subscribe");
-        let mut sub = peer(rt.clone()).await;
-        sub.pc.set_remote_description(offer).await.expect("remote");
-        let answer = sub.pc.create_answer(None).await.expect("answer");
-        sub.pc.set_local_description(answer).await.expect("local");
-        let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
-        let answer = sub.pc.local_description().await.expect("sdp");
-        sfu.answer(leg, answer).await.expect("answer");
+        let mut sub = subscribe_from(&sfu, &rt, &format!("S{n:02}"), Kind::Site).await;
         let log: Log = Arc::default();
         let mut tracks =
             std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);

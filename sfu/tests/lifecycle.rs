@@ -6,14 +6,13 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{peer, rss_kib, track};
+use common::{publish_to, rss_kib, subscribe_from};
 use dienhong_sfu::driver::{Driver, OPUS_PT};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
@@ -24,18 +23,8 @@ fn open_fds() -> usize {
 }
 
 async fn cycle(sfu: &Driver, rt: &Arc<dyn Runtime>, n: usize) {
-    let who = ParticipantId(format!("V{n}"));
-    let (leg, offer) = sfu
-        .subscribe(who.clone(), Kind::Display, false)
-        .await
-        .expect("subscribe");
-    let mut sub = peer(rt.clone()).await;
-    sub.pc.set_remote_description(offer).await.expect("remote");
-    let answer = sub.pc.create_answer(None).await.expect("answer");
-    sub.pc.set_local_description(answer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
-    let answer = sub.pc.local_description().await.expect("sdp");
-    sfu.answer(leg, answer).await.expect("answer");
+    let who = format!("V{n}");
+    let mut sub = subscribe_from(sfu, rt, &who, Kind::Display).await;
     // Wait for real media, so every cycle exercises the whole path.
     let track = tokio::time::timeout(Duration::from_secs(10), sub.tracks.recv())
         .await
@@ -52,7 +41,7 @@ async fn cycle(sfu: &Driver, rt: &Arc<dyn Runtime>, n: usize) {
     .await;
     assert_eq!(got, Ok(true), "cycle {n} received media");
     sub.pc.close().await.expect("close");
-    sfu.leave(who).await.expect("leave");
+    sfu.leave(ParticipantId(who)).await.expect("leave");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,28 +52,15 @@ async fn a_thousand_subscribers_come_and_go_without_leaking() {
         .unwrap_or(1000);
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let mut site = peer(rt.clone()).await;
-    let audio = Arc::new(TrackLocalStaticRTP::new(track(
-        RtpCodecKind::Audio,
-        31,
-        "hall",
-    )));
-    site.pc.add_track(audio.clone()).await.expect("audio");
-    let offer = site.pc.create_offer(None).await.expect("offer");
-    site.pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), site.gathered.recv()).await;
-    let offer = site.pc.local_description().await.expect("sdp");
-    let answer = sfu
-        .publish(ParticipantId("HALL".into()), Kind::Chamber, false, offer)
-        .await
-        .expect("publish");
-    site.pc
-        .set_remote_description(answer)
-        .await
-        .expect("remote");
-    tokio::time::timeout(Duration::from_secs(10), site.connected.recv())
-        .await
-        .expect("publisher connects");
+    let (site, tracks) = publish_to(
+        &sfu,
+        &rt,
+        "HALL",
+        Kind::Chamber,
+        &[(RtpCodecKind::Audio, 31)],
+    )
+    .await;
+    let audio = tracks[0].clone();
     let talking = tokio::spawn(async move {
         let mut seq = 0u16;
         let mut tick = tokio::time::interval(Duration::from_millis(20));

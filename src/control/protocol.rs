@@ -43,6 +43,69 @@ pub enum ClientMessage {
         /// Protocol version.
         v: u32,
     },
+    /// Publish audio/video: the client's SDP offer; answered by `media_sdp` (an answer).
+    MediaPublish {
+        /// Protocol version.
+        v: u32,
+        /// Chosen by the client; the reply carries it.
+        request_id: String,
+        /// SDP offer.
+        sdp: String,
+    },
+    /// Receive audio/video: answered by `media_sdp` (the server's offer), to be answered
+    /// with `media_answer`.
+    MediaSubscribe {
+        /// Protocol version.
+        v: u32,
+        /// Chosen by the client.
+        request_id: String,
+    },
+    /// The client's answer to the server's offer.
+    MediaAnswer {
+        /// Protocol version.
+        v: u32,
+        /// Chosen by the client.
+        request_id: String,
+        /// The media connection (from `media_sdp`).
+        media: u64,
+        /// SDP answer.
+        sdp: String,
+    },
+    /// A trickled ICE candidate of the client (the `candidate` line; empty: end of
+    /// candidates). No reply unless refused.
+    MediaCandidate {
+        /// Protocol version.
+        v: u32,
+        /// The media connection.
+        media: u64,
+        /// `candidate:…` line.
+        candidate: String,
+    },
+    /// Close one media connection.
+    MediaClose {
+        /// Protocol version.
+        v: u32,
+        /// Chosen by the client.
+        request_id: String,
+        /// The media connection.
+        media: u64,
+    },
+}
+
+impl ClientMessage {
+    /// The protocol version the message claims.
+    pub fn version(&self) -> u32 {
+        match self {
+            ClientMessage::Subscribe { v, .. }
+            | ClientMessage::Command { v, .. }
+            | ClientMessage::Ping { v }
+            | ClientMessage::MediaPublish { v, .. }
+            | ClientMessage::MediaSubscribe { v, .. }
+            | ClientMessage::MediaAnswer { v, .. }
+            | ClientMessage::MediaCandidate { v, .. }
+            | ClientMessage::MediaClose { v, .. } => *v,
+        }
+    }
 }
 
 /// A message to a client.
@@ -114,6 +177,31 @@ pub enum ServerMessage {
         v: u32,
         /// Why.
         reason: String,
+    },
+    /// A media connection's SDP: the answer to `media_publish`, or the server's offer for
+    /// `media_subscribe`.
+    MediaSdp {
+        /// Protocol version.
+        v: u32,
+        /// The request it answers.
+        request_id: String,
+        /// The media connection, named in later `media_*` messages.
+        media: u64,
+        /// `offer` or `answer`.
+        sdp_type: String,
+        /// The SDP.
+        sdp: String,
+        /// STUN/TURN servers the client should use.
+        ice_servers: Vec<crate::config::IceServerConfig>,
+    },
+    /// `media_answer` or `media_close` done.
+    MediaOk {
+        /// Protocol version.
+        v: u32,
+        /// The request it answers.
+        request_id: String,
+        /// The media connection.
+        media: u64,
     },
     /// Answer to `ping`.
     Pong {

@@ -14,6 +14,7 @@ use crate::server::writer::{Committed, event_message};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use dienhong_sfu::driver::LegId;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
@@ -48,6 +49,8 @@ struct Session {
     bucket: TokenBucket,
     violations: u32,
     in_flight: FuturesUnordered<Pending>,
+    /// Media connections opened over this connection, closed with it.
+    media_legs: Vec<LegId>,
 }
 
 fn now_millis() -> Millis {
@@ -81,6 +84,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         last_sent: 0,
         violations: 0,
         in_flight: FuturesUnordered::new(),
+        media_legs: Vec::new(),
     };
     tracing::debug!(actor = %actor, "connection open");
     let welcome = ServerMessage::Welcome {
@@ -109,6 +113,11 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
             }
         })
         .await;
+    }
+    if let Some(media) = s.app.media()
+        && !s.media_legs.is_empty()
+    {
+        media.close_all(&actor, &s.media_legs).await;
     }
     tracing::debug!(actor = %actor, "connection closed");
 }
@@ -228,12 +237,7 @@ impl Session {
                 return self.error(command_id, code, detail).await;
             }
         };
-        let v = match &msg {
-            ClientMessage::Subscribe { v, .. }
-            | ClientMessage::Command { v, .. }
-            | ClientMessage::Ping { v } => *v,
-        };
-        if v != PROTOCOL_VERSION {
+        if msg.version() != PROTOCOL_VERSION {
             return self
                 .error(
                     None,
@@ -256,6 +260,11 @@ impl Session {
                 epoch,
                 ..
             } => self.subscribe(&sitting, resume_from, epoch).await,
+            ClientMessage::MediaPublish { .. }
+            | ClientMessage::MediaSubscribe { .. }
+            | ClientMessage::MediaAnswer { .. }
+            | ClientMessage::MediaCandidate { .. }
+            | ClientMessage::MediaClose { .. } => self.on_media(msg).await,
             ClientMessage::Command {
                 command_id,
                 command,
@@ -303,6 +312,120 @@ impl Session {
                 }));
                 Ok(())
             }
+        }
+    }
+
+    /// Media signalling: rate-limited like commands, answered with `media_sdp`/`media_ok`
+    /// or an `error` naming the request.
+    async fn on_media(&mut self, msg: ClientMessage) -> Result<(), End> {
+        let request_id = match &msg {
+            ClientMessage::MediaPublish { request_id, .. }
+            | ClientMessage::MediaSubscribe { request_id, .. }
+            | ClientMessage::MediaAnswer { request_id, .. }
+            | ClientMessage::MediaClose { request_id, .. } => Some(request_id.clone()),
+            _ => None,
+        };
+        if let Some(r) = &request_id
+            && (r.is_empty()
+                || r.len() > MAX_COMMAND_ID_BYTES
+                || !r.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return self
+                .error(
+                    None,
+                    "invalid_request_id",
+                    format!(
+                        "request_id must be 1 to {MAX_COMMAND_ID_BYTES} printable ASCII characters"
+                    ),
+                )
+                .await;
+        }
+        if !self.bucket.take(Instant::now()) {
+            self.violations += 1;
+            if self.violations > self.limits.max_rate_violations {
+                return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
+            }
+            return self
+                .error(
+                    request_id,
+                    "rate_limited",
+                    "too many requests; slow down".into(),
+                )
+                .await;
+        }
+        let Some(media) = self.app.media().cloned() else {
+            return self
+                .error(
+                    request_id,
+                    "media_disabled",
+                    "the media plane is not running".into(),
+                )
+                .await;
+        };
+        let actor = self.claims.sub.clone();
+        let leg = |m: u64| LegId(usize::try_from(m).unwrap_or(usize::MAX));
+        let outcome = match msg {
+            ClientMessage::MediaPublish {
+                request_id, sdp, ..
+            } => media
+                .publish(&actor, sdp)
+                .await
+                .map(|(l, sdp)| (request_id, l, Some(("answer", sdp)))),
+            ClientMessage::MediaSubscribe { request_id, .. } => media
+                .subscribe(&actor)
+                .await
+                .map(|(l, sdp)| (request_id, l, Some(("offer", sdp)))),
+            ClientMessage::MediaAnswer {
+                request_id,
+                media: m,
+                sdp,
+                ..
+            } => media
+                .answer(&actor, leg(m), sdp)
+                .await
+                .map(|()| (request_id, leg(m), None)),
+            ClientMessage::MediaClose {
+                request_id,
+                media: m,
+                ..
+            } => media.close(&actor, leg(m)).await.map(|()| {
+                self.media_legs.retain(|l| *l != leg(m));
+                (request_id, leg(m), None)
+            }),
+            ClientMessage::MediaCandidate {
+                media: m,
+                candidate,
+                ..
+            } => {
+                return match media.candidate(&actor, leg(m), candidate).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.error(None, e.code(), e.to_string()).await,
+                };
+            }
+            _ => return Ok(()),
+        };
+        match outcome {
+            Ok((request_id, l, Some((sdp_type, sdp)))) => {
+                self.media_legs.push(l);
+                self.send(&ServerMessage::MediaSdp {
+                    v: PROTOCOL_VERSION,
+                    request_id,
+                    media: l.0 as u64,
+                    sdp_type: sdp_type.to_owned(),
+                    sdp,
+                    ice_servers: media.ice_servers().to_vec(),
+                })
+                .await
+            }
+            Ok((request_id, l, None)) => {
+                self.send(&ServerMessage::MediaOk {
+                    v: PROTOCOL_VERSION,
+                    request_id,
+                    media: l.0 as u64,
+                })
+                .await
+            }
+            Err(e) => self.error(request_id, e.code(), e.to_string()).await,
         }
     }
 

@@ -19,7 +19,7 @@ const INDEX_HTML: &str = include_str!("../../web-client/index.html");
 
 /// An error answered as JSON `{code, message}`; internals are logged, never sent.
 #[derive(Debug, Serialize)]
-struct ApiError {
+pub(super) struct ApiError {
     code: &'static str,
     message: String,
     #[serde(skip)]
@@ -27,7 +27,11 @@ struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             code,
             message: message.into(),
@@ -43,6 +47,7 @@ impl IntoResponse for ApiError {
 }
 
 pub(super) fn router(app: Arc<App>) -> Router {
+    let max_sdp_bytes = app.max_sdp_bytes();
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
         // Log the path only: a token may travel in the query string of /ws.
         |req: &axum::http::Request<_>| {
@@ -59,6 +64,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/ws", get(websocket))
+        .merge(super::whip::router(max_sdp_bytes))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(trace)
@@ -187,7 +193,7 @@ async fn login(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -204,7 +210,7 @@ fn token_error(e: TokenError) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, e.to_string())
 }
 
-fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, ApiError> {
+pub(super) fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, ApiError> {
     let token = token
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "log in first"))?;
     app.authority()

@@ -7,6 +7,7 @@
 
 mod http;
 pub mod summary;
+mod whip;
 pub mod writer;
 
 use crate::auth::authority::Authority;
@@ -41,6 +42,9 @@ pub enum StartError {
     /// Creating a sitting was refused.
     #[error("creating the sitting: {0}")]
     Demo(sitting::Rejection),
+    /// The media plane could not start.
+    #[error(transparent)]
+    Media(#[from] crate::media::MediaStartError),
 }
 
 /// The running application: the store and one writer per sitting.
@@ -50,6 +54,9 @@ pub struct App {
     limits: Limits,
     allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
+    media: Option<Arc<crate::media::Media>>,
+    resources: whip::Resources,
+    max_sdp_bytes: usize,
     writers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
     ready: AtomicBool,
@@ -85,6 +92,7 @@ impl App {
             sittings.insert(meta.sitting, handle);
             writers.push(task);
         }
+        let media = crate::media::Media::start(&config.media, &sittings, stop_rx.clone())?;
         let authority = Authority::load(
             store.clone(),
             Duration::from_secs(config.control.token_ttl_secs),
@@ -98,6 +106,9 @@ impl App {
             allowed_origins: config.control.allowed_origins.clone(),
             store,
             sittings,
+            media,
+            resources: whip::Resources::default(),
+            max_sdp_bytes: config.media.max_sdp_bytes,
             writers: std::sync::Mutex::new(writers),
             stop,
             ready: AtomicBool::new(true),
@@ -113,6 +124,21 @@ impl App {
     /// Every sitting.
     pub fn sittings(&self) -> impl Iterator<Item = &SittingHandle> {
         self.sittings.values()
+    }
+
+    /// The media plane, when it runs.
+    pub fn media(&self) -> Option<&Arc<crate::media::Media>> {
+        self.media.as_ref()
+    }
+
+    /// Open WHIP/WHEP sessions.
+    fn resources(&self) -> &whip::Resources {
+        &self.resources
+    }
+
+    /// Largest SDP accepted.
+    fn max_sdp_bytes(&self) -> usize {
+        self.max_sdp_bytes
     }
 
     /// The store.

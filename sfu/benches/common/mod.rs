@@ -6,13 +6,10 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
-};
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,43 +24,11 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
-/// VP8's payload type on every peer.
-pub const VP8_PT: u8 = 96;
-/// Opus's payload type on every peer.
-pub const OPUS_PT: u8 = 111;
+pub use dienhong_sfu::driver::{OPUS_PT, VP8_PT, codec};
 
-/// The codec of a kind, with its fixed payload type.
-pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
-    let (mime, clock_rate, channels, fmtp, payload_type) = match kind {
-        RtpCodecKind::Audio => (
-            MIME_TYPE_OPUS,
-            48000,
-            2,
-            "minptime=10;useinbandfec=1",
-            OPUS_PT,
-        ),
-        _ => (MIME_TYPE_VP8, 90000, 0, "", VP8_PT),
-    };
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate,
-            channels,
-            sdp_fmtp_line: fmtp.to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type,
-    }
-}
-
-/// VP8 and Opus only.
+/// VP8 and Opus only, with the driver's payload types.
 pub fn media_engine() -> MediaEngine {
-    let mut m = MediaEngine::default();
-    m.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)
-        .expect("opus");
-    m.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)
-        .expect("vp8");
-    m
+    dienhong_sfu::driver::media_engine().expect("media engine")
 }
 
 /// Settings for every peer: no mDNS (otherwise each peer opens an mDNS socket too).
@@ -343,4 +308,66 @@ pub fn plan() -> (Vec<usize>, u64) {
             .collect(),
         seconds,
     )
+}
+
+/// A publisher: an async peer with local tracks of these kinds and SSRCs, published to the
+/// driver as `who` and connected.
+pub async fn publish_to(
+    sfu: &dienhong_sfu::driver::Driver,
+    rt: &Arc<dyn Runtime>,
+    who: &str,
+    kind: dienhong_sfu::routing::Kind,
+    tracks: &[(RtpCodecKind, u32)],
+) -> (Peer, Vec<Arc<TrackLocalStaticRTP>>) {
+    let mut p = peer(rt.clone()).await;
+    let mut locals = Vec::new();
+    for (k, ssrc) in tracks {
+        let t = Arc::new(TrackLocalStaticRTP::new(track(*k, *ssrc, who)));
+        p.pc.add_track(t.clone()).await.expect("add track");
+        locals.push(t);
+    }
+    let offer = p.pc.create_offer(None).await.expect("offer");
+    p.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
+    let offer = p.pc.local_description().await.expect("sdp");
+    let (_, answer) = sfu
+        .publish(
+            dienhong_sfu::routing::ParticipantId(who.to_owned()),
+            kind,
+            false,
+            offer,
+        )
+        .await
+        .expect("publish");
+    p.pc.set_remote_description(answer).await.expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
+        .await
+        .expect("publisher connects");
+    (p, locals)
+}
+
+/// A subscriber: the driver's offer for `who`, answered by a new async peer (not yet
+/// waited for: check `connected`).
+pub async fn subscribe_from(
+    sfu: &dienhong_sfu::driver::Driver,
+    rt: &Arc<dyn Runtime>,
+    who: &str,
+    kind: dienhong_sfu::routing::Kind,
+) -> Peer {
+    let (leg, offer) = sfu
+        .subscribe(
+            dienhong_sfu::routing::ParticipantId(who.to_owned()),
+            kind,
+            false,
+        )
+        .await
+        .expect("subscribe");
+    let mut sub = peer(rt.clone()).await;
+    sub.pc.set_remote_description(offer).await.expect("remote");
+    let answer = sub.pc.create_answer(None).await.expect("answer");
+    sub.pc.set_local_description(answer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), sub.gathered.recv()).await;
+    let answer = sub.pc.local_description().await.expect("sdp");
+    sfu.answer(leg, answer).await.expect("answer");
+    sub
 }

@@ -124,6 +124,36 @@ fn the_floor_holder_is_heard_and_seen_by_everyone_else_and_the_hall() {
 }
 
 #[test]
+fn a_deputy_at_a_site_is_carried_by_the_room_until_they_publish_a_microphone_of_their_own() {
+    let mut r = sitting();
+    r.join(p("D79"), Kind::RemoteDeputy, false, 0);
+    r.set_speaker(Some(p("D79")), Some(p("S79")), 10);
+    assert_eq!(r.speaker(), Some(&p("S79")));
+    assert_eq!(
+        receivers(&r, S79_MIC),
+        ["HALL", "S01", "DEP", "CHAIR", "CONSOLE", "TV"],
+        "the room microphone carries the speaker"
+    );
+    assert_eq!(receivers(&r, S79_VIDEO).len(), 6);
+    // The deputy opens their own device: it takes over from the room.
+    const D79_MIC: TrackId = TrackId(9);
+    r.publish(D79_MIC, mic("D79"), 20);
+    assert_eq!(r.speaker(), Some(&p("D79")));
+    assert_eq!(receivers(&r, S79_MIC), ["CONSOLE"]);
+    assert_eq!(
+        receivers(&r, D79_MIC),
+        ["HALL", "S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]
+    );
+    // Their device goes away: back to the room.
+    r.unpublish(D79_MIC, 30);
+    assert_eq!(receivers(&r, S79_MIC).len(), 6);
+    // The floor ends: the room is private again.
+    r.set_speaker(None, Some(p("S79")), 40);
+    assert_eq!(r.speaker(), None);
+    assert_eq!(receivers(&r, S79_MIC), ["CONSOLE"]);
+}
+
+#[test]
 fn moving_the_floor_stops_the_old_speaker_and_starts_the_new_one_in_one_step() {
     let mut r = sitting();
     r.set_floor(Some(p("S01")), 10);
@@ -276,6 +306,29 @@ fn keyframe_requests_are_throttled_per_track_and_layer_and_sent_when_allowed() {
 }
 
 #[test]
+fn a_subscribers_keyframe_request_goes_upstream_only_for_what_it_receives_and_is_throttled() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    r.tick(10_000);
+    assert_eq!(
+        r.request_keyframe(S01_VIDEO, &p("TV"), 10_000),
+        [Action::RequestKeyframe {
+            track: S01_VIDEO,
+            layer: Layer::Low
+        }]
+    );
+    assert!(
+        r.request_keyframe(S01_VIDEO, &p("DEP"), 10_100).is_empty(),
+        "throttled"
+    );
+    assert!(
+        r.request_keyframe(S79_VIDEO, &p("TV"), 20_000).is_empty(),
+        "the display does not receive that picture"
+    );
+    assert!(r.request_keyframe(S01_MIC, &p("TV"), 20_000).is_empty());
+}
+
+#[test]
 fn a_new_subscriber_starts_with_a_keyframe_of_each_picture() {
     let mut r = sitting();
     let actions = r.join(p("TV2"), Kind::Display, false, 10_000);
@@ -312,6 +365,7 @@ fn a_participant_that_leaves_stops_everything_it_sent_and_received() {
 #[derive(Debug, Clone)]
 enum Op {
     Floor(Option<usize>),
+    Speaker(usize, usize),
     Mute(usize, bool),
     Estimate(usize, u64),
     Leave(usize),
@@ -322,6 +376,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (prop::option::of(0usize..7)).prop_map(Op::Floor),
+        (0usize..7, 0usize..7).prop_map(|(d, s)| Op::Speaker(d, s)),
         (0usize..7, any::<bool>()).prop_map(|(i, m)| Op::Mute(i, m)),
         (0usize..7, 50_000u64..5_000_000).prop_map(|(i, e)| Op::Estimate(i, e)),
         (0usize..7).prop_map(Op::Leave),
@@ -340,6 +395,7 @@ proptest! {
             now += 37;
             match o {
                 Op::Floor(i) => { r.set_floor(i.map(|i| p(EVERYONE[i])), now); }
+                Op::Speaker(d, s) => { r.set_speaker(Some(p(EVERYONE[d])), Some(p(EVERYONE[s])), now); }
                 Op::Mute(i, m) => { r.set_muted(&p(EVERYONE[i]), m, now); }
                 Op::Estimate(i, e) => { r.set_estimate(&p(EVERYONE[i]), e, now); }
                 Op::Leave(i) => { r.leave(&p(EVERYONE[i]), now); }
@@ -351,7 +407,12 @@ proptest! {
                 prop_assert_ne!(&t.owner, to, "a track is never sent back to its owner");
                 let owner = &r.participants[&t.owner];
                 let sub = &r.participants[to];
-                let may_be_heard = owner.kind == Kind::Chamber || owner.presiding || r.floor.as_ref() == Some(&t.owner);
+                // The floor is carried by the deputy, or by their site while they publish no
+                // microphone of their own.
+                let deputy = r.floor.as_ref();
+                let deputy_mic = r.tracks.values().any(|x| Some(&x.owner) == deputy && x.media == Media::Audio);
+                let carries = deputy == Some(&t.owner) || (!deputy_mic && r.floor_site.as_ref() == Some(&t.owner));
+                let may_be_heard = owner.kind == Kind::Chamber || owner.presiding || carries;
                 if t.media == Media::Audio && !may_be_heard {
                     prop_assert_eq!(sub.kind, Kind::ChairConsole, "a microphone without the floor reached {:?}", to);
                     prop_assert!(!r.muted.contains(&t.owner));

@@ -1,0 +1,491 @@
+//! The media glue: the server's SFU (`dienhong_sfu::driver`), what each account is to it,
+//! the floor of the sitting followed into its forwarding, and the signalling operations the
+//! WebSocket (`media_*` messages) and the WHIP/WHEP routes call.
+//!
+//! Who is what (`participant_of`, pure): the operator of the chamber's delegation publishes
+//! the programme; a site operator is a delegation site's room; the chair and vice-chair are
+//! presiding (their microphones always heard) and receive like a chair console; a deputy
+//! is a remote deputy (forwarded only with the floor); clerks and observers only receive.
+//!
+//! Who is heard (`speaker_of`, pure): the deputy holding the floor, through their own
+//! microphone when they publish one, through their delegation site's room otherwise.
+
+use crate::config::{IceServerConfig, MediaConfig};
+use crate::server::SittingHandle;
+use crate::sitting::{ActorId, DelegationKind, Phase, Role, Roster, SittingId};
+use dienhong_sfu::driver::{Driver, DriverError, LegId, RTCSessionDescription};
+use dienhong_sfu::routing::{Kind, ParticipantId};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, watch};
+
+/// Why a media operation was refused; each has a stable code for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The server runs without the SFU, or follows no sitting.
+    #[error("the media plane is not running")]
+    Disabled,
+    /// The account may not do this (not in the sitting, or receive-only).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// No such media connection of this account.
+    #[error("no such media connection")]
+    NoSuchLeg,
+    /// The SDP is missing, too large, or refused by the WebRTC stack.
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    /// Too many media connections for one account.
+    #[error("too many media connections for this account")]
+    TooManyLegs,
+    /// The SFU has stopped.
+    #[error("the media plane is unavailable")]
+    Unavailable,
+}
+
+impl MediaError {
+    /// The stable code sent to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MediaError::Disabled => "media_disabled",
+            MediaError::NotPermitted(_) => "not_permitted",
+            MediaError::NoSuchLeg => "no_such_media",
+            MediaError::InvalidSdp(_) => "invalid_sdp",
+            MediaError::TooManyLegs => "too_many_media",
+            MediaError::Unavailable => "media_unavailable",
+        }
+    }
+}
+
+impl From<DriverError> for MediaError {
+    fn from(e: DriverError) -> MediaError {
+        match e {
+            DriverError::Rtc(m) => MediaError::InvalidSdp(m),
+            DriverError::NoSuchPeer => MediaError::NoSuchLeg,
+            DriverError::Io(_) | DriverError::Stopped => MediaError::Unavailable,
+        }
+    }
+}
+
+/// What an account is to the SFU: its kind, and whether it presides.
+pub fn participant_of(roster: &Roster, actor: &ActorId) -> Option<(Kind, bool)> {
+    let a = roster.actor(actor)?;
+    let presiding = a.presides();
+    let kind = if a.has(Role::SiteOperator) {
+        let chamber = a
+            .delegation
+            .as_ref()
+            .and_then(|d| roster.delegations.get(d))
+            .is_some_and(|d| d.kind == DelegationKind::Chamber);
+        if chamber { Kind::Chamber } else { Kind::Site }
+    } else if presiding {
+        Kind::ChairConsole
+    } else if a.has(Role::Deputy) {
+        Kind::RemoteDeputy
+    } else {
+        Kind::Display
+    };
+    Some((kind, presiding))
+}
+
+/// Whether an account of this kind may publish media.
+pub fn may_publish(kind: Kind) -> bool {
+    kind != Kind::Display
+}
+
+/// The floor holder and the delegation site whose room carries them when they publish no
+/// microphone of their own.
+pub fn speaker_of(
+    roster: &Roster,
+    deputy: Option<&ActorId>,
+) -> (Option<ParticipantId>, Option<ParticipantId>) {
+    let Some(deputy) = deputy else {
+        return (None, None);
+    };
+    let delegation = roster.actor(deputy).and_then(|a| a.delegation.as_ref());
+    let site = delegation.and_then(|d| {
+        roster
+            .actors
+            .values()
+            .find(|a| a.has(Role::SiteOperator) && a.delegation.as_ref() == Some(d))
+            .map(|a| ParticipantId(a.id.0.clone()))
+    });
+    (Some(ParticipantId(deputy.0.clone())), site)
+}
+
+/// The server's media plane.
+pub struct Media {
+    driver: Driver,
+    sitting: SittingId,
+    roster: Roster,
+    ice_servers: Vec<IceServerConfig>,
+    max_sdp_bytes: usize,
+    max_legs: usize,
+    /// Each open media connection and its account.
+    legs: Mutex<HashMap<LegId, ActorId>>,
+}
+
+impl Media {
+    /// Starts the SFU on the first free port of the configured range and follows the floor
+    /// of the configured sitting (or the first not closed). `None` when disabled or when
+    /// there is no sitting to follow.
+    pub fn start(
+        config: &MediaConfig,
+        sittings: &BTreeMap<SittingId, SittingHandle>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Option<Arc<Media>>, MediaStartError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let handle = if config.sitting.is_empty() {
+            sittings
+                .values()
+                .find(|h| h.summary().phase != Phase::Closed)
+        } else {
+            sittings.get(&SittingId::new(&config.sitting))
+        };
+        let Some(handle) = handle.cloned() else {
+            tracing::warn!("media plane idle: no sitting to follow");
+            return Ok(None);
+        };
+        let advertise = config.public_ip().map_err(MediaStartError::Config)?;
+        let driver = bind_in_range(
+            config.bind_ip,
+            config.udp_port_min,
+            config.udp_port_max,
+            advertise,
+        )?;
+        tracing::info!(
+            udp = %driver.local_addr(),
+            sitting = %handle.id(),
+            "media plane listening"
+        );
+        if advertise.is_none() && config.bind_ip.is_unspecified() {
+            tracing::warn!(
+                "media.bind_ip is unspecified and media.public_ip is empty: clients will not know where to send media"
+            );
+        }
+        let media = Arc::new(Media {
+            driver,
+            sitting: handle.id().clone(),
+            roster: handle.roster().clone(),
+            ice_servers: config.ice_servers.clone(),
+            max_sdp_bytes: config.max_sdp_bytes,
+            max_legs: config.max_legs_per_actor,
+            legs: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(follow_floor(media.clone(), handle, stop));
+        Ok(Some(media))
+    }
+
+    /// The sitting whose floor the SFU follows.
+    pub fn sitting(&self) -> &SittingId {
+        &self.sitting
+    }
+
+    /// The SFU's UDP address.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.driver.local_addr()
+    }
+
+    /// STUN/TURN servers for clients.
+    pub fn ice_servers(&self) -> &[IceServerConfig] {
+        &self.ice_servers
+    }
+
+    fn participant(&self, actor: &ActorId) -> Result<(ParticipantId, Kind, bool), MediaError> {
+        let (kind, presiding) = participant_of(&self.roster, actor).ok_or_else(|| {
+            MediaError::NotPermitted(format!(
+                "{actor} is not in the roster of the sitting {}",
+                self.sitting
+            ))
+        })?;
+        Ok((ParticipantId(actor.0.clone()), kind, presiding))
+    }
+
+    fn check_sdp(&self, sdp: &str) -> Result<(), MediaError> {
+        if sdp.len() > self.max_sdp_bytes {
+            return Err(MediaError::InvalidSdp(format!(
+                "larger than {} bytes",
+                self.max_sdp_bytes
+            )));
+        }
+        if !sdp.trim_start().starts_with("v=0") {
+            return Err(MediaError::InvalidSdp(
+                "not an SDP (must start with v=0)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn reserve(&self, actor: &ActorId) -> Result<(), MediaError> {
+        let legs = self.legs.lock().map_err(|_| MediaError::Unavailable)?;
+        if legs.values().filter(|a| *a == actor).count() >= self.max_legs {
+            return Err(MediaError::TooManyLegs);
+        }
+        Ok(())
+    }
+
+    fn record(&self, leg: LegId, actor: &ActorId) {
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.insert(leg, actor.clone());
+        }
+    }
+
+    fn owned(&self, actor: &ActorId, leg: LegId) -> Result<(), MediaError> {
+        let legs = self.legs.lock().map_err(|_| MediaError::Unavailable)?;
+        match legs.get(&leg) {
+            Some(a) if a == actor => Ok(()),
+            _ => Err(MediaError::NoSuchLeg),
+        }
+    }
+
+    /// `actor` publishes: its offer in, the SFU's answer out.
+    pub async fn publish(
+        &self,
+        actor: &ActorId,
+        offer: String,
+    ) -> Result<(LegId, String), MediaError> {
+        let (who, kind, presiding) = self.participant(actor)?;
+        if !may_publish(kind) {
+            return Err(MediaError::NotPermitted(
+                "this account receives media only".into(),
+            ));
+        }
+        self.check_sdp(&offer)?;
+        self.reserve(actor)?;
+        let offer = RTCSessionDescription::offer(offer)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let (leg, answer) = self.driver.publish(who, kind, presiding, offer).await?;
+        self.record(leg, actor);
+        tracing::info!(actor = %actor, leg = leg.0, "media published");
+        Ok((leg, answer.sdp))
+    }
+
+    /// `actor` receives: the SFU's offer out (its answer comes with [`Media::answer`]).
+    pub async fn subscribe(&self, actor: &ActorId) -> Result<(LegId, String), MediaError> {
+        let (who, kind, presiding) = self.participant(actor)?;
+        self.reserve(actor)?;
+        let (leg, offer) = self.driver.subscribe(who, kind, presiding).await?;
+        self.record(leg, actor);
+        tracing::info!(actor = %actor, leg = leg.0, "media subscribed");
+        Ok((leg, offer.sdp))
+    }
+
+    /// `actor` receives with an offer of its own (WHEP): the SFU's answer out.
+    pub async fn subscribe_with_offer(
+        &self,
+        actor: &ActorId,
+        offer: String,
+    ) -> Result<(LegId, String), MediaError> {
+        let (who, kind, presiding) = self.participant(actor)?;
+        self.check_sdp(&offer)?;
+        self.reserve(actor)?;
+        let offer = RTCSessionDescription::offer(offer)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        let (leg, answer) = self
+            .driver
+            .subscribe_with_offer(who, kind, presiding, offer)
+            .await?;
+        self.record(leg, actor);
+        tracing::info!(actor = %actor, leg = leg.0, "media pulled");
+        Ok((leg, answer.sdp))
+    }
+
+    /// The answer of `actor` to the SFU's offer for `leg`.
+    pub async fn answer(
+        &self,
+        actor: &ActorId,
+        leg: LegId,
+        answer: String,
+    ) -> Result<(), MediaError> {
+        self.owned(actor, leg)?;
+        self.check_sdp(&answer)?;
+        let answer = RTCSessionDescription::answer(answer)
+            .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
+        Ok(self.driver.answer(leg, answer).await?)
+    }
+
+    /// A trickled ICE candidate of `actor` for `leg`.
+    pub async fn candidate(
+        &self,
+        actor: &ActorId,
+        leg: LegId,
+        candidate: String,
+    ) -> Result<(), MediaError> {
+        self.owned(actor, leg)?;
+        if candidate.len() > 1024 {
+            return Err(MediaError::InvalidSdp(
+                "candidate longer than 1024 bytes".into(),
+            ));
+        }
+        Ok(self.driver.add_candidate(leg, candidate).await?)
+    }
+
+    /// Closes one media connection of `actor`.
+    pub async fn close(&self, actor: &ActorId, leg: LegId) -> Result<(), MediaError> {
+        self.owned(actor, leg)?;
+        if let Ok(mut legs) = self.legs.lock() {
+            legs.remove(&leg);
+        }
+        tracing::info!(actor = %actor, leg = leg.0, "media closed");
+        match self.driver.close_leg(leg).await {
+            // Already released by the SFU (its connection failed): nothing left to do.
+            Ok(()) | Err(DriverError::NoSuchPeer) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Closes every media connection in `legs` that `actor` still holds (a WebSocket that
+    /// ends takes its media with it).
+    pub async fn close_all(&self, actor: &ActorId, legs: &[LegId]) {
+        for leg in legs {
+            let _ = self.close(actor, *leg).await;
+        }
+    }
+
+    /// The SFU itself (tests and metrics read its counters).
+    pub fn driver(&self) -> &Driver {
+        &self.driver
+    }
+}
+
+/// Why the media plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaStartError {
+    /// A setting is unusable.
+    #[error(transparent)]
+    Config(crate::config::ConfigError),
+    /// No port of the range could be bound.
+    #[error("media: no free UDP port on {ip} from {min} to {max}: {source}")]
+    NoPort {
+        /// Address.
+        ip: IpAddr,
+        /// First port.
+        min: u16,
+        /// Last port.
+        max: u16,
+        /// The last error.
+        source: DriverError,
+    },
+}
+
+fn bind_in_range(
+    ip: IpAddr,
+    min: u16,
+    max: u16,
+    advertise: Option<IpAddr>,
+) -> Result<Driver, MediaStartError> {
+    let mut last = None;
+    for port in min..=max {
+        match Driver::start_advertising(SocketAddr::new(ip, port), advertise) {
+            Ok(d) => return Ok(d),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(MediaStartError::NoPort {
+        ip,
+        min,
+        max,
+        source: last.unwrap_or(DriverError::Stopped),
+    })
+}
+
+/// Follows the floor of the sitting into the SFU: on every commit, if the floor holder
+/// changed, the SFU forwards the new speaker from its next packet.
+async fn follow_floor(media: Arc<Media>, handle: SittingHandle, mut stop: watch::Receiver<bool>) {
+    let mut commits = handle.subscribe();
+    let mut current: Option<Option<ActorId>> = None;
+    loop {
+        let floor = handle
+            .summary()
+            .floor
+            .as_ref()
+            .map(|f| ActorId::new(&f.deputy));
+        if current.as_ref() != Some(&floor) {
+            let (deputy, site) = speaker_of(&media.roster, floor.as_ref());
+            tracing::info!(speaker = ?deputy.as_ref().map(|p| &p.0), site = ?site.as_ref().map(|p| &p.0), "floor → media");
+            if media.driver.set_speaker(deputy, site).await.is_err() {
+                tracing::error!("the media driver stopped; the floor is no longer followed");
+                return;
+            }
+            current = Some(floor);
+        }
+        tokio::select! {
+            r = commits.recv() => match r {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sitting::{Actor, Delegation, DelegationCode};
+    use std::collections::BTreeSet;
+
+    fn roster() -> Roster {
+        let d = |code: &str, kind| Delegation {
+            code: DelegationCode::new(code),
+            name: code.to_owned(),
+            kind,
+            region: String::new(),
+        };
+        let a = |id: &str, del: Option<&str>, roles: &[Role]| Actor {
+            id: ActorId::new(id),
+            name: id.to_owned(),
+            delegation: del.map(DelegationCode::new),
+            roles: roles.iter().copied().collect::<BTreeSet<_>>(),
+        };
+        Roster::new(
+            vec![
+                d("00", DelegationKind::Chamber),
+                d("01", DelegationKind::Municipality),
+                d("79", DelegationKind::Municipality),
+            ],
+            vec![
+                a("HALL", Some("00"), &[Role::SiteOperator]),
+                a("SITE01", Some("01"), &[Role::SiteOperator]),
+                a("CHAIR", Some("01"), &[Role::Chair, Role::Deputy]),
+                a("VICE", Some("01"), &[Role::ViceChair, Role::Deputy]),
+                a("D1", Some("01"), &[Role::Deputy]),
+                a("D2", Some("79"), &[Role::Deputy]),
+                a("CLERK", None, &[Role::Clerk]),
+                a("OBS", None, &[Role::Observer]),
+            ],
+        )
+        .expect("roster")
+    }
+
+    #[test]
+    fn each_role_is_the_participant_the_hall_expects() {
+        let r = roster();
+        let of = |id: &str| participant_of(&r, &ActorId::new(id));
+        assert_eq!(of("HALL"), Some((Kind::Chamber, false)));
+        assert_eq!(of("SITE01"), Some((Kind::Site, false)));
+        assert_eq!(of("CHAIR"), Some((Kind::ChairConsole, true)));
+        assert_eq!(of("VICE"), Some((Kind::ChairConsole, true)));
+        assert_eq!(of("D1"), Some((Kind::RemoteDeputy, false)));
+        assert_eq!(of("CLERK"), Some((Kind::Display, false)));
+        assert_eq!(of("OBS"), Some((Kind::Display, false)));
+        assert_eq!(of("NOBODY"), None);
+        assert!(!may_publish(Kind::Display));
+        assert!(may_publish(Kind::RemoteDeputy));
+    }
+
+    #[test]
+    fn the_speaker_is_carried_by_their_delegation_site_when_it_has_one() {
+        let r = roster();
+        let p = |s: &str| Some(ParticipantId(s.to_owned()));
+        assert_eq!(
+            speaker_of(&r, Some(&ActorId::new("D1"))),
+            (p("D1"), p("SITE01"))
+        );
+        // Delegation 79 has no site operator in this roster: the deputy's own device only.
+        assert_eq!(speaker_of(&r, Some(&ActorId::new("D2"))), (p("D2"), None));
+        assert_eq!(speaker_of(&r, None), (None, None));
+    }
+}
