@@ -184,13 +184,13 @@ async fn trickle(
     }
     let frag = body_text(body)?;
     for line in frag.lines() {
-        if let Some(c) = line.trim().strip_prefix("a=") {
-            if c.starts_with("candidate:") {
-                media
-                    .candidate(&claims.sub, leg, c.to_owned())
-                    .await
-                    .map_err(media_error)?;
-            }
+        if let Some(c) = line.trim().strip_prefix("a=")
+            && c.starts_with("candidate:")
+        {
+            media
+                .candidate(&claims.sub, leg, c.to_owned())
+                .await
+                .map_err(media_error)?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

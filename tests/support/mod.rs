@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use dienhong::sitting::{
     self, Actor, ActorId, Command, Delegation, DelegationCode, DelegationKind, Event, Millis, Role,
     Roster, Rules, SittingId, SittingState,

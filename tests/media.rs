@@ -1,0 +1,534 @@
+//! The media plane inside the real server: WebSocket signalling with real webrtc-rs peers,
+//! the floor granted and revoked in the sitting deciding which microphone the SFU forwards,
+//! WHIP/WHEP refusals and sessions, and an independent WebRTC stack (aiortc) publishing over
+//! WHIP and playing back over WHEP with decoded frames counted.
+
+mod support;
+
+#[path = "../sfu/benches/common/mod.rs"]
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use dienhong_sfu::driver::OPUS_PT;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::ws::{Client, Server, start_with};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::runtime::Runtime;
+
+/// Any free UDP port for the SFU, so tests run side by side.
+const ANY_PORT: [(&str, &str); 2] = [
+    ("DIENHONG__MEDIA__UDP_PORT_MIN", "0"),
+    ("DIENHONG__MEDIA__UDP_PORT_MAX", "0"),
+];
+
+/// Sends a media message and returns the reply that names `request_id`.
+async fn media_request(c: &mut Client, msg: Value) -> Value {
+    let id = msg["request_id"].clone();
+    c.send(msg).await;
+    loop {
+        let m = c.next().await;
+        assert_ne!(m["type"], "closed", "closed while waiting for {id}: {m}");
+        if m["request_id"] == id || (m["type"] == "error" && m["command_id"] == id) {
+            return m;
+        }
+    }
+}
+
+/// Publishes an Opus track with this SSRC over the control connection; returns the peer
+/// (to keep it alive), the track and the media id.
+async fn publish_microphone(
+    c: &mut Client,
+    rt: &Arc<dyn Runtime>,
+    ssrc: u32,
+) -> (common::Peer, Arc<TrackLocalStaticRTP>, u64) {
+    let mut p = common::peer(rt.clone()).await;
+    let track = Arc::new(TrackLocalStaticRTP::new(common::track(
+        RtpCodecKind::Audio,
+        ssrc,
+        &format!("mic{ssrc}"),
+    )));
+    p.pc.add_track(track.clone()).await.expect("add track");
+    let offer = p.pc.create_offer(None).await.expect("offer");
+    p.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
+    let offer = p.pc.local_description().await.expect("sdp");
+    let r = media_request(
+        c,
+        json!({"type": "media_publish", "v": 1, "request_id": format!("pub{ssrc}"), "sdp": offer.sdp}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_sdp", "{r}");
+    assert_eq!(r["sdp_type"], "answer");
+    let answer =
+        RTCSessionDescription::answer(r["sdp"].as_str().expect("sdp").to_owned()).expect("answer");
+    p.pc.set_remote_description(answer).await.expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
+        .await
+        .expect("publisher connects");
+    (p, track, r["media"].as_u64().expect("media id"))
+}
+
+/// (first payload byte, arrival) of every packet a subscriber received.
+type Log = Arc<Mutex<Vec<(u8, Instant)>>>;
+
+/// Subscribes over the control connection and logs every packet that arrives.
+async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Peer, Log) {
+    let r = media_request(
+        c,
+        json!({"type": "media_subscribe", "v": 1, "request_id": "sub"}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_sdp", "{r}");
+    assert_eq!(r["sdp_type"], "offer");
+    assert!(r["ice_servers"].is_array());
+    let media = r["media"].as_u64().expect("media id");
+    let mut p = common::peer(rt.clone()).await;
+    let offer =
+        RTCSessionDescription::offer(r["sdp"].as_str().expect("sdp").to_owned()).expect("offer");
+    p.pc.set_remote_description(offer).await.expect("remote");
+    let answer = p.pc.create_answer(None).await.expect("answer");
+    p.pc.set_local_description(answer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
+    let answer = p.pc.local_description().await.expect("sdp");
+    let r = media_request(
+        c,
+        json!({"type": "media_answer", "v": 1, "request_id": "ans", "media": media, "sdp": answer.sdp}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
+        .await
+        .expect("subscriber connects");
+    let log: Log = Arc::default();
+    let mut tracks = std::mem::replace(&mut p.tracks, tokio::sync::mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                        && let Some(m) = pkt.payload.first()
+                    {
+                        l.lock().expect("log").push((*m, Instant::now()));
+                    }
+                }
+            });
+        }
+    });
+    (p, log)
+}
+
+fn opus_packet(ssrc: u32, seq: u16, marker: u8) -> rtc::rtp::Packet {
+    let mut b = BytesMut::with_capacity(100);
+    b.put_u8(marker);
+    b.put_bytes(0, 99);
+    rtc::rtp::Packet {
+        header: rtc::rtp::header::Header {
+            version: 2,
+            payload_type: OPUS_PT,
+            sequence_number: seq,
+            timestamp: u32::from(seq) * 960,
+            ssrc,
+            ..Default::default()
+        },
+        payload: Bytes::from(b),
+    }
+}
+
+/// Both microphones talk (50 packets/s each) for `d`.
+async fn talk(
+    deputy: &Arc<TrackLocalStaticRTP>,
+    site: &Arc<TrackLocalStaticRTP>,
+    seq: &mut u16,
+    d: Duration,
+) {
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while t0.elapsed() < d {
+        tick.tick().await;
+        *seq = seq.wrapping_add(1);
+        let _ = deputy.write_rtp(opus_packet(21, *seq, DEPUTY)).await;
+        let _ = site.write_rtp(opus_packet(31, *seq, SITE)).await;
+    }
+}
+
+const DEPUTY: u8 = 1;
+const SITE: u8 = 2;
+
+fn heard_after(log: &Log, who: u8, t: Instant) -> usize {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|(m, at)| *m == who && *at > t)
+        .count()
+}
+
+/// How long after the floor moved (acknowledged at `t`) the first packet of `who` arrived.
+fn first_after(log: &Log, who: u8, t: Instant) -> Option<Duration> {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|(m, at)| *m == who && *at > t)
+        .map(|(_, at)| *at - t)
+        .min()
+}
+
+/// The deputy of the demo roster and the operator account of their delegation's site.
+fn deputy_and_site(s: &Server) -> (String, String) {
+    let handle = s.app.sittings().next().expect("demo sitting");
+    let deputy = handle
+        .roster()
+        .actor(&dienhong::sitting::ActorId::new("DB001"))
+        .expect("DB001");
+    let code = deputy.delegation.as_ref().expect("a delegation");
+    ("DB001".to_owned(), format!("SITE{}", code.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwards() {
+    let s = start_with(&ANY_PORT).await;
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let (deputy_code, site_code) = deputy_and_site(&s);
+    let mut chair = s.client("CHAIR").await;
+    let mut deputy = s.client(&deputy_code).await;
+    let mut site = s.client(&site_code).await;
+    let mut viewer = s.client("OBSERVER").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    deputy
+        .ok(json!({"command": "check_in", "deputy": deputy_code}))
+        .await;
+    deputy
+        .ok(json!({"command": "request_floor", "kind": "discussion"}))
+        .await;
+
+    // The deputy's own microphone and their delegation's room microphone publish; a viewer
+    // (the observer account: receive only) subscribes.
+    let (_dp, deputy_mic, deputy_media) = publish_microphone(&mut deputy, &rt, 21).await;
+    let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
+    let (_vp, log) = subscribe_and_log(&mut viewer, &rt).await;
+    let mut seq = 0u16;
+
+    // Nobody holds the floor: neither microphone is forwarded.
+    let t = Instant::now();
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(600)).await;
+    assert_eq!(
+        heard_after(&log, DEPUTY, t),
+        0,
+        "a deputy without the floor"
+    );
+    assert_eq!(heard_after(&log, SITE, t), 0, "a room without the floor");
+
+    // The chair gives the floor: the deputy's own microphone is heard, not the room's.
+    chair
+        .ok(json!({"command": "grant_floor", "request": 1}))
+        .await;
+    let granted = Instant::now();
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;
+    let delay = first_after(&log, DEPUTY, granted).expect("the speaker is heard");
+    assert!(delay < Duration::from_millis(500), "heard after {delay:?}");
+    assert_eq!(heard_after(&log, SITE, granted), 0, "the room stays closed");
+
+    // The deputy's device leaves: the room carries the speaker.
+    let r = media_request(
+        &mut deputy,
+        json!({"type": "media_close", "v": 1, "request_id": "bye", "media": deputy_media}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    let switched = Instant::now();
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;
+    assert!(
+        first_after(&log, SITE, switched).is_some(),
+        "the room microphone carries the speaker"
+    );
+
+    // The chair takes the floor back: from then on, nothing of the room reaches the viewer.
+    chair.ok(json!({"command": "revoke_floor"})).await;
+    let revoked = Instant::now();
+    talk(
+        &deputy_mic,
+        &site_mic,
+        &mut seq,
+        Duration::from_millis(1000),
+    )
+    .await;
+    let late = heard_after(&log, SITE, revoked + Duration::from_millis(250));
+    assert_eq!(
+        late, 0,
+        "{late} packets of the room after the floor was revoked"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn media_signalling_refuses_what_an_account_may_not_do_with_typed_errors() {
+    let mut config = ANY_PORT.to_vec();
+    config.push(("DIENHONG__MEDIA__MAX_SDP_BYTES", "8192"));
+    let s = start_with(&config).await;
+    let mut viewer = s.client("OBSERVER").await;
+    let mut chair = s.client("CHAIR").await;
+    let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n";
+    let r = media_request(
+        &mut viewer,
+        json!({"type": "media_publish", "v": 1, "request_id": "p1", "sdp": offer}),
+    )
+    .await;
+    assert_eq!(r["code"], "not_permitted", "an observer only receives: {r}");
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_publish", "v": 1, "request_id": "p2", "sdp": "hello"}),
+    )
+    .await;
+    assert_eq!(r["code"], "invalid_sdp", "{r}");
+    let big = format!("v=0\r\n{}", "a=x\r\n".repeat(2_000));
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_publish", "v": 1, "request_id": "p3", "sdp": big}),
+    )
+    .await;
+    assert_eq!(r["code"], "invalid_sdp", "larger than max_sdp_bytes: {r}");
+    // The viewer's receiving leg cannot be answered or closed by someone else.
+    let r = media_request(
+        &mut viewer,
+        json!({"type": "media_subscribe", "v": 1, "request_id": "s1"}),
+    )
+    .await;
+    let leg = r["media"].as_u64().expect("media id");
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_close", "v": 1, "request_id": "c1", "media": leg}),
+    )
+    .await;
+    assert_eq!(r["code"], "no_such_media", "{r}");
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_answer", "v": 1, "request_id": "a1", "media": 99999, "sdp": offer}),
+    )
+    .await;
+    assert_eq!(r["code"], "no_such_media", "{r}");
+    chair
+        .send(json!({"type": "media_subscribe", "v": 1, "request_id": ""}))
+        .await;
+    let r = chair.next().await;
+    assert_eq!(r["code"], "invalid_request_id", "{r}");
+    // The connection still works.
+    let r = media_request(
+        &mut viewer,
+        json!({"type": "media_close", "v": 1, "request_id": "c2", "media": leg}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    s.stop().await;
+}
+
+async fn whip_post(
+    s: &Server,
+    path: &str,
+    token: Option<&str>,
+    ct: &str,
+    body: String,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}{path}", s.addr))
+        .header("content-type", ct)
+        .body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
+    let s = start_with(&ANY_PORT).await;
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let chamber = s.login("CHAMBER").await;
+    let observer = s.login("OBSERVER").await;
+
+    let mut p = common::peer(rt.clone()).await;
+    let video = Arc::new(TrackLocalStaticRTP::new(common::track(
+        RtpCodecKind::Video,
+        41,
+        "programme",
+    )));
+    p.pc.add_track(video).await.expect("track");
+    let offer = p.pc.create_offer(None).await.expect("offer");
+    p.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
+    let offer = p.pc.local_description().await.expect("sdp").sdp;
+
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    let r = whip_post(&s, "/whip", None, "application/sdp", offer.clone()).await;
+    assert_eq!(status(&r), 401, "no token");
+    let r = whip_post(
+        &s,
+        "/whip",
+        Some("forged"),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
+    assert_eq!(status(&r), 401, "bad token");
+    let r = whip_post(
+        &s,
+        "/whip",
+        Some(&observer),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
+    assert_eq!(status(&r), 403, "an observer may not publish");
+    let r = whip_post(&s, "/whip", Some(&chamber), "text/plain", offer.clone()).await;
+    assert_eq!(status(&r), 415, "not application/sdp");
+    let r = whip_post(
+        &s,
+        "/whip",
+        Some(&chamber),
+        "application/sdp",
+        "v=0\r\ngarbage".into(),
+    )
+    .await;
+    assert_eq!(status(&r), 400, "not a usable SDP");
+    let body: Value = r.json().await.expect("json error");
+    assert_eq!(body["code"], "invalid_sdp");
+    let r = whip_post(
+        &s,
+        "/whip",
+        Some(&chamber),
+        "application/sdp",
+        "x".repeat(70_000),
+    )
+    .await;
+    assert_eq!(status(&r), 413, "over the size limit");
+
+    let r = whip_post(&s, "/whip", Some(&chamber), "application/sdp", offer).await;
+    assert_eq!(status(&r), 201);
+    assert_eq!(r.headers()["content-type"], "application/sdp");
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    assert!(location.starts_with("/whip/"), "{location}");
+    let answer = r.text().await.expect("answer");
+    p.pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer"))
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
+        .await
+        .expect("the encoder connects");
+    let media = s.app.media().expect("media plane");
+    let stats = media.driver().stats().await.expect("stats");
+    assert!(
+        stats
+            .tracks
+            .contains_key(&dienhong_sfu::routing::ParticipantId("CHAMBER".into()))
+    );
+
+    let http = reqwest::Client::new();
+    let url = format!("http://{}{location}", s.addr);
+    let r = http
+        .patch(&url)
+        .bearer_auth(&chamber)
+        .header("content-type", "application/trickle-ice-sdpfrag")
+        .body("a=ice-ufrag:x\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n")
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(status(&r), 204, "trickled candidates are taken");
+    let r = http
+        .delete(&url)
+        .bearer_auth(&observer)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(status(&r), 404, "someone else's session");
+    let r = http
+        .delete(&url)
+        .bearer_auth(&chamber)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(status(&r), 200);
+    let r = http
+        .delete(&url)
+        .bearer_auth(&chamber)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(status(&r), 404, "already ended");
+    let stats = media.driver().stats().await.expect("stats");
+    assert!(
+        !stats
+            .tracks
+            .contains_key(&dienhong_sfu::routing::ParticipantId("CHAMBER".into())),
+        "its tracks are gone"
+    );
+    s.stop().await;
+}
+
+/// Whether python3 with aiortc (and numpy, to look at decoded pixels) is here.
+fn aiortc_available() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import aiortc, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_independent_webrtc_stack_publishes_over_whip_and_plays_back_over_whep() {
+    if !aiortc_available() {
+        assert!(
+            std::env::var_os("DIENHONG_REQUIRE_INTEROP").is_none(),
+            "DIENHONG_REQUIRE_INTEROP is set but python3 cannot import aiortc and numpy (scripts/test-deps.sh installs them)"
+        );
+        eprintln!("skipped: python3 with aiortc and numpy is not installed (scripts/test-deps.sh)");
+        return;
+    }
+    let s = start_with(&ANY_PORT).await;
+    let chamber = s.login("CHAMBER").await;
+    let observer = s.login("OBSERVER").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/whip_whep.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(["--base", &format!("http://{}", s.addr)])
+        .args(["--publish-token", &chamber, "--pull-token", &observer])
+        .args(["--seconds", "4"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the interop check ends within a minute")
+        .expect("exit status");
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out)
+        .await
+        .expect("output");
+    let result: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("no result line ({e}): {out}"));
+    assert!(
+        result["video_frames"].as_u64().unwrap_or(0) >= 30,
+        "{result}"
+    );
+    assert!(
+        result["audio_frames"].as_u64().unwrap_or(0) >= 50,
+        "{result}"
+    );
+    assert_eq!(result["sizes"], json!([[320, 240]]), "{result}");
+    assert!(
+        result["distinct_bar_positions"].as_u64().unwrap_or(0) >= 5,
+        "the picture moves: {result}"
+    );
+    assert_eq!(result["delete_status"], json!([200, 200]));
+    assert!(status.success(), "{result}");
+    s.stop().await;
+}

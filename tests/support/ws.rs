@@ -1,0 +1,197 @@
+//! A real server on port 0 with the demo sitting, and WebSocket clients that log in,
+//! subscribe, send commands and keep every sequence number they see.
+
+use super::InProcess;
+use dienhong::server::App;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Server {
+    pub inner: InProcess,
+    pub app: Arc<App>,
+    pub addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start() -> Server {
+    start_with(&[]).await
+}
+
+pub async fn start_with(extra: &[(&str, &str)]) -> Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = super::config_for(&dir.path().join("c.db"), extra);
+    let inner = InProcess::start(&config).await;
+    Server {
+        app: inner.app.clone(),
+        addr: inner.addr,
+        inner,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    pub async fn stop(self) {
+        self.inner.stop().await;
+    }
+
+    pub async fn login(&self, code: &str) -> String {
+        let r: Value = reqwest::Client::new()
+            .post(format!("http://{}/api/login", self.addr))
+            .json(&json!({"code": code, "password": "demo"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("json");
+        r["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {r}"))
+            .to_owned()
+    }
+
+    pub async fn connect_with(&self, token: &str) -> Ws {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", self.addr))
+                .await
+                .expect("connect");
+        ws
+    }
+
+    /// Logs in, connects, reads the welcome, subscribes and returns the snapshot's seq.
+    pub async fn client(&self, code: &str) -> Client {
+        let token = self.login(code).await;
+        let ws = self.connect_with(&token).await;
+        let mut c = Client {
+            ws,
+            seen: Vec::new(),
+            token,
+            epoch: String::new(),
+            n: 0,
+        };
+        let welcome = c.next().await;
+        assert_eq!(welcome["type"], "welcome");
+        assert_eq!(welcome["actor"], code);
+        c.subscribe(None).await;
+        c
+    }
+
+    pub fn sitting(&self) -> String {
+        self.app
+            .sittings()
+            .next()
+            .expect("demo sitting")
+            .id()
+            .0
+            .clone()
+    }
+}
+
+pub struct Client {
+    pub ws: Ws,
+    /// Sequence numbers of every event received, in order.
+    pub seen: Vec<u64>,
+    pub token: String,
+    pub epoch: String,
+    pub n: u32,
+}
+
+impl Client {
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("stream open")
+                .expect("frame");
+            match m {
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    if v["type"] == "event" {
+                        let seq = v["seq"].as_u64().expect("seq");
+                        self.seen.push(seq);
+                    }
+                    return v;
+                }
+                Message::Close(f) => {
+                    return json!({"type": "closed", "code": f.map(|f| u16::from(f.code))});
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, resume: Option<u64>) -> Value {
+        let mut msg = json!({"type": "subscribe", "v": 1, "sitting": "demo-2026-11"});
+        if let Some(n) = resume {
+            msg["resume_from"] = json!(n);
+            msg["epoch"] = json!(self.epoch);
+        }
+        self.send(msg).await;
+        if resume.is_some() {
+            return Value::Null;
+        }
+        let mut snap = self.next().await;
+        while snap["type"] == "event" {
+            // Events of an earlier subscription still on the way.
+            snap = self.next().await;
+        }
+        assert_eq!(snap["type"], "snapshot", "{snap}");
+        self.epoch = snap["epoch"].as_str().expect("epoch").to_owned();
+        self.seen.push(snap["seq"].as_u64().expect("seq"));
+        snap
+    }
+
+    /// Sends a command and waits for its ack or error, collecting events meanwhile.
+    pub async fn command(&mut self, command: Value) -> Value {
+        self.n += 1;
+        let id = format!("c{}", self.n);
+        self.command_with_id(&id, command).await
+    }
+
+    pub async fn command_with_id(&mut self, id: &str, command: Value) -> Value {
+        self.send(json!({"type": "command", "v": 1, "command_id": id, "command": command}))
+            .await;
+        loop {
+            let m = self.next().await;
+            if (m["type"] == "ack" || m["type"] == "error") && m["command_id"] == id {
+                return m;
+            }
+            assert_ne!(m["type"], "closed", "closed while waiting for {id}: {m}");
+        }
+    }
+
+    pub async fn ok(&mut self, command: Value) -> u64 {
+        let r = self.command(command.clone()).await;
+        assert_eq!(r["type"], "ack", "{command} → {r}");
+        r["seq"].as_u64().expect("seq")
+    }
+
+    /// Reads until the event with `seq` arrived.
+    pub async fn until_seq(&mut self, seq: u64) {
+        while self.seen.last().copied().unwrap_or(0) < seq {
+            let m = self.next().await;
+            assert_ne!(m["type"], "closed", "{m}");
+        }
+    }
+
+    pub fn assert_in_order_without_gaps(&self) {
+        for w in self.seen.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "gap or duplicate in {:?}", self.seen);
+        }
+    }
+}
