@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the interoperability tests need beyond Rust: an independent WebRTC stack
-# (aiortc, with numpy to look at decoded pixels) and Debian's Chromium for the browser test.
+# (aiortc, with numpy to look at decoded pixels), and for the browser test Debian's Chromium
+# and the websockets package that drives it over the DevTools protocol.
 # Safe to run again: it installs only what is missing. Without root, it installs what it can
 # and says what it could not.
 set -euo pipefail
 
-if ! python3 -c 'import aiortc, numpy' 2>/dev/null; then
-  echo "== installing aiortc and numpy (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check aiortc numpy
+if ! python3 -c 'import aiortc, numpy, websockets' 2>/dev/null; then
+  echo "== installing aiortc, numpy and websockets (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check aiortc numpy websockets
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then

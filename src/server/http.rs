@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 const INDEX_HTML: &str = include_str!("../../web-client/index.html");
+const ROOM_HTML: &str = include_str!("../../web-client/room.html");
+const DISPLAY_HTML: &str = include_str!("../../web-client/display.html");
+const MEDIA_JS: &str = include_str!("../../web-client/media.js");
+const MEDIA_CSS: &str = include_str!("../../web-client/media.css");
 
 /// An error answered as JSON `{code, message}`; internals are logged, never sent.
 #[derive(Debug, Serialize)]
@@ -56,6 +60,16 @@ pub(super) fn router(app: Arc<App>) -> Router {
     );
     Router::new()
         .route("/", get(index))
+        .route("/room", get(|| page(ROOM_HTML)))
+        .route("/display", get(|| page(DISPLAY_HTML)))
+        .route(
+            "/media.js",
+            get(|| asset("text/javascript; charset=utf-8", MEDIA_JS)),
+        )
+        .route(
+            "/media.css",
+            get(|| asset("text/css; charset=utf-8", MEDIA_CSS)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/sittings", get(list_sittings))
@@ -73,6 +87,20 @@ pub(super) fn router(app: Arc<App>) -> Router {
 
 async fn index() -> impl IntoResponse {
     ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX_HTML))
+}
+
+async fn page(html: &'static str) -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(html))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 async fn healthz() -> &'static str {
