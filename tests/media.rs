@@ -282,6 +282,18 @@ async fn media_signalling_refuses_what_an_account_may_not_do_with_typed_errors()
     .await;
     assert_eq!(r["code"], "not_permitted", "an observer only receives: {r}");
     let r = media_request(
+        &mut viewer,
+        json!({"type": "media_mute", "v": 1, "request_id": "m1", "participant": "CHAIR", "muted": true}),
+    )
+    .await;
+    assert_eq!(r["code"], "not_permitted", "only the chair mutes: {r}");
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_mute", "v": 1, "request_id": "m2", "participant": "NOBODY", "muted": true}),
+    )
+    .await;
+    assert_eq!(r["code"], "not_permitted", "not in the roster: {r}");
+    let r = media_request(
         &mut chair,
         json!({"type": "media_publish", "v": 1, "request_id": "p2", "sdp": "hello"}),
     )

@@ -81,6 +81,18 @@ pub enum ClientMessage {
         /// `candidate:…` line.
         candidate: String,
     },
+    /// Chair or vice-chair: mute or unmute a participant's microphone on the chair
+    /// consoles (a microphone with the floor is heard by everyone regardless).
+    MediaMute {
+        /// Protocol version.
+        v: u32,
+        /// Chosen by the client.
+        request_id: String,
+        /// The account whose microphone.
+        participant: String,
+        /// Muted or not.
+        muted: bool,
+    },
     /// Close one media connection.
     MediaClose {
         /// Protocol version.
@@ -103,6 +115,7 @@ impl ClientMessage {
             | ClientMessage::MediaSubscribe { v, .. }
             | ClientMessage::MediaAnswer { v, .. }
             | ClientMessage::MediaCandidate { v, .. }
+            | ClientMessage::MediaMute { v, .. }
             | ClientMessage::MediaClose { v, .. } => *v,
         }
     }
@@ -194,14 +207,15 @@ pub enum ServerMessage {
         /// STUN/TURN servers the client should use.
         ice_servers: Vec<crate::config::IceServerConfig>,
     },
-    /// `media_answer` or `media_close` done.
+    /// `media_answer`, `media_close` or `media_mute` done.
     MediaOk {
         /// Protocol version.
         v: u32,
         /// The request it answers.
         request_id: String,
-        /// The media connection.
-        media: u64,
+        /// The media connection (absent for `media_mute`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        media: Option<u64>,
     },
     /// Answer to `ping`.
     Pong {

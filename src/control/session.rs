@@ -12,7 +12,7 @@ use super::{Limits, TokenBucket};
 use crate::auth::Claims;
 use crate::server::writer::{Committed, event_message};
 use crate::server::{App, SittingHandle, SubmitError};
-use crate::sitting::{Millis, SittingId};
+use crate::sitting::{ActorId, Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::LegId;
 use futures_util::stream::{FuturesUnordered, SplitSink};
@@ -264,6 +264,7 @@ impl Session {
             | ClientMessage::MediaSubscribe { .. }
             | ClientMessage::MediaAnswer { .. }
             | ClientMessage::MediaCandidate { .. }
+            | ClientMessage::MediaMute { .. }
             | ClientMessage::MediaClose { .. } => self.on_media(msg).await,
             ClientMessage::Command {
                 command_id,
@@ -322,6 +323,7 @@ impl Session {
             ClientMessage::MediaPublish { request_id, .. }
             | ClientMessage::MediaSubscribe { request_id, .. }
             | ClientMessage::MediaAnswer { request_id, .. }
+            | ClientMessage::MediaMute { request_id, .. }
             | ClientMessage::MediaClose { request_id, .. } => Some(request_id.clone()),
             _ => None,
         };
@@ -370,11 +372,11 @@ impl Session {
             } => media
                 .publish(&actor, sdp)
                 .await
-                .map(|(l, sdp)| (request_id, l, Some(("answer", sdp)))),
+                .map(|(l, sdp)| (request_id, Some(l), Some(("answer", sdp)))),
             ClientMessage::MediaSubscribe { request_id, .. } => media
                 .subscribe(&actor)
                 .await
-                .map(|(l, sdp)| (request_id, l, Some(("offer", sdp)))),
+                .map(|(l, sdp)| (request_id, Some(l), Some(("offer", sdp)))),
             ClientMessage::MediaAnswer {
                 request_id,
                 media: m,
@@ -383,15 +385,24 @@ impl Session {
             } => media
                 .answer(&actor, leg(m), sdp)
                 .await
-                .map(|()| (request_id, leg(m), None)),
+                .map(|()| (request_id, Some(leg(m)), None)),
             ClientMessage::MediaClose {
                 request_id,
                 media: m,
                 ..
             } => media.close(&actor, leg(m)).await.map(|()| {
                 self.media_legs.retain(|l| *l != leg(m));
-                (request_id, leg(m), None)
+                (request_id, Some(leg(m)), None)
             }),
+            ClientMessage::MediaMute {
+                request_id,
+                participant,
+                muted,
+                ..
+            } => media
+                .mute(&actor, &ActorId::new(&participant), muted)
+                .await
+                .map(|()| (request_id, None, None)),
             ClientMessage::MediaCandidate {
                 media: m,
                 candidate,
@@ -405,7 +416,7 @@ impl Session {
             _ => return Ok(()),
         };
         match outcome {
-            Ok((request_id, l, Some((sdp_type, sdp)))) => {
+            Ok((request_id, Some(l), Some((sdp_type, sdp)))) => {
                 self.media_legs.push(l);
                 self.send(&ServerMessage::MediaSdp {
                     v: PROTOCOL_VERSION,
@@ -417,11 +428,11 @@ impl Session {
                 })
                 .await
             }
-            Ok((request_id, l, None)) => {
+            Ok((request_id, l, _)) => {
                 self.send(&ServerMessage::MediaOk {
                     v: PROTOCOL_VERSION,
                     request_id,
-                    media: l.0 as u64,
+                    media: l.map(|l| l.0 as u64),
                 })
                 .await
             }

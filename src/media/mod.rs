@@ -322,6 +322,32 @@ impl Media {
         Ok(self.driver.add_candidate(leg, candidate).await?)
     }
 
+    /// `actor` (presiding) mutes or unmutes `participant`'s microphone on the consoles.
+    pub async fn mute(
+        &self,
+        actor: &ActorId,
+        participant: &ActorId,
+        muted: bool,
+    ) -> Result<(), MediaError> {
+        let presiding = self.roster.actor(actor).is_some_and(|a| a.presides());
+        if !presiding {
+            return Err(MediaError::NotPermitted(
+                "only the chair or a vice-chair mutes microphones".into(),
+            ));
+        }
+        if self.roster.actor(participant).is_none() {
+            return Err(MediaError::NotPermitted(format!(
+                "{participant} is not in the roster of the sitting {}",
+                self.sitting
+            )));
+        }
+        tracing::info!(actor = %actor, participant = %participant, muted, "console mute");
+        self.driver
+            .set_muted(ParticipantId(participant.0.clone()), muted)
+            .await?;
+        Ok(())
+    }
+
     /// Closes one media connection of `actor`.
     pub async fn close(&self, actor: &ActorId, leg: LegId) -> Result<(), MediaError> {
         self.owned(actor, leg)?;
