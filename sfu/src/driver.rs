@@ -11,19 +11,28 @@
 //! track published when it subscribed), or the subscriber offers (WHEP: each of its
 //! receive-only m-lines is filled with a track of that kind, the chamber's programme first).
 //!
-//! Not yet built: simulcast, renegotiation when tracks are published after a subscriber
-//! joined (the client subscribes again), keyframe requests sent to publishers.
+//! Simulcast: a publisher that offers `a=rid`/`a=simulcast` layers has each SSRC bound to
+//! its layer by the core (mid/rid header extensions); each subscriber's slot carries the
+//! layer the router chose, switching at the new layer's keyframe with the numbering kept
+//! continuous (`forward`). Keyframes are asked of publishers with PLI.
+//!
+//! Not yet built: bandwidth estimates from the subscribers' own feedback (TWCC/REMB; the
+//! estimate comes in through [`Driver::set_estimate`]), NACK/RTX, renegotiation when tracks
+//! are published after a subscriber joined (the client subscribes again).
 
+use crate::forward::{SlotState, simulcast_rids, vp8_keyframe};
 use crate::routing::{
-    self, Action, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
+    self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::event::RTCTrackEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{
@@ -34,7 +43,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -107,6 +116,7 @@ enum Cmd {
     Candidate(LegId, String, Reply<()>),
     CloseLeg(LegId, Reply<()>),
     Speaker(Option<ParticipantId>, Option<ParticipantId>, Reply<()>),
+    Estimate(ParticipantId, u64, Reply<()>),
     Subscribe(
         ParticipantId,
         Kind,
@@ -229,6 +239,12 @@ impl Driver {
         self.call(|r| Cmd::CloseLeg(leg, r)).await
     }
 
+    /// A bandwidth estimate (bits/s) for what `who` receives: its pictures are sent at the
+    /// best layers that fit, switched at the next keyframe.
+    pub async fn set_estimate(&self, who: ParticipantId, bps: u64) -> Result<(), DriverError> {
+        self.call(|r| Cmd::Estimate(who, bps, r)).await
+    }
+
     /// The floor moved to `deputy`, sitting at delegation site `site` (if any): their own
     /// microphone is forwarded when they publish one, the site's room otherwise.
     pub async fn set_speaker(
@@ -316,23 +332,35 @@ pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
     }
 }
 
-/// Opus and VP8 with their fixed payload types.
+/// Opus and VP8 with their fixed payload types, and the header extensions that tell the
+/// layers of a simulcast publisher apart (mid, rid, repaired rid).
 pub fn media_engine() -> Result<MediaEngine, DriverError> {
     let mut m = MediaEngine::default();
     m.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)
         .map_err(rtc_err)?;
     m.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)
         .map_err(rtc_err)?;
+    configure_simulcast_extension_headers(&mut m).map_err(rtc_err)?;
+    m.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: rtc::sdp::extmap::SDES_MID_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(rtc_err)?;
     Ok(m)
 }
 
 /// Where a track goes on a subscriber leg: its sender, and the SSRC and payload type the
 /// packets carry there (each leg negotiates its own).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Slot {
     sender: RTCRtpSenderId,
     ssrc: u32,
     payload_type: u8,
+    /// Layer choice and rewriting (video).
+    state: SlotState,
 }
 
 enum LegKind {
@@ -342,6 +370,9 @@ enum LegKind {
         audio: Option<TrackId>,
         video: Option<TrackId>,
         payload_types: HashMap<u8, Media>,
+        /// Simulcast: the layer of each rid, and of each SSRC once the core bound it.
+        rids: Vec<(String, Layer)>,
+        layers: HashMap<u32, Layer>,
     },
     /// Sends to a subscriber: one slot per track.
     Subscriber {
@@ -370,7 +401,7 @@ struct Core {
     by_addr: HashMap<SocketAddr, usize>,
     by_ufrag: HashMap<String, usize>,
     /// For each track, the legs (and their slot) it is forwarded to now.
-    fanout: HashMap<TrackId, Vec<(usize, Slot)>>,
+    fanout: HashMap<TrackId, Vec<usize>>,
     next_track: u32,
     stats: Stats,
     /// Legs whose connection failed (ICE consent lost, DTLS failed), to close.
@@ -380,8 +411,8 @@ struct Core {
     /// Router decisions not yet carried out (keyframe requests; forwarding changes are
     /// applied by `rebuild_fanout`).
     actions: Vec<Action>,
-    /// The publisher's SSRC of each track, learned from its packets.
-    ssrc_of: HashMap<TrackId, u32>,
+    /// The publisher's SSRC of each track and layer, learned from its packets.
+    ssrc_of: HashMap<(TrackId, Layer), u32>,
 }
 
 /// The first half of a STUN USERNAME ("receiver:sender"): the ufrag of the leg it is for.
@@ -421,6 +452,15 @@ fn sdp_candidates(sdp: &str) -> Vec<SocketAddr> {
             format!("{}:{}", f.get(4)?, f.get(5)?).parse().ok()
         })
         .collect()
+}
+
+/// What a layer is expected to carry, bits/s, until measured.
+fn nominal_bitrate(layer: Layer) -> u64 {
+    match layer {
+        Layer::Low => 150_000,
+        Layer::Mid => 500_000,
+        Layer::High => 1_500_000,
+    }
 }
 
 /// Which payload types of an offer are audio and which video, from its m-lines.
@@ -544,6 +584,7 @@ impl Core {
         self.join(&who, kind, presiding);
         let (has_audio, has_video) = sdp_media(&offer.sdp);
         let payload_types = sdp_payload_types(&offer.sdp);
+        let rids = simulcast_rids(&offer.sdp);
         let candidates = sdp_candidates(&offer.sdp);
         let mut pc = self.new_pc()?;
         pc.set_remote_description(Instant::now(), offer)
@@ -556,15 +597,26 @@ impl Core {
             .local_description()
             .ok_or_else(|| rtc_err("no local description"))?;
         let now = self.now_ms();
-        let new_track = |media: Media, bps: u64, core: &mut Core| {
+        let video_layers: Vec<(Layer, u64)> = if rids.is_empty() {
+            vec![(Layer::High, 2_500_000)]
+        } else {
+            rids.iter()
+                .map(|(_, l)| (*l, nominal_bitrate(*l)))
+                .collect()
+        };
+        let new_track = |media: Media, core: &mut Core| {
             let id = TrackId(core.next_track);
             core.next_track += 1;
+            let layers = match media {
+                Media::Audio => vec![(Layer::High, 40_000)],
+                Media::Video => video_layers.clone(),
+            };
             let a = core.router.publish(
                 id,
                 Track {
                     owner: who.clone(),
                     media,
-                    layers: vec![(Layer::High, bps)],
+                    layers,
                 },
                 now,
             );
@@ -576,8 +628,8 @@ impl Core {
                 .push((id, media));
             id
         };
-        let audio = has_audio.then(|| new_track(Media::Audio, 40_000, self));
-        let video = has_video.then(|| new_track(Media::Video, 2_500_000, self));
+        let audio = has_audio.then(|| new_track(Media::Audio, self));
+        let video = has_video.then(|| new_track(Media::Video, self));
         let idx = self.add_leg(Leg {
             pc,
             owner: who,
@@ -585,6 +637,8 @@ impl Core {
                 audio,
                 video,
                 payload_types,
+                rids,
+                layers: HashMap::new(),
             },
         });
         for a in candidates {
@@ -646,6 +700,7 @@ impl Core {
             sender,
             ssrc,
             payload_type,
+            state: SlotState::default(),
         })
     }
 
@@ -855,29 +910,34 @@ impl Core {
         self.rebuild_fanout();
     }
 
-    /// Recomputes, from the router, which legs each track is written to.
+    /// Recomputes, from the router, which legs each track is written to and at which
+    /// layer; slots no longer forwarded stop.
     fn rebuild_fanout(&mut self) {
         self.fanout.clear();
-        let mut subscriber_legs: HashMap<&ParticipantId, Vec<usize>> = HashMap::new();
-        for (i, l) in self.legs.iter().enumerate() {
-            if let Some(Leg {
+        let forwarded: HashMap<(TrackId, ParticipantId), Forward> = self
+            .router
+            .forwarded()
+            .map(|(k, f)| (k.clone(), *f))
+            .collect();
+        for (i, l) in self.legs.iter_mut().enumerate() {
+            let Some(Leg {
                 owner,
-                kind: LegKind::Subscriber { ready: true, .. },
+                kind: LegKind::Subscriber { slots, ready },
                 ..
             }) = l
-            {
-                subscriber_legs.entry(owner).or_default().push(i);
-            }
-        }
-        for ((track, to), _) in self.router.forwarded() {
-            for &i in subscriber_legs.get(to).into_iter().flatten() {
-                if let Some(Some(Leg {
-                    kind: LegKind::Subscriber { slots, .. },
-                    ..
-                })) = self.legs.get(i)
-                    && let Some(slot) = slots.get(track)
-                {
-                    self.fanout.entry(*track).or_default().push((i, *slot));
+            else {
+                continue;
+            };
+            for (track, slot) in slots.iter_mut() {
+                match forwarded.get(&(*track, owner.clone())) {
+                    Some(f) if *ready => {
+                        slot.state.target = Some(match f {
+                            Forward::Video(layer) => *layer,
+                            Forward::Audio => Layer::High,
+                        });
+                        self.fanout.entry(*track).or_default().push(i);
+                    }
+                    _ => slot.state.stop(),
                 }
             }
         }
@@ -896,6 +956,13 @@ impl Core {
             }
             Cmd::CloseLeg(leg, reply) => {
                 let _ = reply.send(self.close_leg(leg));
+            }
+            Cmd::Estimate(who, bps, reply) => {
+                let now = self.now_ms();
+                let a = self.router.set_estimate(&who, bps, now);
+                self.actions.extend(a);
+                self.rebuild_fanout();
+                let _ = reply.send(Ok(()));
             }
             Cmd::Speaker(deputy, site, reply) => {
                 let now = self.now_ms();
@@ -967,10 +1034,10 @@ impl Core {
     /// Carries out the router's keyframe requests: a PLI to the publisher of the track.
     fn carry_out(&mut self) {
         for action in std::mem::take(&mut self.actions) {
-            let routing::Action::RequestKeyframe { track, .. } = action else {
+            let routing::Action::RequestKeyframe { track, layer } = action else {
                 continue;
             };
-            let Some(&media_ssrc) = self.ssrc_of.get(&track) else {
+            let Some(&media_ssrc) = self.ssrc_of.get(&(track, layer)) else {
                 continue;
             };
             let publisher = self.legs.iter().position(|l| {
@@ -1022,13 +1089,32 @@ impl Core {
                     tracing::debug!(leg = idx, owner = %leg.owner.0, "media connected");
                     self.connected.push(idx);
                 }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    // A simulcast layer's SSRC is bound to its rid: remember its layer.
+                    if let LegKind::Publisher { rids, layers, .. } = &mut leg.kind
+                        && let Some(rid) = init.rid.as_deref()
+                        && let Some((_, layer)) = rids.iter().find(|(r, _)| r == rid)
+                    {
+                        tracing::debug!(
+                            leg = idx,
+                            rid,
+                            ssrc = init.ssrc,
+                            ?layer,
+                            "simulcast layer"
+                        );
+                        layers.insert(init.ssrc, *layer);
+                    }
+                }
                 _ => {}
             }
         }
     }
 
-    /// Writes what a publisher leg decoded to every subscriber leg allowed to receive it.
+    /// Writes what a publisher leg decoded to every subscriber leg allowed to receive it,
+    /// each at the layer its slot carries.
     fn forward(&mut self, from: usize) {
+        // Events first: a simulcast layer is bound by the packet that is about to be read.
+        self.flush(from);
         let mut packets = Vec::new();
         let Some(Some(leg)) = self.legs.get_mut(from) else {
             return;
@@ -1042,39 +1128,64 @@ impl Core {
             audio,
             video,
             payload_types,
+            rids,
+            layers,
         } = &leg.kind
         else {
             return;
         };
-        let (audio, video) = (*audio, *video);
-        let media_of = |pt: u8| payload_types.get(&pt).copied();
-        let packets: Vec<(Option<Media>, rtc::rtp::Packet)> = packets
+        let simulcast = !rids.is_empty();
+        // (track, layer, gated) of each packet; simulcast layers not yet bound are dropped.
+        let packets: Vec<(TrackId, Layer, bool, rtc::rtp::Packet)> = packets
             .into_iter()
-            .map(|p| (media_of(p.header.payload_type), p))
+            .filter_map(|p| match payload_types.get(&p.header.payload_type) {
+                Some(Media::Audio) => Some(((*audio)?, Layer::High, false, p)),
+                Some(Media::Video) if simulcast => {
+                    let layer = *layers.get(&p.header.ssrc)?;
+                    Some(((*video)?, layer, true, p))
+                }
+                Some(Media::Video) => Some(((*video)?, Layer::High, false, p)),
+                None => None,
+            })
             .collect();
         let now = Instant::now();
-        for (media, mut pkt) in packets {
-            let track = match media {
-                Some(Media::Audio) => audio,
-                Some(Media::Video) => video,
-                None => None,
-            };
-            // Extensions are negotiated per leg and none are on the outgoing ones.
+        let now_ms = self.now_ms();
+        for (track, layer, gated, mut pkt) in packets {
+            *self.stats.received.entry(track).or_default() += 1;
+            self.ssrc_of.insert((track, layer), pkt.header.ssrc);
+            // Extensions are negotiated per leg: none are carried over.
             pkt.header.extensions.clear();
             pkt.header.extension = false;
-            let Some(track) = track else { continue };
-            *self.stats.received.entry(track).or_default() += 1;
-            self.ssrc_of.insert(track, pkt.header.ssrc);
+            let keyframe = gated && vp8_keyframe(&pkt.payload);
             // Taken out for the loop (nothing in it changes the fan-out) and put back.
             let targets = self.fanout.remove(&track).unwrap_or_default();
-            for &(i, slot) in &targets {
+            for &i in &targets {
                 let Some(Some(sub)) = self.legs.get_mut(i) else {
+                    continue;
+                };
+                let LegKind::Subscriber { slots, .. } = &mut sub.kind else {
+                    continue;
+                };
+                let Some(slot) = slots.get_mut(&track) else {
+                    continue;
+                };
+                let Some((seq, ts)) = slot.state.admit(
+                    layer,
+                    pkt.header.sequence_number,
+                    pkt.header.timestamp,
+                    keyframe,
+                    gated,
+                    now_ms,
+                ) else {
                     continue;
                 };
                 let mut p = pkt.clone();
                 p.header.ssrc = slot.ssrc;
                 p.header.payload_type = slot.payload_type;
-                if let Some(mut tx) = sub.pc.rtp_sender(slot.sender)
+                p.header.sequence_number = seq;
+                p.header.timestamp = ts;
+                let sender = slot.sender;
+                if let Some(mut tx) = sub.pc.rtp_sender(sender)
                     && tx.write_rtp(now, p).is_ok()
                 {
                     *self.stats.forwarded.entry(track).or_default() += 1;

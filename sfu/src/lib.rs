@@ -5,9 +5,12 @@
 //!   whose owner does not hold the floor reaches nobody but the chair console. Driven by
 //!   events (joins, tracks, floor changes, bandwidth estimates, mutes) with the time passed
 //!   in; no sockets, no clock, so every rule is tested with tables and a virtual clock.
+//! - [`forward`]: per-subscriber forwarding state as pure code: simulcast layer switching
+//!   at keyframes, sequence number and timestamp rewriting.
 //! - [`driver`]: the I/O driver that applies them to real peers: every peer connection on
 //!   one UDP socket, one thread driving webrtc-rs's sans-IO core (the architecture chosen
 //!   from the forwarding benchmark, `docs/benchmarks.md`).
 
 pub mod driver;
+pub mod forward;
 pub mod routing;

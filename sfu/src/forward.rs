@@ -1,0 +1,287 @@
+//! What happens to one packet on its way to one subscriber, as pure code: which simulcast
+//! layer a subscriber's slot carries, when it may switch (only at a keyframe of the new
+//! layer), and how sequence numbers and timestamps are rewritten so the subscriber sees one
+//! continuous stream whatever the layer. Also the few bits of SDP and VP8 the driver reads.
+//!
+//! Time comes in as milliseconds on the caller's clock.
+
+use crate::routing::{Layer, Millis};
+
+/// The forwarding state of one track on one subscriber leg.
+#[derive(Debug, Clone, Default)]
+pub struct SlotState {
+    /// The layer the router wants sent (video), if any.
+    pub target: Option<Layer>,
+    /// The layer being sent now.
+    pub current: Option<Layer>,
+    /// The layer of the last packet sent, with its outgoing sequence number, timestamp and
+    /// when it was sent.
+    last: Option<(Layer, u16, u32, Millis)>,
+    seq_offset: u16,
+    ts_offset: u32,
+}
+
+/// The clock rate of video RTP timestamps.
+const VIDEO_HZ_PER_MS: u32 = 90;
+
+impl SlotState {
+    /// Decides whether a video packet of `layer` goes to this subscriber and with which
+    /// sequence number and timestamp. A slot starts, or switches to its target layer, only
+    /// at a keyframe of that layer when `gated` (simulcast: the layers are different
+    /// streams); a single-layer track starts at once.
+    pub fn admit(
+        &mut self,
+        layer: Layer,
+        seq: u16,
+        ts: u32,
+        keyframe: bool,
+        gated: bool,
+        now: Millis,
+    ) -> Option<(u16, u32)> {
+        let target = self.target?;
+        if self.current != Some(layer) {
+            let may_start = layer == target && (keyframe || !gated);
+            if !may_start {
+                return None;
+            }
+            self.current = Some(layer);
+        }
+        if let Some((last_layer, last_seq, last_ts, at)) = self.last
+            && last_layer != layer
+        {
+            // Another stream from here on: continue the numbering where the last one
+            // stopped, and the clock by the time that passed.
+            let elapsed = u32::try_from(now.saturating_sub(at)).unwrap_or(u32::MAX);
+            let step = elapsed.saturating_mul(VIDEO_HZ_PER_MS).max(1);
+            self.seq_offset = last_seq.wrapping_add(1).wrapping_sub(seq);
+            self.ts_offset = last_ts.wrapping_add(step).wrapping_sub(ts);
+        }
+        let out = (
+            seq.wrapping_add(self.seq_offset),
+            ts.wrapping_add(self.ts_offset),
+        );
+        self.last = Some((layer, out.0, out.1, now));
+        Some(out)
+    }
+
+    /// The router stopped this slot: the next start waits for a keyframe again.
+    pub fn stop(&mut self) {
+        self.target = None;
+        self.current = None;
+    }
+}
+
+/// Whether a VP8 RTP payload (RFC 7741) starts a keyframe.
+pub fn vp8_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let extended = b0 & 0x80 != 0;
+    let start = b0 & 0x10 != 0;
+    let partition = b0 & 0x07;
+    if !start || partition != 0 {
+        return false;
+    }
+    let mut i = 1;
+    if extended {
+        let Some(&b1) = payload.get(1) else {
+            return false;
+        };
+        i = 2;
+        if b1 & 0x80 != 0 {
+            // PictureID: one byte, or two when its M bit is set.
+            let Some(&pid) = payload.get(i) else {
+                return false;
+            };
+            i += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if b1 & 0x40 != 0 {
+            i += 1; // TL0PICIDX
+        }
+        if b1 & 0x30 != 0 {
+            i += 1; // TID / KEYIDX
+        }
+    }
+    // The VP8 payload header: P (inverse keyframe flag) is its lowest bit.
+    payload.get(i).is_some_and(|h| h & 0x01 == 0)
+}
+
+/// The simulcast layers a publisher's offer announces for its video (`a=rid:… send`, in the
+/// order of `a=simulcast:send`), each with the layer it carries: by the usual names
+/// (q/h/f, l/m/h, low/mid/high, 0/1/2), otherwise lowest first in the announced order.
+pub fn simulcast_rids(sdp: &str) -> Vec<(String, Layer)> {
+    let mut in_video = false;
+    let mut rids: Vec<String> = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    for line in sdp.lines().map(str::trim) {
+        if line.starts_with("m=") {
+            in_video = line.starts_with("m=video");
+            continue;
+        }
+        if !in_video {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("a=rid:") {
+            let mut parts = rest.split_whitespace();
+            if let (Some(id), Some("send")) = (parts.next(), parts.next()) {
+                rids.push(id.to_owned());
+            }
+        } else if let Some(rest) = line.strip_prefix("a=simulcast:") {
+            let mut parts = rest.split_whitespace();
+            while let Some(dir) = parts.next() {
+                let list = parts.next().unwrap_or_default();
+                if dir == "send" {
+                    order = list
+                        .split(';')
+                        .flat_map(|alt| alt.split(','))
+                        .map(|r| r.trim_start_matches('~').to_owned())
+                        .collect();
+                }
+            }
+        }
+    }
+    if rids.len() < 2 {
+        return Vec::new();
+    }
+    if !order.is_empty() {
+        rids.sort_by_key(|r| order.iter().position(|o| o == r).unwrap_or(usize::MAX));
+    }
+    let named = |r: &str| match r.to_ascii_lowercase().as_str() {
+        "q" | "l" | "low" | "0" => Some(Layer::Low),
+        "h" | "m" | "mid" | "1" => Some(Layer::Mid),
+        "f" | "high" | "2" => Some(Layer::High),
+        _ => None,
+    };
+    let by_name: Vec<Option<Layer>> = rids.iter().map(|r| named(r)).collect();
+    let distinct: std::collections::BTreeSet<Layer> = by_name.iter().flatten().copied().collect();
+    if distinct.len() == rids.len() {
+        return rids
+            .into_iter()
+            .zip(by_name.into_iter().flatten())
+            .collect();
+    }
+    let by_order: &[Layer] = if rids.len() == 2 {
+        &[Layer::Low, Layer::High]
+    } else {
+        &[Layer::Low, Layer::Mid, Layer::High]
+    };
+    rids.into_iter().zip(by_order.iter().copied()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_starts_at_a_keyframe_and_switches_layers_without_a_seam() {
+        let mut s = SlotState {
+            target: Some(Layer::Low),
+            ..SlotState::default()
+        };
+        // Simulcast: nothing until a keyframe of the target layer.
+        assert_eq!(s.admit(Layer::Low, 100, 9000, false, true, 0), None);
+        assert_eq!(s.admit(Layer::High, 500, 9000, true, true, 0), None);
+        assert_eq!(
+            s.admit(Layer::Low, 101, 12000, true, true, 33),
+            Some((101, 12000))
+        );
+        assert_eq!(
+            s.admit(Layer::Low, 102, 15000, false, true, 66),
+            Some((102, 15000))
+        );
+        // The router wants High: Low goes on until High's keyframe.
+        s.target = Some(Layer::High);
+        assert_eq!(s.admit(Layer::High, 700, 50000, false, true, 80), None);
+        assert_eq!(
+            s.admit(Layer::Low, 103, 18000, false, true, 99),
+            Some((103, 18000))
+        );
+        let (seq, ts) = s
+            .admit(Layer::High, 701, 51000, true, true, 109)
+            .expect("switch at the keyframe");
+        assert_eq!(seq, 104, "numbering continues");
+        assert_eq!(
+            ts,
+            18000 + 10 * 90,
+            "the clock advances by the time that passed"
+        );
+        assert_eq!(s.current, Some(Layer::High));
+        assert_eq!(
+            s.admit(Layer::Low, 104, 21000, true, true, 120),
+            None,
+            "old layer dropped"
+        );
+        assert_eq!(
+            s.admit(Layer::High, 702, 54000, false, true, 133),
+            Some((105, ts + 3000))
+        );
+        // Sequence numbers wrap.
+        s.target = Some(Layer::Low);
+        let (seq, _) = s
+            .admit(Layer::Low, 65535, 0, true, true, 140)
+            .expect("switch");
+        assert_eq!(seq, 106);
+        assert_eq!(
+            s.admit(Layer::Low, 0, 3000, false, true, 170).map(|x| x.0),
+            Some(107)
+        );
+    }
+
+    #[test]
+    fn a_single_layer_track_starts_at_once_and_a_stopped_slot_sends_nothing() {
+        let mut s = SlotState::default();
+        assert_eq!(
+            s.admit(Layer::High, 1, 1, false, false, 0),
+            None,
+            "no target: not forwarded"
+        );
+        s.target = Some(Layer::High);
+        assert_eq!(s.admit(Layer::High, 2, 2, false, false, 0), Some((2, 2)));
+        s.stop();
+        assert_eq!(s.admit(Layer::High, 3, 3, true, false, 0), None);
+    }
+
+    #[test]
+    fn vp8_keyframes_are_recognised_through_the_payload_descriptor() {
+        assert!(vp8_keyframe(&[0x10, 0x00]), "S=1, PID=0, P=0");
+        assert!(!vp8_keyframe(&[0x10, 0x01]), "an interframe");
+        assert!(!vp8_keyframe(&[0x00, 0x00]), "not the start of a partition");
+        assert!(!vp8_keyframe(&[0x11, 0x00]), "partition 1");
+        // X, I with a 15-bit picture id, L, T: header after 5 bytes.
+        assert!(vp8_keyframe(&[0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x00]));
+        assert!(!vp8_keyframe(&[0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x01]));
+        // X, I with a 7-bit picture id.
+        assert!(vp8_keyframe(&[0x90, 0x80, 0x05, 0x9c]));
+        assert!(!vp8_keyframe(&[]));
+        assert!(!vp8_keyframe(&[0x90]));
+        assert!(!vp8_keyframe(&[0x90, 0x80]));
+    }
+
+    #[test]
+    fn simulcast_layers_come_from_the_rids_by_name_or_by_order() {
+        let chrome = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rid:x send\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\na=simulcast:send q;h;f\r\n";
+        assert_eq!(
+            simulcast_rids(chrome),
+            vec![
+                ("q".to_owned(), Layer::Low),
+                ("h".to_owned(), Layer::Mid),
+                ("f".to_owned(), Layer::High)
+            ]
+        );
+        let custom = "m=video 9 X 96\r\na=rid:big send\r\na=rid:small send\r\na=simulcast:send small;big\r\n";
+        assert_eq!(
+            simulcast_rids(custom),
+            vec![
+                ("small".to_owned(), Layer::Low),
+                ("big".to_owned(), Layer::High)
+            ]
+        );
+        assert!(simulcast_rids("m=video 9 X 96\r\na=rid:one send\r\n").is_empty());
+        assert!(simulcast_rids("m=video 9 X 96\r\n").is_empty());
+        let recv = "m=video 9 X 96\r\na=rid:q recv\r\na=rid:f recv\r\n";
+        assert!(
+            simulcast_rids(recv).is_empty(),
+            "receive rids are not published layers"
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! Simulcast through the driver with real WebRTC peers: a publisher sends three layers
+//! (rids q/h/f, told apart by the mid/rid header extensions), a display receives one of
+//! them, and a simulated bandwidth rise and drop switch its layer at keyframes, with the
+//! numbering it sees continuous throughout.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{peer, subscribe_from};
+use dienhong_sfu::driver::{Driver, VP8_PT, codec};
+use dienhong_sfu::routing::{Kind, ParticipantId};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::runtime::Runtime;
+
+const LAYERS: [(&str, u32); 3] = [("q", 501), ("h", 502), ("f", 503)];
+
+/// The id an SDP gives a header extension.
+fn extmap_id(sdp: &str, uri: &str) -> u8 {
+    sdp.lines()
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix("a=extmap:")?;
+            let (id, u) = rest.split_once(' ')?;
+            (u.trim() == uri).then(|| id.split('/').next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("{uri} not negotiated:\n{sdp}"))
+}
+
+/// (layer marker, sequence number, arrival) of every packet the display received.
+type Log = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
+
+fn markers_between(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|(_, _, at)| *at > from && *at <= to)
+        .map(|(m, _, _)| *m)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam() {
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+
+    // The publisher: one camera in three encodings.
+    let mut publisher = peer(rt.clone()).await;
+    let encodings = LAYERS
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: (*rid).to_owned(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: codec(RtpCodecKind::Video).rtp_codec,
+            ..Default::default()
+        })
+        .collect();
+    let camera = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "site-stream".into(),
+        "site-camera".into(),
+        "site-camera".into(),
+        RtpCodecKind::Video,
+        encodings,
+    )));
+    publisher
+        .pc
+        .add_track(camera.clone())
+        .await
+        .expect("add track");
+    let offer = publisher.pc.create_offer(None).await.expect("offer");
+    publisher
+        .pc
+        .set_local_description(offer)
+        .await
+        .expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher.gathered.recv()).await;
+    let offer = publisher.pc.local_description().await.expect("sdp");
+    assert!(offer.sdp.contains("a=simulcast:send"), "{}", offer.sdp);
+    let (_, answer) = sfu
+        .publish(ParticipantId("S01".into()), Kind::Chamber, false, offer)
+        .await
+        .expect("publish");
+    let mid_id = extmap_id(&answer.sdp, "urn:ietf:params:rtp-hdrext:sdes:mid");
+    let rid_id = extmap_id(&answer.sdp, "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id");
+    let mid: String = answer
+        .sdp
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=mid:").map(str::to_owned))
+        .expect("mid");
+    publisher
+        .pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), publisher.connected.recv())
+        .await
+        .expect("publisher connects");
+
+    // The display subscribes.
+    let mut display = subscribe_from(&sfu, &rt, "TV", Kind::Display).await;
+    tokio::time::timeout(Duration::from_secs(10), display.connected.recv())
+        .await
+        .expect("display connects");
+    let log: Log = Arc::default();
+    let mut tracks = std::mem::replace(
+        &mut display.tracks,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                        && let Some(m) = pkt.payload.get(2)
+                    {
+                        l.lock().expect("log").push((
+                            *m,
+                            pkt.header.sequence_number,
+                            Instant::now(),
+                        ));
+                    }
+                }
+            });
+        }
+    });
+
+    // Every layer sends 30 frames/s, a keyframe every tenth.
+    let sender = {
+        let camera = camera.clone();
+        let mid = mid.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(33));
+            for n in 0u32..400 {
+                tick.tick().await;
+                for (k, (rid, ssrc)) in LAYERS.iter().enumerate() {
+                    let mut b = BytesMut::with_capacity(200);
+                    b.put_u8(0x10); // S=1, partition 0
+                    b.put_u8(if n % 10 == 0 { 0x00 } else { 0x01 }); // keyframe or not
+                    b.put_u8(rid.as_bytes()[0]);
+                    b.put_bytes(0, 197);
+                    let mut header = rtc::rtp::header::Header {
+                        version: 2,
+                        payload_type: VP8_PT,
+                        // Each layer has its own numbering and clock.
+                        sequence_number: (n as u16).wrapping_add(1000 * k as u16),
+                        timestamp: n * 3000 + 77_777 * k as u32,
+                        ssrc: *ssrc,
+                        ..Default::default()
+                    };
+                    header
+                        .set_extension(mid_id, Bytes::from(mid.clone()))
+                        .expect("mid");
+                    header
+                        .set_extension(rid_id, Bytes::from(rid.to_string()))
+                        .expect("rid");
+                    let _ = camera
+                        .write_rtp(rtc::rtp::Packet {
+                            header,
+                            payload: b.freeze(),
+                        })
+                        .await;
+                }
+            }
+        })
+    };
+
+    let tv = ParticipantId("TV".into());
+    // Without an estimate the display starts on the lowest layer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t1 = Instant::now();
+    let first = markers_between(&log, t1 - Duration::from_millis(800), t1);
+    assert!(!first.is_empty(), "the display receives the picture");
+    assert!(first.iter().all(|m| *m == b'q'), "starts low: {first:?}");
+
+    // Plenty of bandwidth: the full layer, from its next keyframe on.
+    sfu.set_estimate(tv.clone(), 5_000_000)
+        .await
+        .expect("estimate");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t2 = Instant::now();
+    let high = markers_between(&log, t1 + Duration::from_millis(700), t2);
+    assert!(!high.is_empty());
+    assert!(high.iter().all(|m| *m == b'f'), "switched up: {high:?}");
+
+    // The bandwidth drops: down to the lowest layer at its next keyframe.
+    sfu.set_estimate(tv.clone(), 400_000)
+        .await
+        .expect("estimate");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t3 = Instant::now();
+    let low = markers_between(&log, t2 + Duration::from_millis(700), t3);
+    assert!(!low.is_empty());
+    assert!(low.iter().all(|m| *m == b'q'), "switched down: {low:?}");
+    sender.abort();
+
+    // One continuous stream for the display: each packet numbered after the one before.
+    let seqs: Vec<u16> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|(_, s, _)| *s)
+        .collect();
+    let steps = seqs
+        .windows(2)
+        .filter(|w| w[1] == w[0].wrapping_add(1))
+        .count();
+    assert!(
+        seqs.windows(2)
+            .all(|w| (1..100).contains(&w[1].wrapping_sub(w[0]))),
+        "no duplicate, no jump back or across layers' numbering: {seqs:?}"
+    );
+    assert!(
+        steps * 100 >= (seqs.len() - 1) * 99,
+        "{steps} consecutive of {}",
+        seqs.len()
+    );
+    let markers: Vec<u8> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|(m, _, _)| *m)
+        .collect();
+    assert!(markers.contains(&b'f') && markers.contains(&b'q'));
+    assert!(!markers.contains(&b'h'), "never the middle layer here");
+}
