@@ -16,10 +16,15 @@
 //! layer the router chose, switching at the new layer's keyframe with the numbering kept
 //! continuous (`forward`). Keyframes are asked of publishers with PLI.
 //!
-//! Not yet built: bandwidth estimates from the subscribers' own feedback (TWCC/REMB; the
-//! estimate comes in through [`Driver::set_estimate`]), NACK/RTX, renegotiation when tracks
-//! are published after a subscriber joined (the client subscribes again).
+//! Each subscriber's layers follow the estimate it reports (REMB); its keyframe requests
+//! (PLI/FIR) go to the publisher through the router's throttle; NACKs are answered from the
+//! core's send buffer (`feedback`).
+//!
+//! Not yet built: an estimate of the SFU's own from transport-wide feedback (for subscribers
+//! that send TWCC rather than REMB), RTX, renegotiation when tracks are published after a
+//! subscriber joined (the client subscribes again).
 
+use crate::feedback::{self, Request};
 use crate::forward::{SlotState, simulcast_rids, vp8_keyframe};
 use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
@@ -116,7 +121,6 @@ enum Cmd {
     Candidate(LegId, String, Reply<()>),
     CloseLeg(LegId, Reply<()>),
     Speaker(Option<ParticipantId>, Option<ParticipantId>, Reply<()>),
-    Estimate(ParticipantId, u64, Reply<()>),
     Subscribe(
         ParticipantId,
         Kind,
@@ -237,12 +241,6 @@ impl Driver {
     /// with no leg leaves.
     pub async fn close_leg(&self, leg: LegId) -> Result<(), DriverError> {
         self.call(|r| Cmd::CloseLeg(leg, r)).await
-    }
-
-    /// A bandwidth estimate (bits/s) for what `who` receives: its pictures are sent at the
-    /// best layers that fit, switched at the next keyframe.
-    pub async fn set_estimate(&self, who: ParticipantId, bps: u64) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Estimate(who, bps, r)).await
     }
 
     /// The floor moved to `deputy`, sitting at delegation site `site` (if any): their own
@@ -517,12 +515,21 @@ impl Core {
         u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn new_pc(&self) -> Result<RTCPeerConnection, DriverError> {
+    /// A peer connection for a publisher's leg (`publisher`) or a subscriber's, with that
+    /// side's interceptors (`feedback`).
+    fn new_pc(&self, publisher: bool) -> Result<RTCPeerConnection, DriverError> {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
+        let mut media = media_engine()?;
+        let registry = if publisher {
+            feedback::publisher_chain(&mut media).map_err(rtc_err)?
+        } else {
+            feedback::subscriber_chain(&mut media)
+        };
         RTCPeerConnectionBuilder::new()
-            .with_media_engine(media_engine()?)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .build(Instant::now())
             .map_err(rtc_err)
@@ -586,7 +593,7 @@ impl Core {
         let payload_types = sdp_payload_types(&offer.sdp);
         let rids = simulcast_rids(&offer.sdp);
         let candidates = sdp_candidates(&offer.sdp);
-        let mut pc = self.new_pc()?;
+        let mut pc = self.new_pc(true)?;
         pc.set_remote_description(Instant::now(), offer)
             .map_err(rtc_err)?;
         let answer = pc.create_answer(None).map_err(rtc_err)?;
@@ -723,7 +730,7 @@ impl Core {
             .count();
         let candidates = sdp_candidates(&offer.sdp);
         let (opus_pt, vp8_pt) = sdp_codec_payload_types(&offer.sdp);
-        let mut pc = self.new_pc()?;
+        let mut pc = self.new_pc(false)?;
         pc.set_remote_description(Instant::now(), offer)
             .map_err(rtc_err)?;
         self.join(&who, kind, presiding);
@@ -838,7 +845,7 @@ impl Core {
         presiding: bool,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         self.join(&who, kind, presiding);
-        let mut pc = self.new_pc()?;
+        let mut pc = self.new_pc(false)?;
         let idx = self.next_leg_index();
         let mut slots = HashMap::new();
         for (n, (track, media)) in self.tracks_for(&who).into_iter().enumerate() {
@@ -956,13 +963,6 @@ impl Core {
             }
             Cmd::CloseLeg(leg, reply) => {
                 let _ = reply.send(self.close_leg(leg));
-            }
-            Cmd::Estimate(who, bps, reply) => {
-                let now = self.now_ms();
-                let a = self.router.set_estimate(&who, bps, now);
-                self.actions.extend(a);
-                self.rebuild_fanout();
-                let _ = reply.send(Ok(()));
             }
             Cmd::Speaker(deputy, site, reply) => {
                 let now = self.now_ms();
@@ -1110,20 +1110,68 @@ impl Core {
         }
     }
 
+    /// A subscriber's keyframe requests go to the publisher (through the router's
+    /// throttle); its bandwidth estimate chooses its layers.
+    fn on_feedback(&mut self, from: usize, requests: Vec<Request>) {
+        let Some(Some(Leg {
+            owner,
+            kind: LegKind::Subscriber { slots, .. },
+            ..
+        })) = self.legs.get(from)
+        else {
+            return;
+        };
+        let owner = owner.clone();
+        let now = self.now_ms();
+        let mut estimate = None;
+        for r in requests {
+            match r {
+                Request::Keyframe(ssrc) => {
+                    let track = slots.iter().find(|(_, s)| s.ssrc == ssrc).map(|(t, _)| *t);
+                    if let Some(track) = track {
+                        let a = self.router.request_keyframe(track, &owner, now);
+                        self.actions.extend(a);
+                    }
+                }
+                Request::Estimate(bps) => estimate = Some(bps),
+            }
+        }
+        if let Some(bps) = estimate {
+            let a = self.router.set_estimate(&owner, bps, now);
+            let changed = a
+                .iter()
+                .any(|x| !matches!(x, Action::RequestKeyframe { .. }));
+            self.actions.extend(a);
+            if changed {
+                self.rebuild_fanout();
+            }
+        }
+        self.carry_out();
+    }
+
     /// Writes what a publisher leg decoded to every subscriber leg allowed to receive it,
     /// each at the layer its slot carries.
     fn forward(&mut self, from: usize) {
         // Events first: a simulcast layer is bound by the packet that is about to be read.
         self.flush(from);
         let mut packets = Vec::new();
+        let mut requests = Vec::new();
         let Some(Some(leg)) = self.legs.get_mut(from) else {
             return;
         };
         while let Some(TaggedRTCMessage { message, .. }) = leg.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, pkt) = message {
-                packets.push(pkt);
+            match message {
+                RTCMessage::RtpPacket(_, pkt) => packets.push(pkt),
+                RTCMessage::RtcpPacket(_, rtcp) => requests.extend(feedback::requests(&rtcp)),
+                _ => {}
             }
         }
+        if !requests.is_empty() {
+            self.on_feedback(from, requests);
+        }
+        let Some(Some(leg)) = self.legs.get(from) else {
+            return;
+        };
         let LegKind::Publisher {
             audio,
             video,

@@ -7,10 +7,13 @@
 //!   in; no sockets, no clock, so every rule is tested with tables and a virtual clock.
 //! - [`forward`]: per-subscriber forwarding state as pure code: simulcast layer switching
 //!   at keyframes, sequence number and timestamp rewriting.
+//! - [`feedback`]: the RTCP the SFU acts on (keyframe requests, REMB estimates) and the
+//!   interceptors of each leg (NACK, reports, transport-wide feedback).
 //! - [`driver`]: the I/O driver that applies them to real peers: every peer connection on
 //!   one UDP socket, one thread driving webrtc-rs's sans-IO core (the architecture chosen
 //!   from the forwarding benchmark, `docs/benchmarks.md`).
 
 pub mod driver;
+pub mod feedback;
 pub mod forward;
 pub mod routing;

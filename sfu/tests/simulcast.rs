@@ -1,7 +1,7 @@
 //! Simulcast through the driver with real WebRTC peers: a publisher sends three layers
 //! (rids q/h/f, told apart by the mid/rid header extensions), a display receives one of
-//! them, and a simulated bandwidth rise and drop switch its layer at keyframes, with the
-//! numbering it sees continuous throughout.
+//! them, and the bandwidth estimates it reports (REMB) switch its layer up and down at
+//! keyframes, with the numbering it sees continuous throughout.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -11,6 +11,7 @@ use common::{peer, subscribe_from};
 use dienhong_sfu::driver::{Driver, VP8_PT, codec};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::runtime::Runtime;
 
 const LAYERS: [(&str, u32); 3] = [("q", 501), ("h", 502), ("f", 503)];
@@ -34,6 +35,9 @@ fn extmap_id(sdp: &str, uri: &str) -> u8 {
         .unwrap_or_else(|| panic!("{uri} not negotiated:\n{sdp}"))
 }
 
+/// The display's picture track and the SSRC it arrives with, once it does.
+type Received = Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>;
+
 /// (layer marker, sequence number, arrival) of every packet the display received.
 type Log = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
 
@@ -47,7 +51,7 @@ fn markers_between(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam() {
+async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_seam() {
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
 
@@ -112,14 +116,16 @@ async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam(
         .await
         .expect("display connects");
     let log: Log = Arc::default();
+    // The display's picture track and its SSRC, to send REMB about.
+    let received: Received = Arc::default();
     let mut tracks = std::mem::replace(
         &mut display.tracks,
         tokio::sync::mpsc::unbounded_channel().1,
     );
-    let l = log.clone();
+    let (l, r) = (log.clone(), received.clone());
     tokio::spawn(async move {
         while let Some(track) = tracks.recv().await {
-            let l = l.clone();
+            let (l, r) = (l.clone(), r.clone());
             tokio::spawn(async move {
                 while let Some(evt) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
@@ -130,11 +136,27 @@ async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam(
                             pkt.header.sequence_number,
                             Instant::now(),
                         ));
+                        *r.lock().expect("track") = Some((track.clone(), pkt.header.ssrc));
                     }
                 }
             });
         }
     });
+    // The display's estimate, as a browser reports it (REMB).
+    let remb = |bps: f32| {
+        let received = received.clone();
+        async move {
+            let (track, ssrc) = received.lock().expect("track").clone().expect("a track");
+            track
+                .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 0,
+                    bitrate: bps,
+                    ssrcs: vec![ssrc],
+                })])
+                .await
+                .expect("REMB sent");
+        }
+    };
 
     // Every layer sends 30 frames/s, a keyframe every tenth.
     let sender = {
@@ -176,7 +198,6 @@ async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam(
         })
     };
 
-    let tv = ParticipantId("TV".into());
     // Without an estimate the display starts on the lowest layer.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t1 = Instant::now();
@@ -185,9 +206,7 @@ async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam(
     assert!(first.iter().all(|m| *m == b'q'), "starts low: {first:?}");
 
     // Plenty of bandwidth: the full layer, from its next keyframe on.
-    sfu.set_estimate(tv.clone(), 5_000_000)
-        .await
-        .expect("estimate");
+    remb(5_000_000.0).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t2 = Instant::now();
     let high = markers_between(&log, t1 + Duration::from_millis(700), t2);
@@ -195,9 +214,7 @@ async fn a_bandwidth_rise_and_drop_switch_the_layer_at_keyframes_without_a_seam(
     assert!(high.iter().all(|m| *m == b'f'), "switched up: {high:?}");
 
     // The bandwidth drops: down to the lowest layer at its next keyframe.
-    sfu.set_estimate(tv.clone(), 400_000)
-        .await
-        .expect("estimate");
+    remb(400_000.0).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t3 = Instant::now();
     let low = markers_between(&log, t2 + Duration::from_millis(700), t3);
