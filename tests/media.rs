@@ -267,6 +267,66 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
+    let s = start_with(&ANY_PORT).await;
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let (deputy_code, site_code) = deputy_and_site(&s);
+    let mut chair = s.client("CHAIR").await;
+    let mut site = s.client(&site_code).await;
+    let mut deputy = s.client(&deputy_code).await;
+    // The chair's console subscribes while the deputy's device already publishes.
+    let (_dp, deputy_mic, _) = publish_microphone(&mut deputy, &rt, 21).await;
+    let (console, log) = subscribe_and_log(&mut chair, &rt).await;
+    // Then the site's room comes online: the console is offered its microphone.
+    let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
+    let offer = loop {
+        let m = chair.next().await;
+        assert_ne!(m["type"], "closed", "{m}");
+        if m["type"] == "media_sdp" {
+            break m;
+        }
+    };
+    assert_eq!(offer["sdp_type"], "offer", "{offer}");
+    assert!(
+        offer.get("request_id").is_none(),
+        "offered by the server: {offer}"
+    );
+    let media = offer["media"].as_u64().expect("media id");
+    let sdp = RTCSessionDescription::offer(offer["sdp"].as_str().expect("sdp").to_owned())
+        .expect("offer");
+    console
+        .pc
+        .set_remote_description(sdp)
+        .await
+        .expect("remote");
+    let answer = console.pc.create_answer(None).await.expect("answer");
+    console
+        .pc
+        .set_local_description(answer)
+        .await
+        .expect("local");
+    let answer = console.pc.local_description().await.expect("sdp");
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_answer", "v": 1, "request_id": "re1", "media": media, "sdp": answer.sdp}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    let t = Instant::now();
+    let mut seq = 0;
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;
+    assert!(
+        heard_after(&log, SITE, t) > 0,
+        "the new microphone reaches the console"
+    );
+    assert!(
+        heard_after(&log, DEPUTY, t) > 0,
+        "and the earlier one still does"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn media_signalling_refuses_what_an_account_may_not_do_with_typed_errors() {
     let mut config = ANY_PORT.to_vec();

@@ -90,6 +90,18 @@ fn rtc_err(e: impl std::fmt::Display) -> DriverError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LegId(pub usize);
 
+/// A new offer the SFU makes on an existing subscriber connection (tracks were published
+/// since): to be sent to `owner`, whose answer comes back through [`Driver::answer`].
+#[derive(Debug, Clone)]
+pub struct Offer {
+    /// The connection.
+    pub leg: LegId,
+    /// Its participant.
+    pub owner: ParticipantId,
+    /// The SDP offer.
+    pub sdp: String,
+}
+
 /// Counters, for tests and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -138,6 +150,7 @@ enum Cmd {
 /// The handle to the media driver thread.
 pub struct Driver {
     tx: std_mpsc::Sender<Cmd>,
+    offers: tokio::sync::broadcast::Sender<Offer>,
     local: SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -164,7 +177,9 @@ impl Driver {
         let local = sock.local_addr()?;
         let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
         let (tx, rx) = std_mpsc::channel();
+        let (offers, _) = tokio::sync::broadcast::channel(256);
         let core = Core {
+            offers: offers.clone(),
             sock,
             local,
             advertised,
@@ -188,9 +203,15 @@ impl Driver {
             .spawn(move || core.run(rx))?;
         Ok(Driver {
             tx,
+            offers,
             local,
             thread: Some(thread),
         })
+    }
+
+    /// New offers on existing subscriber connections, as tracks are published.
+    pub fn offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
+        self.offers.subscribe()
     }
 
     /// The address the socket is bound to.
@@ -330,14 +351,21 @@ pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
     }
 }
 
-/// Opus and VP8 with their fixed payload types, and the header extensions that tell the
-/// layers of a simulcast publisher apart (mid, rid, repaired rid).
+/// Opus and VP8 with their fixed payload types: what a subscriber's leg negotiates.
 pub fn media_engine() -> Result<MediaEngine, DriverError> {
     let mut m = MediaEngine::default();
     m.register_codec(codec(RtpCodecKind::Audio), RtpCodecKind::Audio)
         .map_err(rtc_err)?;
     m.register_codec(codec(RtpCodecKind::Video), RtpCodecKind::Video)
         .map_err(rtc_err)?;
+    Ok(m)
+}
+
+/// What a publisher's leg negotiates: the codecs and the header extensions that tell the
+/// layers of a simulcast publisher apart (mid, rid, repaired rid). Subscriber legs carry
+/// none: every forwarded packet would pay for them in the sender's checks.
+pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
+    let mut m = media_engine()?;
     configure_simulcast_extension_headers(&mut m).map_err(rtc_err)?;
     m.register_header_extension(
         RTCRtpHeaderExtensionCapability {
@@ -376,6 +404,13 @@ enum LegKind {
     Subscriber {
         slots: HashMap<TrackId, Slot>,
         ready: bool,
+        /// The SFU made the offer, so it can offer again when tracks are published later
+        /// (not for WHEP, where the subscriber offers).
+        renegotiable: bool,
+        /// An offer of ours waits for its answer.
+        awaiting_answer: bool,
+        /// Tracks were published while an offer was waiting: offer again after the answer.
+        stale: bool,
     },
 }
 
@@ -386,6 +421,7 @@ struct Leg {
 }
 
 struct Core {
+    offers: tokio::sync::broadcast::Sender<Offer>,
     sock: UdpSocket,
     local: SocketAddr,
     /// What peers are told to connect to.
@@ -521,7 +557,11 @@ impl Core {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
-        let mut media = media_engine()?;
+        let mut media = if publisher {
+            publishing_media_engine()?
+        } else {
+            media_engine()?
+        };
         let registry = if publisher {
             feedback::publisher_chain(&mut media).map_err(rtc_err)?
         } else {
@@ -652,6 +692,7 @@ impl Core {
             self.by_addr.insert(a, idx);
         }
         self.rebuild_fanout();
+        self.renegotiate_subscribers();
         Ok((LegId(idx), sdp))
     }
 
@@ -772,6 +813,9 @@ impl Core {
             kind: LegKind::Subscriber {
                 slots,
                 ready: false,
+                renegotiable: false,
+                awaiting_answer: false,
+                stale: false,
             },
         });
         for a in candidates {
@@ -869,9 +913,86 @@ impl Core {
             kind: LegKind::Subscriber {
                 slots,
                 ready: false,
+                renegotiable: true,
+                awaiting_answer: true,
+                stale: false,
             },
         });
         Ok((LegId(idx), sdp))
+    }
+
+    /// Offers every subscriber that the SFU negotiated with the tracks published since,
+    /// as a new offer on its existing connection (sent through [`Driver::offers`]).
+    fn renegotiate_subscribers(&mut self) {
+        for i in 0..self.legs.len() {
+            let Some(Some(Leg {
+                owner,
+                kind:
+                    LegKind::Subscriber {
+                        slots,
+                        renegotiable: true,
+                        ..
+                    },
+                ..
+            })) = self.legs.get(i)
+            else {
+                continue;
+            };
+            let missing: Vec<(TrackId, Media)> = self
+                .tracks_for(owner)
+                .into_iter()
+                .filter(|(t, _)| !slots.contains_key(t))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.offer_again(i, missing) {
+                tracing::warn!(leg = i, error = %e, "renegotiation failed");
+            }
+        }
+    }
+
+    fn offer_again(&mut self, i: usize, missing: Vec<(TrackId, Media)>) -> Result<(), DriverError> {
+        let Some(Some(leg)) = self.legs.get_mut(i) else {
+            return Ok(());
+        };
+        let LegKind::Subscriber {
+            slots,
+            awaiting_answer,
+            stale,
+            ..
+        } = &mut leg.kind
+        else {
+            return Ok(());
+        };
+        if *awaiting_answer {
+            *stale = true;
+            return Ok(());
+        }
+        for (track, media) in missing {
+            let pt = if media == Media::Audio {
+                OPUS_PT
+            } else {
+                VP8_PT
+            };
+            let n = slots.len();
+            slots.insert(track, Core::add_slot(&mut leg.pc, i, n, track, media, pt)?);
+        }
+        let offer = leg.pc.create_offer(None).map_err(rtc_err)?;
+        leg.pc
+            .set_local_description(Instant::now(), offer)
+            .map_err(rtc_err)?;
+        *awaiting_answer = true;
+        let sdp = leg
+            .pc
+            .local_description()
+            .ok_or_else(|| rtc_err("no local description"))?;
+        let _ = self.offers.send(Offer {
+            leg: LegId(i),
+            owner: leg.owner.clone(),
+            sdp: sdp.sdp,
+        });
+        Ok(())
     }
 
     fn answer(&mut self, leg: LegId, answer: RTCSessionDescription) -> Result<(), DriverError> {
@@ -883,10 +1004,23 @@ impl Core {
             .ok_or(DriverError::NoSuchPeer)?;
         l.pc.set_remote_description(Instant::now(), answer)
             .map_err(rtc_err)?;
+        let mut again = false;
+        if let LegKind::Subscriber {
+            awaiting_answer,
+            stale,
+            ..
+        } = &mut l.kind
+        {
+            *awaiting_answer = false;
+            again = std::mem::take(stale);
+        }
         for a in candidates {
             self.by_addr.insert(a, leg.0);
         }
         self.rebuild_fanout();
+        if again {
+            self.renegotiate_subscribers();
+        }
         Ok(())
     }
 
@@ -929,7 +1063,7 @@ impl Core {
         for (i, l) in self.legs.iter_mut().enumerate() {
             let Some(Leg {
                 owner,
-                kind: LegKind::Subscriber { slots, ready },
+                kind: LegKind::Subscriber { slots, ready, .. },
                 ..
             }) = l
             else {
@@ -1011,7 +1145,7 @@ impl Core {
         while let Some(i) = self.connected.pop() {
             let Some(Some(Leg {
                 owner,
-                kind: LegKind::Subscriber { slots, ready },
+                kind: LegKind::Subscriber { slots, ready, .. },
                 ..
             })) = self.legs.get_mut(i)
             else {

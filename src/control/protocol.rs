@@ -196,8 +196,10 @@ pub enum ServerMessage {
     MediaSdp {
         /// Protocol version.
         v: u32,
-        /// The request it answers.
-        request_id: String,
+        /// The request it answers; absent on a new offer the server makes by itself
+        /// (tracks were published since), to be answered with `media_answer`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
         /// The media connection, named in later `media_*` messages.
         media: u64,
         /// `offer` or `answer`.

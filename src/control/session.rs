@@ -14,7 +14,7 @@ use crate::server::writer::{Committed, event_message};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use dienhong_sfu::driver::LegId;
+use dienhong_sfu::driver::{LegId, Offer};
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
@@ -51,6 +51,8 @@ struct Session {
     in_flight: FuturesUnordered<Pending>,
     /// Media connections opened over this connection, closed with it.
     media_legs: Vec<LegId>,
+    /// New offers of the SFU (tracks published since), for the connections above.
+    media_offers: Option<broadcast::Receiver<Offer>>,
 }
 
 fn now_millis() -> Millis {
@@ -85,6 +87,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         violations: 0,
         in_flight: FuturesUnordered::new(),
         media_legs: Vec::new(),
+        media_offers: None,
     };
     tracing::debug!(actor = %actor, "connection open");
     let welcome = ServerMessage::Welcome {
@@ -122,6 +125,15 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
     tracing::debug!(actor = %actor, "connection closed");
 }
 
+async fn next_offer(
+    rx: &mut Option<broadcast::Receiver<Offer>>,
+) -> Result<Offer, broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_batch(
     rx: &mut Option<broadcast::Receiver<Arc<Committed>>>,
 ) -> Result<Arc<Committed>, broadcast::error::RecvError> {
@@ -155,6 +167,7 @@ impl Session {
                     self.answer(command_id, outcome).await
                 }
                 batch = next_batch(&mut self.events) => self.on_batch(batch).await,
+                offer = next_offer(&mut self.media_offers) => self.on_offer(offer).await,
                 incoming = stream.next() => {
                     last_seen = Instant::now();
                     match incoming {
@@ -418,9 +431,12 @@ impl Session {
         match outcome {
             Ok((request_id, Some(l), Some((sdp_type, sdp)))) => {
                 self.media_legs.push(l);
+                if self.media_offers.is_none() {
+                    self.media_offers = Some(media.driver().offers());
+                }
                 self.send(&ServerMessage::MediaSdp {
                     v: PROTOCOL_VERSION,
-                    request_id,
+                    request_id: Some(request_id),
                     media: l.0 as u64,
                     sdp_type: sdp_type.to_owned(),
                     sdp,
@@ -437,6 +453,41 @@ impl Session {
                 .await
             }
             Err(e) => self.error(request_id, e.code(), e.to_string()).await,
+        }
+    }
+
+    /// The SFU offers one of this connection's media connections again (tracks were
+    /// published since).
+    async fn on_offer(
+        &mut self,
+        offer: Result<Offer, broadcast::error::RecvError>,
+    ) -> Result<(), End> {
+        match offer {
+            Ok(o) if self.media_legs.contains(&o.leg) => {
+                let ice_servers = self
+                    .app
+                    .media()
+                    .map(|m| m.ice_servers().to_vec())
+                    .unwrap_or_default();
+                self.send(&ServerMessage::MediaSdp {
+                    v: PROTOCOL_VERSION,
+                    request_id: None,
+                    media: o.leg.0 as u64,
+                    sdp_type: "offer".to_owned(),
+                    sdp: o.sdp,
+                    ice_servers,
+                })
+                .await
+            }
+            Ok(_) => Ok(()),
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(actor = %self.claims.sub, skipped = n, "media offers missed");
+                Ok(())
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.media_offers = None;
+                Ok(())
+            }
         }
     }
 

@@ -26,9 +26,10 @@ use webrtc::runtime::Runtime;
 
 pub use dienhong_sfu::driver::{OPUS_PT, VP8_PT, codec};
 
-/// VP8 and Opus only, with the driver's payload types.
+/// VP8 and Opus only, with the driver's payload types, and the header extensions a
+/// simulcast publisher needs (mid, rid).
 pub fn media_engine() -> MediaEngine {
-    dienhong_sfu::driver::media_engine().expect("media engine")
+    dienhong_sfu::driver::publishing_media_engine().expect("media engine")
 }
 
 /// Settings for every peer: no mDNS (otherwise each peer opens an mDNS socket too).
