@@ -46,7 +46,7 @@ async fn publish_microphone(
     c: &mut Client,
     rt: &Arc<dyn Runtime>,
     ssrc: u32,
-) -> (common::Peer, Arc<TrackLocalStaticRTP>, u64) {
+) -> (common::Peer, Mic, u64) {
     let mut p = common::peer(rt.clone()).await;
     let track = Arc::new(TrackLocalStaticRTP::new(common::track(
         RtpCodecKind::Audio,
@@ -67,11 +67,29 @@ async fn publish_microphone(
     assert_eq!(r["sdp_type"], "answer");
     let answer =
         RTCSessionDescription::answer(r["sdp"].as_str().expect("sdp").to_owned()).expect("answer");
+    let level_id = dienhong_sfu::forward::extmap_id(
+        &answer.sdp,
+        "audio",
+        "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    )
+    .expect("the SFU takes audio levels");
     p.pc.set_remote_description(answer).await.expect("remote");
     tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
         .await
         .expect("publisher connects");
-    (p, track, r["media"].as_u64().expect("media id"))
+    let mic = Mic {
+        track,
+        ssrc,
+        level_id,
+    };
+    (p, mic, r["media"].as_u64().expect("media id"))
+}
+
+/// A published microphone: its track, SSRC and the id of its audio-level extension.
+struct Mic {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    level_id: u8,
 }
 
 /// (first payload byte, arrival) of every packet a subscriber received.
@@ -125,37 +143,48 @@ async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Pe
     (p, log)
 }
 
-fn opus_packet(ssrc: u32, seq: u16, marker: u8) -> rtc::rtp::Packet {
+/// A packet of `mic` whose payload starts with `marker`, at an audio level (RFC 6464 byte:
+/// voice flag and −dBov).
+fn opus_packet(mic: &Mic, seq: u16, marker: u8, level: u8) -> rtc::rtp::Packet {
     let mut b = BytesMut::with_capacity(100);
     b.put_u8(marker);
     b.put_bytes(0, 99);
+    let mut header = rtc::rtp::header::Header {
+        version: 2,
+        payload_type: OPUS_PT,
+        sequence_number: seq,
+        timestamp: u32::from(seq) * 960,
+        ssrc: mic.ssrc,
+        ..Default::default()
+    };
+    header
+        .set_extension(mic.level_id, Bytes::copy_from_slice(&[level]))
+        .expect("audio level");
     rtc::rtp::Packet {
-        header: rtc::rtp::header::Header {
-            version: 2,
-            payload_type: OPUS_PT,
-            sequence_number: seq,
-            timestamp: u32::from(seq) * 960,
-            ssrc,
-            ..Default::default()
-        },
+        header,
         payload: Bytes::from(b),
     }
 }
 
+/// The deputy speaks (voice, −20 dBov); the room is quiet (no voice, −60 dBov).
+const DEPUTY_LEVEL: u8 = 0x80 | 20;
+const SITE_LEVEL: u8 = 60;
+
 /// Both microphones talk (50 packets/s each) for `d`.
-async fn talk(
-    deputy: &Arc<TrackLocalStaticRTP>,
-    site: &Arc<TrackLocalStaticRTP>,
-    seq: &mut u16,
-    d: Duration,
-) {
+async fn talk(deputy: &Mic, site: &Mic, seq: &mut u16, d: Duration) {
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while t0.elapsed() < d {
         tick.tick().await;
         *seq = seq.wrapping_add(1);
-        let _ = deputy.write_rtp(opus_packet(21, *seq, DEPUTY)).await;
-        let _ = site.write_rtp(opus_packet(31, *seq, SITE)).await;
+        let _ = deputy
+            .track
+            .write_rtp(opus_packet(deputy, *seq, DEPUTY, DEPUTY_LEVEL))
+            .await;
+        let _ = site
+            .track
+            .write_rtp(opus_packet(site, *seq, SITE, SITE_LEVEL))
+            .await;
     }
 }
 

@@ -25,7 +25,7 @@
 //! subscriber joined (the client subscribes again).
 
 use crate::feedback::{self, Request};
-use crate::forward::{SlotState, simulcast_rids, vp8_keyframe};
+use crate::forward::{SlotState, audio_level, extmap_id, simulcast_rids, vp8_keyframe};
 use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
@@ -102,6 +102,17 @@ pub struct Offer {
     pub sdp: String,
 }
 
+/// How loud a participant's microphone was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Level {
+    /// The participant.
+    pub participant: ParticipantId,
+    /// The loudest level, in −dBov (0 loudest, 127 silence).
+    pub dbov: u8,
+    /// Whether the publisher detected voice.
+    pub voice: bool,
+}
+
 /// Counters, for tests and metrics.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -144,6 +155,7 @@ enum Cmd {
     Mute(ParticipantId, bool, Reply<()>),
     Leave(ParticipantId, Reply<()>),
     Stats(oneshot::Sender<Stats>),
+    Levels(oneshot::Sender<Vec<Level>>),
     Stop,
 }
 
@@ -197,6 +209,7 @@ impl Driver {
             connected: Vec::new(),
             actions: Vec::new(),
             ssrc_of: HashMap::new(),
+            levels: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("sfu-io".into())
@@ -308,6 +321,16 @@ impl Driver {
         self.call(|r| Cmd::Leave(who, r)).await
     }
 
+    /// How loud each microphone heard since the last call was (RFC 6464 levels sent by the
+    /// publishers), by participant.
+    pub async fn levels(&self) -> Result<Vec<Level>, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Levels(tx))
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
     /// Counters.
     pub async fn stats(&self) -> Result<Stats, DriverError> {
         let (tx, rx) = oneshot::channel();
@@ -361,20 +384,26 @@ pub fn media_engine() -> Result<MediaEngine, DriverError> {
     Ok(m)
 }
 
-/// What a publisher's leg negotiates: the codecs and the header extensions that tell the
-/// layers of a simulcast publisher apart (mid, rid, repaired rid). Subscriber legs carry
+/// What a publisher's leg negotiates: the codecs, the header extensions that tell the
+/// layers of a simulcast publisher apart (mid, rid, repaired rid), and the microphone's
+/// audio level (RFC 6464). Subscriber legs carry
 /// none: every forwarded packet would pay for them in the sender's checks.
 pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
     let mut m = media_engine()?;
     configure_simulcast_extension_headers(&mut m).map_err(rtc_err)?;
-    m.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: rtc::sdp::extmap::SDES_MID_URI.to_owned(),
-        },
-        RtpCodecKind::Audio,
-        None,
-    )
-    .map_err(rtc_err)?;
+    for uri in [
+        rtc::sdp::extmap::SDES_MID_URI,
+        rtc::sdp::extmap::AUDIO_LEVEL_URI,
+    ] {
+        m.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(rtc_err)?;
+    }
     Ok(m)
 }
 
@@ -399,6 +428,8 @@ enum LegKind {
         /// Simulcast: the layer of each rid, and of each SSRC once the core bound it.
         rids: Vec<(String, Layer)>,
         layers: HashMap<u32, Layer>,
+        /// The id of the RFC 6464 audio level extension, when the publisher sends it.
+        audio_level_id: Option<u8>,
     },
     /// Sends to a subscriber: one slot per track.
     Subscriber {
@@ -447,6 +478,8 @@ struct Core {
     actions: Vec<Action>,
     /// The publisher's SSRC of each track and layer, learned from its packets.
     ssrc_of: HashMap<(TrackId, Layer), u32>,
+    /// The loudest level (−dBov) and any voice activity of each microphone since last read.
+    levels: HashMap<ParticipantId, (u8, bool)>,
 }
 
 /// The first half of a STUN USERNAME ("receiver:sender"): the ufrag of the leg it is for.
@@ -632,6 +665,7 @@ impl Core {
         let (has_audio, has_video) = sdp_media(&offer.sdp);
         let payload_types = sdp_payload_types(&offer.sdp);
         let rids = simulcast_rids(&offer.sdp);
+        let audio_level_id = extmap_id(&offer.sdp, "audio", rtc::sdp::extmap::AUDIO_LEVEL_URI);
         let candidates = sdp_candidates(&offer.sdp);
         let mut pc = self.new_pc(true)?;
         pc.set_remote_description(Instant::now(), offer)
@@ -686,6 +720,7 @@ impl Core {
                 payload_types,
                 rids,
                 layers: HashMap::new(),
+                audio_level_id,
             },
         });
         for a in candidates {
@@ -1129,6 +1164,19 @@ impl Core {
                 self.leave(&who);
                 let _ = reply.send(Ok(()));
             }
+            Cmd::Levels(reply) => {
+                let mut levels: Vec<Level> = self
+                    .levels
+                    .drain()
+                    .map(|(participant, (dbov, voice))| Level {
+                        participant,
+                        dbov,
+                        voice,
+                    })
+                    .collect();
+                levels.sort_by(|a, b| a.participant.cmp(&b.participant));
+                let _ = reply.send(levels);
+            }
             Cmd::Stats(reply) => {
                 let _ = reply.send(self.stats.clone());
             }
@@ -1312,11 +1360,27 @@ impl Core {
             payload_types,
             rids,
             layers,
+            audio_level_id,
         } = &leg.kind
         else {
             return;
         };
         let simulcast = !rids.is_empty();
+        // How loud the publisher's microphone is, for the chair's view of who is talking.
+        if let Some(id) = audio_level_id {
+            for p in &packets {
+                if payload_types.get(&p.header.payload_type) == Some(&Media::Audio)
+                    && let Some((level, voice)) =
+                        p.header.get_extension(*id).and_then(|e| audio_level(&e))
+                {
+                    let entry = self
+                        .levels
+                        .entry(leg.owner.clone())
+                        .or_insert((level, voice));
+                    *entry = (entry.0.min(level), entry.1 || voice);
+                }
+            }
+        }
         // (track, layer, gated) of each packet; simulcast layers not yet bound are dropped.
         let packets: Vec<(TrackId, Layer, bool, rtc::rtp::Packet)> = packets
             .into_iter()

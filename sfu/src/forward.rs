@@ -106,6 +106,37 @@ pub fn vp8_keyframe(payload: &[u8]) -> bool {
     payload.get(i).is_some_and(|h| h & 0x01 == 0)
 }
 
+/// An RFC 6464 audio level: (level in −dBov, 0 loudest to 127 silence; voice activity).
+pub fn audio_level(extension: &[u8]) -> Option<(u8, bool)> {
+    let b = *extension.first()?;
+    Some((b & 0x7f, b & 0x80 != 0))
+}
+
+/// The id an SDP gives header extension `uri` in its first `kind` m-section (`audio` or
+/// `video`).
+pub fn extmap_id(sdp: &str, kind: &str, uri: &str) -> Option<u8> {
+    let mut in_kind = false;
+    for line in sdp.lines().map(str::trim) {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_kind = m.starts_with(kind);
+            continue;
+        }
+        if !in_kind {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix("a=extmap:") else {
+            continue;
+        };
+        let Some((id, u)) = rest.split_once(' ') else {
+            continue;
+        };
+        if u.split_whitespace().next() == Some(uri) {
+            return id.split('/').next()?.parse().ok();
+        }
+    }
+    None
+}
+
 /// The simulcast layers a publisher's offer announces for its video (`a=rid:… send`, in the
 /// order of `a=simulcast:send`), each with the layer it carries: by the usual names
 /// (q/h/f, l/m/h, low/mid/high, 0/1/2), otherwise lowest first in the announced order.
@@ -255,6 +286,21 @@ mod tests {
         assert!(!vp8_keyframe(&[]));
         assert!(!vp8_keyframe(&[0x90]));
         assert!(!vp8_keyframe(&[0x90, 0x80]));
+    }
+
+    #[test]
+    fn audio_levels_and_extension_ids_are_read() {
+        assert_eq!(audio_level(&[0x80 | 23]), Some((23, true)));
+        assert_eq!(audio_level(&[127]), Some((127, false)));
+        assert_eq!(audio_level(&[]), None);
+        let sdp = "m=audio 9 X 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\nm=video 9 X 96\r\na=extmap:4/sendonly urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:1 urn:x\r\n";
+        let level = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+        assert_eq!(extmap_id(sdp, "audio", level), Some(1));
+        assert_eq!(extmap_id(sdp, "video", level), None);
+        assert_eq!(
+            extmap_id(sdp, "video", "urn:ietf:params:rtp-hdrext:sdes:mid"),
+            Some(4)
+        );
     }
 
     #[test]

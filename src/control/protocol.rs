@@ -209,6 +209,13 @@ pub enum ServerMessage {
         /// STUN/TURN servers the client should use.
         ice_servers: Vec<crate::config::IceServerConfig>,
     },
+    /// To chair consoles: the microphones heard in the last interval and how loud.
+    MediaLevels {
+        /// Protocol version.
+        v: u32,
+        /// Participant, loudest level in −dBov (0 loudest, 127 silence), voice activity.
+        levels: Vec<dienhong_sfu::driver::Level>,
+    },
     /// `media_answer`, `media_close` or `media_mute` done.
     MediaOk {
         /// Protocol version.

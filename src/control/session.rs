@@ -14,7 +14,7 @@ use crate::server::writer::{Committed, event_message};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use dienhong_sfu::driver::{LegId, Offer};
+use dienhong_sfu::driver::{LegId, Level, Offer};
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
@@ -53,6 +53,8 @@ struct Session {
     media_legs: Vec<LegId>,
     /// New offers of the SFU (tracks published since), for the connections above.
     media_offers: Option<broadcast::Receiver<Offer>>,
+    /// Microphone levels, for a presiding account receiving media.
+    media_levels: Option<tokio::sync::watch::Receiver<Arc<Vec<Level>>>>,
 }
 
 fn now_millis() -> Millis {
@@ -88,6 +90,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         in_flight: FuturesUnordered::new(),
         media_legs: Vec::new(),
         media_offers: None,
+        media_levels: None,
     };
     tracing::debug!(actor = %actor, "connection open");
     let welcome = ServerMessage::Welcome {
@@ -134,6 +137,18 @@ async fn next_offer(
     }
 }
 
+async fn next_levels(
+    rx: &mut Option<tokio::sync::watch::Receiver<Arc<Vec<Level>>>>,
+) -> Option<Arc<Vec<Level>>> {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => Some(r.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 async fn next_batch(
     rx: &mut Option<broadcast::Receiver<Arc<Committed>>>,
 ) -> Result<Arc<Committed>, broadcast::error::RecvError> {
@@ -168,6 +183,7 @@ impl Session {
                 }
                 batch = next_batch(&mut self.events) => self.on_batch(batch).await,
                 offer = next_offer(&mut self.media_offers) => self.on_offer(offer).await,
+                levels = next_levels(&mut self.media_levels) => self.on_levels(levels).await,
                 incoming = stream.next() => {
                     last_seen = Instant::now();
                     match incoming {
@@ -434,6 +450,12 @@ impl Session {
                 if self.media_offers.is_none() {
                     self.media_offers = Some(media.driver().offers());
                 }
+                if sdp_type == "offer"
+                    && self.media_levels.is_none()
+                    && media.presides(&self.claims.sub)
+                {
+                    self.media_levels = Some(media.levels());
+                }
                 self.send(&ServerMessage::MediaSdp {
                     v: PROTOCOL_VERSION,
                     request_id: Some(request_id),
@@ -454,6 +476,19 @@ impl Session {
             }
             Err(e) => self.error(request_id, e.code(), e.to_string()).await,
         }
+    }
+
+    /// Who is talking, to a chair console.
+    async fn on_levels(&mut self, levels: Option<Arc<Vec<Level>>>) -> Result<(), End> {
+        let Some(levels) = levels else {
+            self.media_levels = None;
+            return Ok(());
+        };
+        self.send(&ServerMessage::MediaLevels {
+            v: PROTOCOL_VERSION,
+            levels: levels.as_ref().clone(),
+        })
+        .await
     }
 
     /// The SFU offers one of this connection's media connections again (tracks were

@@ -13,7 +13,7 @@
 use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
 use crate::sitting::{ActorId, DelegationKind, Phase, Role, Roster, SittingId};
-use dienhong_sfu::driver::{Driver, DriverError, LegId, RTCSessionDescription};
+use dienhong_sfu::driver::{Driver, DriverError, LegId, Level, RTCSessionDescription};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -123,7 +123,12 @@ pub struct Media {
     max_legs: usize,
     /// Each open media connection and its account.
     legs: Mutex<HashMap<LegId, ActorId>>,
+    /// The microphones heard in the last interval, for chair consoles.
+    levels: watch::Sender<Arc<Vec<Level>>>,
 }
+
+/// How often microphone levels are sampled for the chair consoles.
+const LEVELS_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Media {
     /// Starts the SFU on the first free port of the configured range and follows the floor
@@ -173,8 +178,10 @@ impl Media {
             max_sdp_bytes: config.max_sdp_bytes,
             max_legs: config.max_legs_per_actor,
             legs: Mutex::new(HashMap::new()),
+            levels: watch::channel(Arc::new(Vec::new())).0,
         });
-        tokio::spawn(follow_floor(media.clone(), handle, stop));
+        tokio::spawn(follow_floor(media.clone(), handle, stop.clone()));
+        tokio::spawn(sample_levels(media.clone(), stop));
         Ok(Some(media))
     }
 
@@ -370,6 +377,16 @@ impl Media {
         }
     }
 
+    /// The microphones heard in each interval (who is talking, for chair consoles).
+    pub fn levels(&self) -> watch::Receiver<Arc<Vec<Level>>> {
+        self.levels.subscribe()
+    }
+
+    /// Whether `actor` presides (and so sees who is talking).
+    pub fn presides(&self, actor: &ActorId) -> bool {
+        self.roster.actor(actor).is_some_and(|a| a.presides())
+    }
+
     /// The SFU itself (tests and metrics read its counters).
     pub fn driver(&self) -> &Driver {
         &self.driver
@@ -415,6 +432,26 @@ fn bind_in_range(
         max,
         source: last.unwrap_or(DriverError::Stopped),
     })
+}
+
+/// Samples the microphones' levels every [`LEVELS_EVERY`]; consoles are told when the set
+/// changes (an empty set once, when everyone fell silent).
+async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(LEVELS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(levels) = media.driver.levels().await else {
+            return;
+        };
+        if levels.is_empty() && media.levels.borrow().is_empty() {
+            continue;
+        }
+        media.levels.send_replace(Arc::new(levels));
+    }
 }
 
 /// Follows the floor of the sitting into the SFU: on every commit, if the floor holder
