@@ -356,6 +356,99 @@ async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_opened_before_anyone_publishes_receives_what_comes_later() {
+    let s = start_with(&ANY_PORT).await;
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let (deputy_code, site_code) = deputy_and_site(&s);
+    let mut chair = s.client("CHAIR").await;
+    let mut site = s.client(&site_code).await;
+    let mut deputy = s.client(&deputy_code).await;
+    // Nothing is published yet: the console's connection starts empty.
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_subscribe", "v": 1, "request_id": "early"}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_sdp", "{r}");
+    let media = r["media"].as_u64().expect("media id");
+    let mut console = common::peer(rt.clone()).await;
+    let answer_offer = |console: &common::Peer, sdp: String| {
+        let pc = console.pc.clone();
+        async move {
+            let offer = RTCSessionDescription::offer(sdp).expect("offer");
+            pc.set_remote_description(offer).await.expect("remote");
+            let answer = pc.create_answer(None).await.expect("answer");
+            pc.set_local_description(answer).await.expect("local");
+            pc.local_description().await.expect("sdp").sdp
+        }
+    };
+    let answer = answer_offer(&console, r["sdp"].as_str().expect("sdp").to_owned()).await;
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_answer", "v": 1, "request_id": "a0", "media": media, "sdp": answer}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    // The room and a deputy come online; each brings a new offer for the console.
+    let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
+    let (_dp, deputy_mic, _) = publish_microphone(&mut deputy, &rt, 21).await;
+    let mut offers = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while offers < 2 && Instant::now() < deadline {
+        let m = chair.next().await;
+        assert_ne!(m["type"], "closed", "{m}");
+        if m["type"] != "media_sdp" {
+            continue;
+        }
+        assert_eq!(m["media"], media);
+        offers += 1;
+        let answer = answer_offer(&console, m["sdp"].as_str().expect("sdp").to_owned()).await;
+        let r = media_request(
+            &mut chair,
+            json!({"type": "media_answer", "v": 1, "request_id": format!("a{offers}"), "media": media, "sdp": answer}),
+        )
+        .await;
+        assert_eq!(r["type"], "media_ok", "{r}");
+    }
+    assert_eq!(offers, 2, "one new offer per publication");
+    tokio::time::timeout(Duration::from_secs(10), console.connected.recv())
+        .await
+        .expect("the console connects once there is something to receive");
+    let log: Log = Arc::default();
+    let mut tracks = std::mem::replace(
+        &mut console.tracks,
+        tokio::sync::mpsc::unbounded_channel().1,
+    );
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                        && let Some(m) = pkt.payload.first()
+                    {
+                        l.lock().expect("log").push((*m, Instant::now()));
+                    }
+                }
+            });
+        }
+    });
+    let t = Instant::now();
+    let mut seq = 0;
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;
+    assert!(
+        heard_after(&log, SITE, t) > 0,
+        "the room reaches the console"
+    );
+    assert!(
+        heard_after(&log, DEPUTY, t) > 0,
+        "the deputy reaches the console"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn media_signalling_refuses_what_an_account_may_not_do_with_typed_errors() {
     let mut config = ANY_PORT.to_vec();

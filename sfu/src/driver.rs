@@ -45,11 +45,11 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeMap, HashMap};
@@ -750,6 +750,9 @@ impl Core {
     }
 
     /// Adds a sending slot for `track` to a subscriber's peer connection.
+    /// `fill`: the track takes one of the subscriber's own offered m-lines (WHEP);
+    /// otherwise it gets a send-only m-line of its own in the SFU's offer.
+    #[allow(clippy::too_many_arguments)]
     fn add_slot(
         pc: &mut RTCPeerConnection,
         idx: usize,
@@ -757,6 +760,7 @@ impl Core {
         track: TrackId,
         media: Media,
         payload_type: u8,
+        fill: bool,
     ) -> Result<Slot, DriverError> {
         let ssrc = 0x1000_0000 + (idx as u32) * 256 + n as u32;
         let k = if media == Media::Audio {
@@ -778,7 +782,19 @@ impl Core {
                 ..Default::default()
             }],
         );
-        let sender = pc.add_track(t).map_err(rtc_err)?;
+        let sender = if fill {
+            pc.add_track(t).map_err(rtc_err)?
+        } else {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            RTCRtpSenderId::from(
+                pc.add_transceiver_from_track(t, Some(init))
+                    .map_err(rtc_err)?,
+            )
+        };
         Ok(Slot {
             sender,
             ssrc,
@@ -833,7 +849,10 @@ impl Core {
                 continue;
             }
             *room += 1;
-            slots.insert(track, Core::add_slot(&mut pc, idx, n, track, media, pt)?);
+            slots.insert(
+                track,
+                Core::add_slot(&mut pc, idx, n, track, media, pt, true)?,
+            );
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         pc.set_local_description(Instant::now(), answer)
@@ -933,7 +952,18 @@ impl Core {
             } else {
                 VP8_PT
             };
-            slots.insert(track, Core::add_slot(&mut pc, idx, n, track, media, pt)?);
+            slots.insert(
+                track,
+                Core::add_slot(&mut pc, idx, n, track, media, pt, false)?,
+            );
+        }
+        if slots.is_empty() {
+            // Nothing is published yet: an offer needs one m-section to carry the transport
+            // (ICE, DTLS). The core offers only receive-only sections without a track; it stays
+            // empty (tracks get send-only sections of their own), and whatever a subscriber
+            // might send on it is never forwarded.
+            pc.add_transceiver_from_kind(RtpCodecKind::Audio, None)
+                .map_err(rtc_err)?;
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
         pc.set_local_description(Instant::now(), offer)
@@ -1011,7 +1041,10 @@ impl Core {
                 VP8_PT
             };
             let n = slots.len();
-            slots.insert(track, Core::add_slot(&mut leg.pc, i, n, track, media, pt)?);
+            slots.insert(
+                track,
+                Core::add_slot(&mut leg.pc, i, n, track, media, pt, false)?,
+            );
         }
         let offer = leg.pc.create_offer(None).map_err(rtc_err)?;
         leg.pc
