@@ -105,24 +105,36 @@ async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Pe
     assert_eq!(r["type"], "media_sdp", "{r}");
     assert_eq!(r["sdp_type"], "offer");
     assert!(r["ice_servers"].is_array());
-    let media = r["media"].as_u64().expect("media id");
     let mut p = common::peer(rt.clone()).await;
-    let offer =
-        RTCSessionDescription::offer(r["sdp"].as_str().expect("sdp").to_owned()).expect("offer");
-    p.pc.set_remote_description(offer).await.expect("remote");
+    answer_offer(c, &mut p, &r, "ans").await;
+    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
+        .await
+        .expect("subscriber connects");
+    let log = log_packets(&mut p);
+    (p, log)
+}
+
+/// Applies the SFU's offer (a `media_sdp` message) to `p` and sends the answer.
+async fn answer_offer(c: &mut Client, p: &mut common::Peer, offer: &Value, request_id: &str) {
+    let media = offer["media"].as_u64().expect("media id");
+    let sdp = offer["sdp"].as_str().expect("sdp").to_owned();
+    p.pc.set_remote_description(RTCSessionDescription::offer(sdp).expect("offer"))
+        .await
+        .expect("remote");
     let answer = p.pc.create_answer(None).await.expect("answer");
     p.pc.set_local_description(answer).await.expect("local");
     let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
     let answer = p.pc.local_description().await.expect("sdp");
     let r = media_request(
         c,
-        json!({"type": "media_answer", "v": 1, "request_id": "ans", "media": media, "sdp": answer.sdp}),
+        json!({"type": "media_answer", "v": 1, "request_id": request_id, "media": media, "sdp": answer.sdp}),
     )
     .await;
     assert_eq!(r["type"], "media_ok", "{r}");
-    tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
-        .await
-        .expect("subscriber connects");
+}
+
+/// Logs every packet `p` receives from here on.
+fn log_packets(p: &mut common::Peer) -> Log {
     let log: Log = Arc::default();
     let mut tracks = std::mem::replace(&mut p.tracks, tokio::sync::mpsc::unbounded_channel().1);
     let l = log.clone();
@@ -140,7 +152,21 @@ async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Pe
             });
         }
     });
-    (p, log)
+    log
+}
+
+/// Reads `c`'s messages until the server offers again by itself (`media_sdp` without a
+/// request id).
+async fn next_server_offer(c: &mut Client) -> Value {
+    loop {
+        let m = c.next().await;
+        assert_ne!(m["type"], "closed", "{m}");
+        if m["type"] == "media_sdp" {
+            assert_eq!(m["sdp_type"], "offer", "{m}");
+            assert!(m.get("request_id").is_none(), "offered by the server: {m}");
+            return m;
+        }
+    }
 }
 
 /// A packet of `mic` whose payload starts with `marker`, at an audio level (RFC 6464 byte:
@@ -306,42 +332,11 @@ async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
     let mut deputy = s.client(&deputy_code).await;
     // The chair's console subscribes while the deputy's device already publishes.
     let (_dp, deputy_mic, _) = publish_microphone(&mut deputy, &rt, 21).await;
-    let (console, log) = subscribe_and_log(&mut chair, &rt).await;
+    let (mut console, log) = subscribe_and_log(&mut chair, &rt).await;
     // Then the site's room comes online: the console is offered its microphone.
     let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
-    let offer = loop {
-        let m = chair.next().await;
-        assert_ne!(m["type"], "closed", "{m}");
-        if m["type"] == "media_sdp" {
-            break m;
-        }
-    };
-    assert_eq!(offer["sdp_type"], "offer", "{offer}");
-    assert!(
-        offer.get("request_id").is_none(),
-        "offered by the server: {offer}"
-    );
-    let media = offer["media"].as_u64().expect("media id");
-    let sdp = RTCSessionDescription::offer(offer["sdp"].as_str().expect("sdp").to_owned())
-        .expect("offer");
-    console
-        .pc
-        .set_remote_description(sdp)
-        .await
-        .expect("remote");
-    let answer = console.pc.create_answer(None).await.expect("answer");
-    console
-        .pc
-        .set_local_description(answer)
-        .await
-        .expect("local");
-    let answer = console.pc.local_description().await.expect("sdp");
-    let r = media_request(
-        &mut chair,
-        json!({"type": "media_answer", "v": 1, "request_id": "re1", "media": media, "sdp": answer.sdp}),
-    )
-    .await;
-    assert_eq!(r["type"], "media_ok", "{r}");
+    let offer = next_server_offer(&mut chair).await;
+    answer_offer(&mut chair, &mut console, &offer, "re1").await;
     let t = Instant::now();
     let mut seq = 0;
     talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;
@@ -365,76 +360,26 @@ async fn a_console_opened_before_anyone_publishes_receives_what_comes_later() {
     let mut site = s.client(&site_code).await;
     let mut deputy = s.client(&deputy_code).await;
     // Nothing is published yet: the console's connection starts empty.
-    let r = media_request(
+    let first = media_request(
         &mut chair,
         json!({"type": "media_subscribe", "v": 1, "request_id": "early"}),
     )
     .await;
-    assert_eq!(r["type"], "media_sdp", "{r}");
-    let media = r["media"].as_u64().expect("media id");
+    assert_eq!(first["type"], "media_sdp", "{first}");
     let mut console = common::peer(rt.clone()).await;
-    let answer_offer = |console: &common::Peer, sdp: String| {
-        let pc = console.pc.clone();
-        async move {
-            let offer = RTCSessionDescription::offer(sdp).expect("offer");
-            pc.set_remote_description(offer).await.expect("remote");
-            let answer = pc.create_answer(None).await.expect("answer");
-            pc.set_local_description(answer).await.expect("local");
-            pc.local_description().await.expect("sdp").sdp
-        }
-    };
-    let answer = answer_offer(&console, r["sdp"].as_str().expect("sdp").to_owned()).await;
-    let r = media_request(
-        &mut chair,
-        json!({"type": "media_answer", "v": 1, "request_id": "a0", "media": media, "sdp": answer}),
-    )
-    .await;
-    assert_eq!(r["type"], "media_ok", "{r}");
+    answer_offer(&mut chair, &mut console, &first, "a0").await;
     // The room and a deputy come online; each brings a new offer for the console.
     let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
     let (_dp, deputy_mic, _) = publish_microphone(&mut deputy, &rt, 21).await;
-    let mut offers = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while offers < 2 && Instant::now() < deadline {
-        let m = chair.next().await;
-        assert_ne!(m["type"], "closed", "{m}");
-        if m["type"] != "media_sdp" {
-            continue;
-        }
-        assert_eq!(m["media"], media);
-        offers += 1;
-        let answer = answer_offer(&console, m["sdp"].as_str().expect("sdp").to_owned()).await;
-        let r = media_request(
-            &mut chair,
-            json!({"type": "media_answer", "v": 1, "request_id": format!("a{offers}"), "media": media, "sdp": answer}),
-        )
-        .await;
-        assert_eq!(r["type"], "media_ok", "{r}");
+    for n in 1..=2 {
+        let offer = next_server_offer(&mut chair).await;
+        assert_eq!(offer["media"], first["media"]);
+        answer_offer(&mut chair, &mut console, &offer, &format!("a{n}")).await;
     }
-    assert_eq!(offers, 2, "one new offer per publication");
     tokio::time::timeout(Duration::from_secs(10), console.connected.recv())
         .await
         .expect("the console connects once there is something to receive");
-    let log: Log = Arc::default();
-    let mut tracks = std::mem::replace(
-        &mut console.tracks,
-        tokio::sync::mpsc::unbounded_channel().1,
-    );
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(evt) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                        && let Some(m) = pkt.payload.first()
-                    {
-                        l.lock().expect("log").push((*m, Instant::now()));
-                    }
-                }
-            });
-        }
-    });
+    let log = log_packets(&mut console);
     let t = Instant::now();
     let mut seq = 0;
     talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;

@@ -855,23 +855,7 @@ impl Core {
             );
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
-        pc.set_local_description(Instant::now(), answer)
-            .map_err(rtc_err)?;
-        self.add_host_candidate(&mut pc)?;
-        let sdp = pc
-            .local_description()
-            .ok_or_else(|| rtc_err("no local description"))?;
-        let idx = self.add_leg(Leg {
-            pc,
-            owner: who,
-            kind: LegKind::Subscriber {
-                slots,
-                ready: false,
-                renegotiable: false,
-                awaiting_answer: false,
-                stale: false,
-            },
-        });
+        let (idx, sdp) = self.keep_subscriber(pc, answer, who, slots, false)?;
         for a in candidates {
             self.by_addr.insert(a, idx);
         }
@@ -966,7 +950,22 @@ impl Core {
                 .map_err(rtc_err)?;
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
-        pc.set_local_description(Instant::now(), offer)
+        let (idx, sdp) = self.keep_subscriber(pc, offer, who, slots, true)?;
+        Ok((LegId(idx), sdp))
+    }
+
+    /// Sets `local` (the SFU's offer, or its answer to a WHEP offer) on a subscriber's new
+    /// connection, adds the SFU's candidate, and keeps the leg; returns its index and the
+    /// description to send.
+    fn keep_subscriber(
+        &mut self,
+        mut pc: RTCPeerConnection,
+        local: RTCSessionDescription,
+        who: ParticipantId,
+        slots: HashMap<TrackId, Slot>,
+        sfu_offered: bool,
+    ) -> Result<(usize, RTCSessionDescription), DriverError> {
+        pc.set_local_description(Instant::now(), local)
             .map_err(rtc_err)?;
         self.add_host_candidate(&mut pc)?;
         let sdp = pc
@@ -978,12 +977,12 @@ impl Core {
             kind: LegKind::Subscriber {
                 slots,
                 ready: false,
-                renegotiable: true,
-                awaiting_answer: true,
+                renegotiable: sfu_offered,
+                awaiting_answer: sfu_offered,
                 stale: false,
             },
         });
-        Ok((LegId(idx), sdp))
+        Ok((idx, sdp))
     }
 
     /// Offers every subscriber that the SFU negotiated with the tracks published since,

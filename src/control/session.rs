@@ -128,6 +128,11 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
     tracing::debug!(actor = %actor, "connection closed");
 }
 
+/// A client-chosen id (`command_id`, `request_id`): 1 to 64 printable ASCII characters.
+fn valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_COMMAND_ID_BYTES && id.chars().all(|c| c.is_ascii_graphic())
+}
+
 async fn next_offer(
     rx: &mut Option<broadcast::Receiver<Offer>>,
 ) -> Result<Offer, broadcast::error::RecvError> {
@@ -301,22 +306,13 @@ impl Session {
                 ..
             } => {
                 let cid = Some(command_id.clone());
-                if command_id.is_empty()
-                    || command_id.len() > MAX_COMMAND_ID_BYTES
-                    || !command_id.chars().all(|c| c.is_ascii_graphic())
-                {
+                if !valid_client_id(&command_id) {
                     return self
                         .error(cid, "invalid_command_id", format!("command_id must be 1 to {MAX_COMMAND_ID_BYTES} printable ASCII characters"))
                         .await;
                 }
-                if !self.bucket.take(Instant::now()) {
-                    self.violations += 1;
-                    if self.violations > self.limits.max_rate_violations {
-                        return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
-                    }
-                    return self
-                        .error(cid, "rate_limited", "too many commands; slow down".into())
-                        .await;
+                if let Some(over) = self.over_rate_limit(cid.clone()).await {
+                    return over;
                 }
                 let Some(handle) = self.handle.clone() else {
                     return self
@@ -345,6 +341,22 @@ impl Session {
         }
     }
 
+    /// Takes one token of the connection's rate limit. Over it: `Some` of an error reply
+    /// naming `id`, or of the close once the client keeps on.
+    async fn over_rate_limit(&mut self, id: Option<String>) -> Option<Result<(), End>> {
+        if self.bucket.take(Instant::now()) {
+            return None;
+        }
+        self.violations += 1;
+        if self.violations > self.limits.max_rate_violations {
+            return Some(Err(End::Close(close_code::POLICY, "rate limit exceeded")));
+        }
+        Some(
+            self.error(id, "rate_limited", "too many requests; slow down".into())
+                .await,
+        )
+    }
+
     /// Media signalling: rate-limited like commands, answered with `media_sdp`/`media_ok`
     /// or an `error` naming the request.
     async fn on_media(&mut self, msg: ClientMessage) -> Result<(), End> {
@@ -357,9 +369,7 @@ impl Session {
             _ => None,
         };
         if let Some(r) = &request_id
-            && (r.is_empty()
-                || r.len() > MAX_COMMAND_ID_BYTES
-                || !r.chars().all(|c| c.is_ascii_graphic()))
+            && !valid_client_id(r)
         {
             return self
                 .error(
@@ -371,18 +381,8 @@ impl Session {
                 )
                 .await;
         }
-        if !self.bucket.take(Instant::now()) {
-            self.violations += 1;
-            if self.violations > self.limits.max_rate_violations {
-                return Err(End::Close(close_code::POLICY, "rate limit exceeded"));
-            }
-            return self
-                .error(
-                    request_id,
-                    "rate_limited",
-                    "too many requests; slow down".into(),
-                )
-                .await;
+        if let Some(over) = self.over_rate_limit(request_id.clone()).await {
+            return over;
         }
         let Some(media) = self.app.media().cloned() else {
             return self
