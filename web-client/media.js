@@ -88,6 +88,26 @@ const Dh = {
     return location;
   },
 
+  /// Wires the page's login form; calls `enter(token)` once a token is known (from the
+  /// fragment, this tab's earlier login, or the form).
+  boot(enter) {
+    this.applyStatic();
+    const form = document.getElementById("login");
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(ev.target);
+      try {
+        const token = await this.login(f.get("code"), f.get("password"));
+        form.hidden = true;
+        enter(token);
+      } catch (e) {
+        document.getElementById("login-error").textContent = e.message;
+      }
+    });
+    const token = this.savedToken();
+    if (token) enter(token); else form.hidden = false;
+  },
+
   async end(location, token) {
     if (!location) return;
     try {
