@@ -502,6 +502,10 @@ async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
     p.pc.set_local_description(offer).await.expect("local");
     let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
     let offer = p.pc.local_description().await.expect("sdp").sdp;
+    let offer_ufrag = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+        .expect("ufrag");
 
     let status = |r: &reqwest::Response| r.status().as_u16();
     let r = whip_post(&s, "/whip", None, "application/sdp", offer.clone()).await;
@@ -572,15 +576,24 @@ async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
 
     let http = reqwest::Client::new();
     let url = format!("http://{}{location}", s.addr);
-    let r = http
-        .patch(&url)
-        .bearer_auth(&chamber)
-        .header("content-type", "application/trickle-ice-sdpfrag")
-        .body("a=ice-ufrag:x\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n")
-        .send()
+    let ufrag = offer_ufrag.clone();
+    let patch = |frag: String| {
+        http.patch(&url)
+            .bearer_auth(&chamber)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body(frag)
+            .send()
+    };
+    let r = patch(format!(
+        "a=ice-ufrag:{ufrag}\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+    ))
+    .await
+    .expect("patch");
+    assert_eq!(status(&r), 204, "trickled candidates are taken");
+    let r = patch("a=ice-ufrag:another\r\na=ice-pwd:anotherpasswordanotherpass\r\n".into())
         .await
         .expect("patch");
-    assert_eq!(status(&r), 204, "trickled candidates are taken");
+    assert_eq!(status(&r), 422, "an ICE restart is refused");
     let r = http
         .delete(&url)
         .bearer_auth(&observer)

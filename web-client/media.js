@@ -78,6 +78,12 @@ const Dh = {
       headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
       body: pc.localDescription.sdp,
     });
+    if (r.status === 401) {
+      // The token expired or was revoked (a kiosk's daily token): log in again.
+      sessionStorage.removeItem("token");
+      location.reload();
+      return new Promise(() => {});
+    }
     if (r.status !== 201) {
       let message = this.t("refused");
       try { message += `: ${(await r.json()).message}`; } catch (_) { /* not JSON */ }

@@ -86,9 +86,24 @@ fn rtc_err(e: impl std::fmt::Display) -> DriverError {
     DriverError::Rtc(e.to_string())
 }
 
-/// A peer connection of the SFU (a publisher's or a subscriber's leg).
+/// A peer connection of the SFU (a publisher's or a subscriber's leg). Never reused: a
+/// stale id names nothing rather than someone else's newer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LegId(pub usize);
+pub struct LegId(pub u64);
+
+/// What happens to legs on the SFU's own initiative.
+#[derive(Debug, Clone)]
+pub enum LegEvent {
+    /// A new offer on an existing subscriber connection.
+    Offer(Offer),
+    /// A leg ended without being asked to (its peer vanished: ICE consent lost).
+    Closed {
+        /// The connection.
+        leg: LegId,
+        /// Its participant.
+        owner: ParticipantId,
+    },
+}
 
 /// A new offer the SFU makes on an existing subscriber connection (tracks were published
 /// since): to be sent to `owner`, whose answer comes back through [`Driver::answer`].
@@ -143,6 +158,7 @@ enum Cmd {
     ),
     Candidate(LegId, String, Reply<()>),
     CloseLeg(LegId, Reply<()>),
+    PendingOffer(LegId, Reply<Option<String>>),
     Speaker(Option<ParticipantId>, Option<ParticipantId>, Reply<()>),
     Subscribe(
         ParticipantId,
@@ -162,7 +178,7 @@ enum Cmd {
 /// The handle to the media driver thread.
 pub struct Driver {
     tx: std_mpsc::Sender<Cmd>,
-    offers: tokio::sync::broadcast::Sender<Offer>,
+    events: tokio::sync::broadcast::Sender<LegEvent>,
     local: SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -189,9 +205,11 @@ impl Driver {
         let local = sock.local_addr()?;
         let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
         let (tx, rx) = std_mpsc::channel();
-        let (offers, _) = tokio::sync::broadcast::channel(256);
+        let (events, _) = tokio::sync::broadcast::channel(1024);
         let core = Core {
-            offers: offers.clone(),
+            events: events.clone(),
+            next_id: 1,
+            ids: HashMap::new(),
             sock,
             local,
             advertised,
@@ -216,15 +234,21 @@ impl Driver {
             .spawn(move || core.run(rx))?;
         Ok(Driver {
             tx,
-            offers,
+            events,
             local,
             thread: Some(thread),
         })
     }
 
-    /// New offers on existing subscriber connections, as tracks are published.
-    pub fn offers(&self) -> tokio::sync::broadcast::Receiver<Offer> {
-        self.offers.subscribe()
+    /// New offers on existing subscriber connections, as tracks are published, and legs
+    /// that ended by themselves. A receiver that lags can ask [`Driver::pending_offer`].
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<LegEvent> {
+        self.events.subscribe()
+    }
+
+    /// The SFU's offer on `leg` still waiting for its answer, if any.
+    pub async fn pending_offer(&self, leg: LegId) -> Result<Option<String>, DriverError> {
+        self.call(|r| Cmd::PendingOffer(leg, r)).await
     }
 
     /// The address the socket is bound to.
@@ -445,14 +469,23 @@ enum LegKind {
     },
 }
 
+/// Trickled candidates one leg may add.
+const MAX_REMOTE_CANDIDATES: usize = 32;
+
 struct Leg {
+    id: LegId,
+    /// Candidates trickled so far.
+    remote_candidates: usize,
     pc: RTCPeerConnection,
     owner: ParticipantId,
     kind: LegKind,
 }
 
 struct Core {
-    offers: tokio::sync::broadcast::Sender<Offer>,
+    events: tokio::sync::broadcast::Sender<LegEvent>,
+    /// The next leg id, and where each live leg is in `legs`.
+    next_id: u64,
+    ids: HashMap<LegId, usize>,
     sock: UdpSocket,
     local: SocketAddr,
     /// What peers are told to connect to.
@@ -506,19 +539,6 @@ fn stun_target_ufrag(b: &[u8]) -> Option<String> {
 fn sdp_ufrag(sdp: &str) -> Option<String> {
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned))
-}
-
-fn sdp_candidates(sdp: &str) -> Vec<SocketAddr> {
-    sdp.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l
-                .trim()
-                .strip_prefix("a=candidate:")?
-                .split_whitespace()
-                .collect();
-            format!("{}:{}", f.get(4)?, f.get(5)?).parse().ok()
-        })
-        .collect()
 }
 
 /// What a layer is expected to carry, bits/s, until measured.
@@ -636,12 +656,28 @@ impl Core {
         }
     }
 
+    /// Where the live leg `leg` is.
+    fn index_of(&self, leg: LegId) -> Result<usize, DriverError> {
+        self.ids.get(&leg).copied().ok_or(DriverError::NoSuchPeer)
+    }
+
+    /// The id of the leg at `idx`.
+    fn id_at(&self, idx: usize) -> LegId {
+        self.legs
+            .get(idx)
+            .and_then(Option::as_ref)
+            .map_or(LegId(0), |l| l.id)
+    }
+
     fn next_leg_index(&self) -> usize {
         self.free.last().copied().unwrap_or(self.legs.len())
     }
 
-    fn add_leg(&mut self, leg: Leg) -> usize {
+    fn add_leg(&mut self, mut leg: Leg) -> usize {
         let idx = self.next_leg_index();
+        leg.id = LegId(self.next_id);
+        self.next_id += 1;
+        self.ids.insert(leg.id, idx);
         if let Some(u) = leg.pc.local_description().and_then(|d| sdp_ufrag(&d.sdp)) {
             self.by_ufrag.insert(u, idx);
         }
@@ -666,7 +702,6 @@ impl Core {
         let payload_types = sdp_payload_types(&offer.sdp);
         let rids = simulcast_rids(&offer.sdp);
         let audio_level_id = extmap_id(&offer.sdp, "audio", rtc::sdp::extmap::AUDIO_LEVEL_URI);
-        let candidates = sdp_candidates(&offer.sdp);
         let mut pc = self.new_pc(true)?;
         pc.set_remote_description(Instant::now(), offer)
             .map_err(rtc_err)?;
@@ -712,6 +747,8 @@ impl Core {
         let audio = has_audio.then(|| new_track(Media::Audio, self));
         let video = has_video.then(|| new_track(Media::Video, self));
         let idx = self.add_leg(Leg {
+            id: LegId(0),
+            remote_candidates: 0,
             pc,
             owner: who,
             kind: LegKind::Publisher {
@@ -723,12 +760,9 @@ impl Core {
                 audio_level_id,
             },
         });
-        for a in candidates {
-            self.by_addr.insert(a, idx);
-        }
         self.rebuild_fanout();
         self.renegotiate_subscribers();
-        Ok((LegId(idx), sdp))
+        Ok((self.id_at(idx), sdp))
     }
 
     /// Published tracks `who` may receive, the chamber's programme first.
@@ -820,7 +854,6 @@ impl Core {
             .lines()
             .filter(|l| l.starts_with("m=video"))
             .count();
-        let candidates = sdp_candidates(&offer.sdp);
         let (opus_pt, vp8_pt) = sdp_codec_payload_types(&offer.sdp);
         let mut pc = self.new_pc(false)?;
         pc.set_remote_description(Instant::now(), offer)
@@ -856,28 +889,29 @@ impl Core {
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         let (idx, sdp) = self.keep_subscriber(pc, answer, who, slots, false)?;
-        for a in candidates {
-            self.by_addr.insert(a, idx);
-        }
         self.rebuild_fanout();
-        Ok((LegId(idx), sdp))
+        Ok((self.id_at(idx), sdp))
     }
 
     fn add_candidate(&mut self, leg: LegId, candidate: String) -> Result<(), DriverError> {
+        let i = self.index_of(leg)?;
         let l = self
             .legs
-            .get_mut(leg.0)
+            .get_mut(i)
             .and_then(Option::as_mut)
             .ok_or(DriverError::NoSuchPeer)?;
         if candidate.trim().is_empty() {
             return Ok(());
         }
-        if let Some(a) = sdp_candidates(&format!("a={}", candidate.trim_start_matches("a=")))
-            .into_iter()
-            .next()
-        {
-            self.by_addr.insert(a, leg.0);
+        // Where the peer's packets come from is learned only from its own ICE checks (STUN
+        // naming this leg), never from a signalled address: an account could otherwise name
+        // another peer's address and take its packets.
+        if l.remote_candidates >= MAX_REMOTE_CANDIDATES {
+            return Err(DriverError::Rtc(format!(
+                "more than {MAX_REMOTE_CANDIDATES} trickled candidates"
+            )));
         }
+        l.remote_candidates += 1;
         l.pc.add_remote_candidate(RTCIceCandidateInit {
             candidate,
             ..Default::default()
@@ -886,7 +920,11 @@ impl Core {
     }
 
     fn close_leg(&mut self, leg: LegId) -> Result<(), DriverError> {
-        let i = leg.0;
+        let i = self.index_of(leg)?;
+        self.close_index(i)
+    }
+
+    fn close_index(&mut self, i: usize) -> Result<(), DriverError> {
         let mut l = self
             .legs
             .get_mut(i)
@@ -895,6 +933,7 @@ impl Core {
         let _ = l.pc.close();
         self.flush_closed(&mut l);
         self.free.push(i);
+        self.ids.remove(&l.id);
         self.failed.retain(|f| *f != i);
         self.connected.retain(|c| *c != i);
         self.by_addr.retain(|_, v| *v != i);
@@ -951,7 +990,7 @@ impl Core {
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
         let (idx, sdp) = self.keep_subscriber(pc, offer, who, slots, true)?;
-        Ok((LegId(idx), sdp))
+        Ok((self.id_at(idx), sdp))
     }
 
     /// Sets `local` (the SFU's offer, or its answer to a WHEP offer) on a subscriber's new
@@ -972,6 +1011,8 @@ impl Core {
             .local_description()
             .ok_or_else(|| rtc_err("no local description"))?;
         let idx = self.add_leg(Leg {
+            id: LegId(0),
+            remote_candidates: 0,
             pc,
             owner: who,
             kind: LegKind::Subscriber {
@@ -1054,19 +1095,19 @@ impl Core {
             .pc
             .local_description()
             .ok_or_else(|| rtc_err("no local description"))?;
-        let _ = self.offers.send(Offer {
-            leg: LegId(i),
+        let _ = self.events.send(LegEvent::Offer(Offer {
+            leg: leg.id,
             owner: leg.owner.clone(),
             sdp: sdp.sdp,
-        });
+        }));
         Ok(())
     }
 
     fn answer(&mut self, leg: LegId, answer: RTCSessionDescription) -> Result<(), DriverError> {
-        let candidates = sdp_candidates(&answer.sdp);
+        let i = self.index_of(leg)?;
         let l = self
             .legs
-            .get_mut(leg.0)
+            .get_mut(i)
             .and_then(Option::as_mut)
             .ok_or(DriverError::NoSuchPeer)?;
         l.pc.set_remote_description(Instant::now(), answer)
@@ -1080,9 +1121,6 @@ impl Core {
         {
             *awaiting_answer = false;
             again = std::mem::take(stale);
-        }
-        for a in candidates {
-            self.by_addr.insert(a, leg.0);
         }
         self.rebuild_fanout();
         if again {
@@ -1098,6 +1136,7 @@ impl Core {
                     let _ = l.pc.close();
                     self.flush_closed(&mut l);
                     self.free.push(i);
+                    self.ids.remove(&l.id);
                     self.failed.retain(|f| *f != i);
                     self.connected.retain(|c| *c != i);
                 }
@@ -1164,6 +1203,21 @@ impl Core {
             }
             Cmd::CloseLeg(leg, reply) => {
                 let _ = reply.send(self.close_leg(leg));
+            }
+            Cmd::PendingOffer(leg, reply) => {
+                let offer = self.index_of(leg).map(|i| match self.legs.get(i) {
+                    Some(Some(Leg {
+                        pc,
+                        kind:
+                            LegKind::Subscriber {
+                                awaiting_answer: true,
+                                ..
+                            },
+                        ..
+                    })) => pc.local_description().map(|d| d.sdp),
+                    _ => None,
+                });
+                let _ = reply.send(offer);
             }
             Cmd::Speaker(deputy, site, reply) => {
                 let now = self.now_ms();
@@ -1539,7 +1593,13 @@ impl Core {
                 }
                 // Release what failed (a peer gone without a goodbye loses ICE consent).
                 while let Some(i) = self.failed.pop() {
-                    let _ = self.close_leg(LegId(i));
+                    if let Some(Some(l)) = self.legs.get(i) {
+                        let _ = self.events.send(LegEvent::Closed {
+                            leg: l.id,
+                            owner: l.owner.clone(),
+                        });
+                    }
+                    let _ = self.close_index(i);
                 }
                 self.keyframes_for_connected();
                 let a = self.router.tick(self.now_ms());
@@ -1578,10 +1638,6 @@ a=rtpmap:99 H264/90000\r\n";
         assert_eq!(sdp_codec_payload_types(OFFER), (Some(96), Some(97)));
         assert_eq!(sdp_media(OFFER), (true, true));
         assert_eq!(sdp_ufrag(OFFER).as_deref(), Some("abcd"));
-        assert_eq!(
-            sdp_candidates(OFFER),
-            vec!["127.0.0.1:5000".parse::<SocketAddr>().expect("addr")]
-        );
     }
 
     #[test]

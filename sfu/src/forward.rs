@@ -17,6 +17,9 @@ pub struct SlotState {
     /// The layer of the last packet sent, with its outgoing sequence number, timestamp and
     /// when it was sent.
     last: Option<(Layer, u16, u32, Millis)>,
+    /// The incoming sequence number the current layer started from: anything older of it
+    /// arrived late and would reuse an outgoing number.
+    since: Option<u16>,
     seq_offset: u16,
     ts_offset: u32,
 }
@@ -45,6 +48,12 @@ impl SlotState {
                 return None;
             }
             self.current = Some(layer);
+            self.since = Some(seq);
+        } else if self
+            .since
+            .is_some_and(|since| (seq.wrapping_sub(since) as i16) < 0)
+        {
+            return None;
         }
         if let Some((last_layer, last_seq, last_ts, at)) = self.last
             && last_layer != layer
@@ -68,6 +77,7 @@ impl SlotState {
     pub fn stop(&mut self) {
         self.target = None;
         self.current = None;
+        self.since = None;
     }
 }
 

@@ -216,6 +216,13 @@ pub enum ServerMessage {
         /// Participant, loudest level in −dBov (0 loudest, 127 silence), voice activity.
         levels: Vec<dienhong_sfu::driver::Level>,
     },
+    /// A media connection ended by itself (its peer vanished); open another to go on.
+    MediaClosed {
+        /// Protocol version.
+        v: u32,
+        /// The media connection.
+        media: u64,
+    },
     /// `media_answer`, `media_close` or `media_mute` done.
     MediaOk {
         /// Protocol version.

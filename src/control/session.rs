@@ -14,7 +14,7 @@ use crate::server::writer::{Committed, event_message};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use dienhong_sfu::driver::{LegId, Level, Offer};
+use dienhong_sfu::driver::{LegEvent, LegId, Level};
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
@@ -52,7 +52,7 @@ struct Session {
     /// Media connections opened over this connection, closed with it.
     media_legs: Vec<LegId>,
     /// New offers of the SFU (tracks published since), for the connections above.
-    media_offers: Option<broadcast::Receiver<Offer>>,
+    media_offers: Option<broadcast::Receiver<LegEvent>>,
     /// Microphone levels, for a presiding account receiving media.
     media_levels: Option<tokio::sync::watch::Receiver<Arc<Vec<Level>>>>,
 }
@@ -134,8 +134,8 @@ fn valid_client_id(id: &str) -> bool {
 }
 
 async fn next_offer(
-    rx: &mut Option<broadcast::Receiver<Offer>>,
-) -> Result<Offer, broadcast::error::RecvError> {
+    rx: &mut Option<broadcast::Receiver<LegEvent>>,
+) -> Result<LegEvent, broadcast::error::RecvError> {
     match rx {
         Some(r) => r.recv().await,
         None => std::future::pending().await,
@@ -394,7 +394,7 @@ impl Session {
                 .await;
         };
         let actor = self.claims.sub.clone();
-        let leg = |m: u64| LegId(usize::try_from(m).unwrap_or(usize::MAX));
+        let leg = LegId;
         let outcome = match msg {
             ClientMessage::MediaPublish {
                 request_id, sdp, ..
@@ -448,7 +448,7 @@ impl Session {
             Ok((request_id, Some(l), Some((sdp_type, sdp)))) => {
                 self.media_legs.push(l);
                 if self.media_offers.is_none() {
-                    self.media_offers = Some(media.driver().offers());
+                    self.media_offers = Some(media.driver().events());
                 }
                 if sdp_type == "offer"
                     && self.media_levels.is_none()
@@ -459,7 +459,7 @@ impl Session {
                 self.send(&ServerMessage::MediaSdp {
                     v: PROTOCOL_VERSION,
                     request_id: Some(request_id),
-                    media: l.0 as u64,
+                    media: l.0,
                     sdp_type: sdp_type.to_owned(),
                     sdp,
                     ice_servers: media.ice_servers().to_vec(),
@@ -470,7 +470,7 @@ impl Session {
                 self.send(&ServerMessage::MediaOk {
                     v: PROTOCOL_VERSION,
                     request_id,
-                    media: l.map(|l| l.0 as u64),
+                    media: l.map(|l| l.0),
                 })
                 .await
             }
@@ -491,32 +491,38 @@ impl Session {
         .await
     }
 
-    /// The SFU offers one of this connection's media connections again (tracks were
-    /// published since).
+    /// What the SFU did by itself to this connection's media: a new offer (tracks were
+    /// published since), or a connection that ended (its peer vanished).
     async fn on_offer(
         &mut self,
-        offer: Result<Offer, broadcast::error::RecvError>,
+        event: Result<LegEvent, broadcast::error::RecvError>,
     ) -> Result<(), End> {
-        match offer {
-            Ok(o) if self.media_legs.contains(&o.leg) => {
-                let ice_servers = self
-                    .app
-                    .media()
-                    .map(|m| m.ice_servers().to_vec())
-                    .unwrap_or_default();
-                self.send(&ServerMessage::MediaSdp {
+        match event {
+            Ok(LegEvent::Offer(o))
+                if self.media_legs.contains(&o.leg) && o.owner.0 == self.claims.sub.0 =>
+            {
+                self.send_offer(o.leg, o.sdp).await
+            }
+            Ok(LegEvent::Closed { leg, .. }) if self.media_legs.contains(&leg) => {
+                self.media_legs.retain(|l| *l != leg);
+                self.send(&ServerMessage::MediaClosed {
                     v: PROTOCOL_VERSION,
-                    request_id: None,
-                    media: o.leg.0 as u64,
-                    sdp_type: "offer".to_owned(),
-                    sdp: o.sdp,
-                    ice_servers,
+                    media: leg.0,
                 })
                 .await
             }
             Ok(_) => Ok(()),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(actor = %self.claims.sub, skipped = n, "media offers missed");
+                // Offers may have been missed: send again what still waits for an answer.
+                tracing::warn!(actor = %self.claims.sub, skipped = n, "media events missed");
+                let Some(media) = self.app.media().cloned() else {
+                    return Ok(());
+                };
+                for leg in self.media_legs.clone() {
+                    if let Ok(Some(sdp)) = media.driver().pending_offer(leg).await {
+                        self.send_offer(leg, sdp).await?;
+                    }
+                }
                 Ok(())
             }
             Err(broadcast::error::RecvError::Closed) => {
@@ -524,6 +530,23 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    async fn send_offer(&mut self, leg: LegId, sdp: String) -> Result<(), End> {
+        let ice_servers = self
+            .app
+            .media()
+            .map(|m| m.ice_servers().to_vec())
+            .unwrap_or_default();
+        self.send(&ServerMessage::MediaSdp {
+            v: PROTOCOL_VERSION,
+            request_id: None,
+            media: leg.0,
+            sdp_type: "offer".to_owned(),
+            sdp,
+            ice_servers,
+        })
+        .await
     }
 
     async fn answer(

@@ -13,7 +13,7 @@
 use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
 use crate::sitting::{ActorId, DelegationKind, Phase, Role, Roster, SittingId};
-use dienhong_sfu::driver::{Driver, DriverError, LegId, Level, RTCSessionDescription};
+use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessionDescription};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -125,6 +125,20 @@ pub struct Media {
     legs: Mutex<HashMap<LegId, ActorId>>,
     /// The microphones heard in the last interval, for chair consoles.
     levels: watch::Sender<Arc<Vec<Level>>>,
+    /// Open WHIP/WHEP sessions: resource id → their account, connection, and the ICE user
+    /// fragment of the client's offer.
+    resources: Mutex<HashMap<String, Resource>>,
+}
+
+/// A WHIP or WHEP session.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// Its account.
+    pub actor: ActorId,
+    /// Its media connection.
+    pub leg: LegId,
+    /// The client's ICE user fragment (a PATCH with another is an ICE restart).
+    pub ufrag: Option<String>,
 }
 
 /// How often microphone levels are sampled for the chair consoles.
@@ -179,7 +193,9 @@ impl Media {
             max_legs: config.max_legs_per_actor,
             legs: Mutex::new(HashMap::new()),
             levels: watch::channel(Arc::new(Vec::new())).0,
+            resources: Mutex::new(HashMap::new()),
         });
+        tokio::spawn(watch_legs(media.clone(), stop.clone()));
         tokio::spawn(follow_floor(media.clone(), handle, stop.clone()));
         tokio::spawn(sample_levels(media.clone(), stop));
         Ok(Some(media))
@@ -377,6 +393,26 @@ impl Media {
         }
     }
 
+    /// Keeps a WHIP/WHEP session under a new resource id.
+    pub fn add_resource(&self, id: String, resource: Resource) {
+        if let Ok(mut r) = self.resources.lock() {
+            r.insert(id, resource);
+        }
+    }
+
+    /// The WHIP/WHEP session `id` of `actor`.
+    pub fn resource(&self, actor: &ActorId, id: &str) -> Option<Resource> {
+        let r = self.resources.lock().ok()?;
+        r.get(id).filter(|x| &x.actor == actor).cloned()
+    }
+
+    /// Forgets a WHIP/WHEP session.
+    pub fn remove_resource(&self, id: &str) {
+        if let Ok(mut r) = self.resources.lock() {
+            r.remove(id);
+        }
+    }
+
     /// The microphones heard in each interval (who is talking, for chair consoles).
     pub fn levels(&self) -> watch::Receiver<Arc<Vec<Level>>> {
         self.levels.subscribe()
@@ -432,6 +468,34 @@ fn bind_in_range(
         max,
         source: last.unwrap_or(DriverError::Stopped),
     })
+}
+
+/// Forgets the connections the SFU closed by itself (their peer vanished), so they neither
+/// count against the account's limit nor stay addressable by their WHIP/WHEP URL.
+async fn watch_legs(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
+    let mut events = media.driver.events();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.changed() => return,
+        };
+        match event {
+            Ok(LegEvent::Closed { leg, owner }) => {
+                tracing::info!(leg = leg.0, owner = %owner.0, "media connection lost");
+                if let Ok(mut legs) = media.legs.lock() {
+                    legs.remove(&leg);
+                }
+                if let Ok(mut r) = media.resources.lock() {
+                    r.retain(|_, x| x.leg != leg);
+                }
+            }
+            Ok(LegEvent::Offer(_)) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(skipped = n, "media events missed");
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Samples the microphones' levels every [`LEVELS_EVERY`]; consoles are told when the set

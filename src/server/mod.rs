@@ -55,7 +55,6 @@ pub struct App {
     allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
     media: Option<Arc<crate::media::Media>>,
-    resources: whip::Resources,
     max_sdp_bytes: usize,
     writers: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: watch::Sender<bool>,
@@ -107,7 +106,6 @@ impl App {
             store,
             sittings,
             media,
-            resources: whip::Resources::default(),
             max_sdp_bytes: config.media.max_sdp_bytes,
             writers: std::sync::Mutex::new(writers),
             stop,
@@ -129,11 +127,6 @@ impl App {
     /// The media plane, when it runs.
     pub fn media(&self) -> Option<&Arc<crate::media::Media>> {
         self.media.as_ref()
-    }
-
-    /// Open WHIP/WHEP sessions.
-    fn resources(&self) -> &whip::Resources {
-        &self.resources
     }
 
     /// Largest SDP accepted.

@@ -8,7 +8,7 @@
 
 use super::App;
 use super::http::{ApiError, authenticate, bearer};
-use crate::media::{Media, MediaError};
+use crate::media::{Media, MediaError, Resource};
 use crate::sitting::ActorId;
 use axum::Router;
 use axum::body::Bytes;
@@ -16,13 +16,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use dienhong_sfu::driver::LegId;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-/// Open WHIP/WHEP sessions: resource id → (account, media connection).
-#[derive(Default)]
-pub struct Resources(Mutex<HashMap<String, (ActorId, LegId)>>);
+use std::sync::Arc;
 
 #[derive(Clone, Copy)]
 enum Way {
@@ -99,15 +93,23 @@ async fn create(
         ));
     }
     let offer = body_text(body)?;
+    let ufrag = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned));
     let (leg, answer) = match way {
         Way::Whip => media.publish(&claims.sub, offer).await,
         Way::Whep => media.subscribe_with_offer(&claims.sub, offer).await,
     }
     .map_err(media_error)?;
     let id = uuid::Uuid::new_v4().simple().to_string();
-    if let Ok(mut r) = app.resources().0.lock() {
-        r.insert(id.clone(), (claims.sub.clone(), leg));
-    }
+    media.add_resource(
+        id.clone(),
+        Resource {
+            actor: claims.sub.clone(),
+            leg,
+            ufrag,
+        },
+    );
     let location = format!("{}/{id}", way.path());
     let mut response = (
         StatusCode::CREATED,
@@ -142,13 +144,10 @@ async fn create(
     Ok(response)
 }
 
-fn resource(app: &App, actor: &ActorId, id: &str) -> Result<LegId, ApiError> {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "no_such_media", "no such session");
-    let r = app.resources().0.lock().map_err(|_| not_found())?;
-    match r.get(id) {
-        Some((owner, leg)) if owner == actor => Ok(*leg),
-        _ => Err(not_found()),
-    }
+fn resource(media: &Media, actor: &ActorId, id: &str) -> Result<Resource, ApiError> {
+    media
+        .resource(actor, id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no_such_media", "no such session"))
 }
 
 async fn end(
@@ -158,11 +157,12 @@ async fn end(
 ) -> Result<StatusCode, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
     let media = media_of(&app)?;
-    let leg = resource(&app, &claims.sub, &id)?;
-    if let Ok(mut r) = app.resources().0.lock() {
-        r.remove(&id);
-    }
-    media.close(&claims.sub, leg).await.map_err(media_error)?;
+    let session = resource(&media, &claims.sub, &id)?;
+    media.remove_resource(&id);
+    media
+        .close(&claims.sub, session.leg)
+        .await
+        .map_err(media_error)?;
     Ok(StatusCode::OK)
 }
 
@@ -174,7 +174,7 @@ async fn trickle(
 ) -> Result<StatusCode, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
     let media = media_of(&app)?;
-    let leg = resource(&app, &claims.sub, &id)?;
+    let session = resource(&media, &claims.sub, &id)?;
     if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -183,6 +183,20 @@ async fn trickle(
         ));
     }
     let frag = body_text(body)?;
+    // Another ICE user fragment asks for an ICE restart, which this server does not do
+    // (RFC 9725: 422); the client starts a new session instead.
+    let restart = frag
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .any(|u| Some(u) != session.ufrag.as_deref());
+    if restart {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ice_restart_unsupported",
+            "ICE restarts are not supported: end this session and start another",
+        ));
+    }
+    let leg = session.leg;
     for line in frag.lines() {
         if let Some(c) = line.trim().strip_prefix("a=")
             && c.starts_with("candidate:")
