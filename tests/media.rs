@@ -551,6 +551,7 @@ async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
     .await;
     assert_eq!(status(&r), 413, "over the size limit");
 
+    let offer_again = offer.clone();
     let r = whip_post(&s, "/whip", Some(&chamber), "application/sdp", offer).await;
     assert_eq!(status(&r), 201);
     assert_eq!(r.headers()["content-type"], "application/sdp");
@@ -621,6 +622,30 @@ async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
             .tracks
             .contains_key(&dienhong_sfu::routing::ParticipantId("CHAMBER".into())),
         "its tracks are gone"
+    );
+
+    // Logging out ends the account's WHIP sessions too.
+    let r = whip_post(&s, "/whip", Some(&chamber), "application/sdp", offer_again).await;
+    assert_eq!(status(&r), 201);
+    let stats = media.driver().stats().await.expect("stats");
+    assert!(
+        stats
+            .tracks
+            .contains_key(&dienhong_sfu::routing::ParticipantId("CHAMBER".into()))
+    );
+    let r = http
+        .post(format!("http://{}/api/logout", s.addr))
+        .bearer_auth(&chamber)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(status(&r), 204);
+    let stats = media.driver().stats().await.expect("stats");
+    assert!(
+        !stats
+            .tracks
+            .contains_key(&dienhong_sfu::routing::ParticipantId("CHAMBER".into())),
+        "the session ended with the login"
     );
     s.stop().await;
 }

@@ -469,6 +469,9 @@ enum LegKind {
     },
 }
 
+/// Most m-lines of one subscriber connection.
+const MAX_SLOTS: usize = 256;
+
 /// Trickled candidates one leg may add.
 const MAX_REMOTE_CANDIDATES: usize = 32;
 
@@ -1043,10 +1046,14 @@ impl Core {
             else {
                 continue;
             };
+            // Tracks that ended keep their (silent) m-line; a connection stops growing at
+            // MAX_SLOTS m-lines.
+            let room = MAX_SLOTS.saturating_sub(slots.len());
             let missing: Vec<(TrackId, Media)> = self
                 .tracks_for(owner)
                 .into_iter()
                 .filter(|(t, _)| !slots.contains_key(t))
+                .take(room)
                 .collect();
             if missing.is_empty() {
                 continue;

@@ -123,6 +123,8 @@ pub struct Media {
     max_legs: usize,
     /// Each open media connection and its account.
     legs: Mutex<HashMap<LegId, ActorId>>,
+    /// Media connections being set up, per account.
+    pending: Mutex<HashMap<ActorId, usize>>,
     /// The microphones heard in the last interval, for chair consoles.
     levels: watch::Sender<Arc<Vec<Level>>>,
     /// Open WHIP/WHEP sessions: resource id → their account, connection, and the ICE user
@@ -192,6 +194,7 @@ impl Media {
             max_sdp_bytes: config.max_sdp_bytes,
             max_legs: config.max_legs_per_actor,
             legs: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             levels: watch::channel(Arc::new(Vec::new())).0,
             resources: Mutex::new(HashMap::new()),
         });
@@ -241,12 +244,21 @@ impl Media {
         Ok(())
     }
 
-    fn reserve(&self, actor: &ActorId) -> Result<(), MediaError> {
+    /// Holds one of `actor`'s media connections while it is being set up, so parallel
+    /// requests cannot together pass the limit.
+    fn reserve(&self, actor: &ActorId) -> Result<Reservation<'_>, MediaError> {
         let legs = self.legs.lock().map_err(|_| MediaError::Unavailable)?;
-        if legs.values().filter(|a| *a == actor).count() >= self.max_legs {
+        let mut pending = self.pending.lock().map_err(|_| MediaError::Unavailable)?;
+        let open = legs.values().filter(|a| *a == actor).count();
+        let waiting = pending.get(actor).copied().unwrap_or(0);
+        if open + waiting >= self.max_legs {
             return Err(MediaError::TooManyLegs);
         }
-        Ok(())
+        *pending.entry(actor.clone()).or_default() += 1;
+        Ok(Reservation {
+            media: self,
+            actor: actor.clone(),
+        })
     }
 
     fn record(&self, leg: LegId, actor: &ActorId) {
@@ -276,7 +288,7 @@ impl Media {
             ));
         }
         self.check_sdp(&offer)?;
-        self.reserve(actor)?;
+        let _reservation = self.reserve(actor)?;
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let (leg, answer) = self.driver.publish(who, kind, presiding, offer).await?;
@@ -288,7 +300,7 @@ impl Media {
     /// `actor` receives: the SFU's offer out (its answer comes with [`Media::answer`]).
     pub async fn subscribe(&self, actor: &ActorId) -> Result<(LegId, String), MediaError> {
         let (who, kind, presiding) = self.participant(actor)?;
-        self.reserve(actor)?;
+        let _reservation = self.reserve(actor)?;
         let (leg, offer) = self.driver.subscribe(who, kind, presiding).await?;
         self.record(leg, actor);
         tracing::info!(actor = %actor, leg = leg.0, "media subscribed");
@@ -303,7 +315,7 @@ impl Media {
     ) -> Result<(LegId, String), MediaError> {
         let (who, kind, presiding) = self.participant(actor)?;
         self.check_sdp(&offer)?;
-        self.reserve(actor)?;
+        let _reservation = self.reserve(actor)?;
         let offer = RTCSessionDescription::offer(offer)
             .map_err(|e| MediaError::InvalidSdp(e.to_string()))?;
         let (leg, answer) = self
@@ -413,6 +425,25 @@ impl Media {
         }
     }
 
+    /// Ends every WHIP/WHEP session of `actor` (logged out: its token no longer holds).
+    pub async fn end_sessions_of(&self, actor: &ActorId) {
+        let legs: Vec<LegId> = match self.resources.lock() {
+            Ok(mut r) => {
+                let mine: Vec<String> = r
+                    .iter()
+                    .filter(|(_, x)| &x.actor == actor)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                mine.iter()
+                    .filter_map(|id| r.remove(id))
+                    .map(|x| x.leg)
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        self.close_all(actor, &legs).await;
+    }
+
     /// The microphones heard in each interval (who is talking, for chair consoles).
     pub fn levels(&self) -> watch::Receiver<Arc<Vec<Level>>> {
         self.levels.subscribe()
@@ -426,6 +457,25 @@ impl Media {
     /// The SFU itself (tests and metrics read its counters).
     pub fn driver(&self) -> &Driver {
         &self.driver
+    }
+}
+
+/// A media connection being set up (see [`Media::reserve`]); released when dropped.
+struct Reservation<'a> {
+    media: &'a Media,
+    actor: ActorId,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.media.pending.lock()
+            && let Some(n) = pending.get_mut(&self.actor)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&self.actor);
+            }
+        }
     }
 }
 

@@ -252,6 +252,9 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Statu
         tracing::error!(error = %e, "logout: store failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
     })?;
+    if let Some(media) = app.media() {
+        media.end_sessions_of(&claims.sub).await;
+    }
     tracing::info!(actor = %claims.sub, "logout");
     Ok(StatusCode::NO_CONTENT)
 }
