@@ -17,7 +17,8 @@
 //! - any other microphone goes only to chair consoles, and not even there if the chair
 //!   muted it; its owner's camera goes to chair consoles as a thumbnail;
 //! - video is sent at the best layer the subscriber's bandwidth allows (thumbnails always at
-//!   the lowest), upgraded only with headroom, downgraded at once.
+//!   the lowest): the best until an estimate says otherwise, upgraded only with headroom,
+//!   downgraded at once.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -358,8 +359,10 @@ impl Router {
         sub: &Participant,
     ) -> Layer {
         let Some(estimate) = sub.estimate else {
-            // No estimate yet: start low and let the estimate raise it.
-            return lowest(track);
+            // No estimate yet: the best layer. Receivers' estimates (REMB) grow only with
+            // what they receive, so a subscriber started low would never be raised; one
+            // started high is lowered at once if its estimate says so.
+            return highest(track);
         };
         let budget = estimate as f64 * self.tuning.main_video_share;
         let current = self
@@ -450,6 +453,15 @@ impl Router {
         }
         out
     }
+}
+
+fn highest(track: &Track) -> Layer {
+    track
+        .layers
+        .iter()
+        .map(|(l, _)| *l)
+        .max()
+        .unwrap_or(Layer::High)
 }
 
 fn lowest(track: &Track) -> Layer {

@@ -198,28 +198,28 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         })
     };
 
-    // Without an estimate the display starts on the lowest layer.
+    // Without an estimate the display gets the best layer.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t1 = Instant::now();
     let first = markers_between(&log, t1 - Duration::from_millis(800), t1);
     assert!(!first.is_empty(), "the display receives the picture");
-    assert!(first.iter().all(|m| *m == b'q'), "starts low: {first:?}");
+    assert!(first.iter().all(|m| *m == b'f'), "starts high: {first:?}");
 
-    // Plenty of bandwidth: the full layer, from its next keyframe on.
-    remb(5_000_000.0).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t2 = Instant::now();
-    let high = markers_between(&log, t1 + Duration::from_millis(700), t2);
-    assert!(!high.is_empty());
-    assert!(high.iter().all(|m| *m == b'f'), "switched up: {high:?}");
-
-    // The bandwidth drops: down to the lowest layer at its next keyframe.
+    // The bandwidth drops: down to the lowest layer, from its next keyframe on.
     remb(400_000.0).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let t3 = Instant::now();
-    let low = markers_between(&log, t2 + Duration::from_millis(700), t3);
+    let t2 = Instant::now();
+    let low = markers_between(&log, t1 + Duration::from_millis(700), t2);
     assert!(!low.is_empty());
     assert!(low.iter().all(|m| *m == b'q'), "switched down: {low:?}");
+
+    // Plenty of bandwidth again: back to the full layer at its next keyframe.
+    remb(5_000_000.0).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let t3 = Instant::now();
+    let high = markers_between(&log, t2 + Duration::from_millis(700), t3);
+    assert!(!high.is_empty());
+    assert!(high.iter().all(|m| *m == b'f'), "switched up: {high:?}");
     sender.abort();
 
     // One continuous stream for the display: each packet numbered after the one before.

@@ -86,7 +86,7 @@ class Cdp:
         return r.get("result", {}).get("value")
 
 
-async def drive(port_file, tokens, seconds):
+async def drive(port_file, tokens, seconds, min_frames):
     deadline = time.time() + 20
     while not os.path.exists(port_file) and time.time() < deadline:
         await asyncio.sleep(0.1)
@@ -119,15 +119,24 @@ async def drive(port_file, tokens, seconds):
             frames = await cdp.eval(
                 display, "window.dienhongMedia ? window.dienhongMedia.framesDecoded() : 0"
             ) or 0
-            if frames >= 30:
+            if frames >= min_frames:
                 break
-        return {"frames_decoded": frames, "room_state": room_state, "display_state": display_state}
+        # What the display decoded last: the layer it receives.
+        size = await cdp.eval(
+            display,
+            "(async () => { let r = null; (await window.dienhongMedia.stats()).forEach((s) => {"
+            " if (s.type === 'inbound-rtp' && s.kind === 'video') r = [s.frameWidth, s.frameHeight]; });"
+            " return r; })()",
+        )
+        return {"frames_decoded": frames, "room_state": room_state, "display_state": display_state,
+                "frame_size": size}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--seconds", type=float, default=25)
+    ap.add_argument("--min-frames", type=int, default=30)
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="dienhong-browser-")
     env = dict(os.environ, DIENHONG__MEDIA__UDP_PORT_MIN="0", DIENHONG__MEDIA__UDP_PORT_MAX="0",
@@ -154,7 +163,7 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         result = asyncio.run(
-            drive(os.path.join(profile, "DevToolsActivePort"), tokens, args.seconds)
+            drive(os.path.join(profile, "DevToolsActivePort"), tokens, args.seconds, args.min_frames)
         )
     finally:
         if browser:

@@ -231,10 +231,10 @@ fn the_layer_follows_the_bandwidth_estimate_with_headroom_to_go_up() {
     let mut r = sitting();
     r.set_floor(Some(p("S01")), 0);
     let tv = p("TV");
-    // No estimate yet: start at the lowest layer.
+    // No estimate yet: the best layer (an estimate only lowers it).
     assert_eq!(
         r.forwarding(S01_VIDEO, &tv),
-        Some(Forward::Video(Layer::Low))
+        Some(Forward::Video(Layer::High))
     );
     // (estimate, expected layer): budget is 85% of the estimate; going up needs 1.25×.
     let table = [
@@ -315,7 +315,7 @@ fn a_subscribers_keyframe_request_goes_upstream_only_for_what_it_receives_and_is
         r.request_keyframe(S01_VIDEO, &p("TV"), 10_000),
         [Action::RequestKeyframe {
             track: S01_VIDEO,
-            layer: Layer::Low
+            layer: Layer::High
         }]
     );
     assert!(
