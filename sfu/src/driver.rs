@@ -381,7 +381,7 @@ pub fn codec(kind: RtpCodecKind) -> RTCRtpCodecParameters {
             MIME_TYPE_OPUS,
             48000,
             2,
-            "minptime=10;useinbandfec=1",
+            "minptime=10;useinbandfec=1;usedtx=1",
             OPUS_PT,
         ),
         _ => (MIME_TYPE_VP8, 90000, 0, "", VP8_PT),
