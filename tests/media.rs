@@ -246,14 +246,47 @@ fn deputy_and_site(s: &Server) -> (String, String) {
     ("DB001".to_owned(), format!("SITE{}", code.as_str()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwards() {
+/// A server with the demo sitting, and the chair, a deputy and their delegation's site
+/// connected over the control plane.
+struct Hall {
+    s: Server,
+    rt: Arc<dyn Runtime>,
+    chair: Client,
+    site: Client,
+    deputy: Client,
+    deputy_code: String,
+    site_code: String,
+}
+
+async fn hall() -> Hall {
     let s = start_with(&ANY_PORT).await;
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
     let (deputy_code, site_code) = deputy_and_site(&s);
-    let mut chair = s.client("CHAIR").await;
-    let mut deputy = s.client(&deputy_code).await;
-    let mut site = s.client(&site_code).await;
+    let chair = s.client("CHAIR").await;
+    let deputy = s.client(&deputy_code).await;
+    let site = s.client(&site_code).await;
+    Hall {
+        s,
+        rt,
+        chair,
+        site,
+        deputy,
+        deputy_code,
+        site_code,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwards() {
+    let Hall {
+        s,
+        rt,
+        mut chair,
+        mut site,
+        mut deputy,
+        deputy_code,
+        site_code,
+    } = hall().await;
     let mut viewer = s.client("OBSERVER").await;
     chair.ok(json!({"command": "open_sitting"})).await;
     deputy
@@ -268,9 +301,11 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
     let (_dp, deputy_mic, deputy_media) = publish_microphone(&mut deputy, &rt, 21).await;
     let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
     let (_vp, log) = subscribe_and_log(&mut viewer, &rt).await;
+    let (_cp, console) = subscribe_and_log(&mut chair, &rt).await;
     let mut seq = 0u16;
 
-    // Nobody holds the floor: neither microphone is forwarded.
+    // Nobody holds the floor: neither microphone is forwarded, but the chair's console
+    // hears both, to see who is ready.
     let t = Instant::now();
     talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(600)).await;
     assert_eq!(
@@ -279,6 +314,48 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
         "a deputy without the floor"
     );
     assert_eq!(heard_after(&log, SITE, t), 0, "a room without the floor");
+    assert!(
+        heard_after(&console, DEPUTY, t) > 0,
+        "the console's preview"
+    );
+    assert!(heard_after(&console, SITE, t) > 0, "the console's preview");
+
+    // The console is told who is talking, and how loud.
+    let levels = loop {
+        let m = chair.next().await;
+        assert_ne!(m["type"], "closed", "{m}");
+        if m["type"] == "media_levels" && m["levels"].as_array().is_some_and(|l| l.len() == 2) {
+            break m["levels"].clone();
+        }
+    };
+    let level_of = |who: &str| {
+        levels
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["participant"] == who))
+            .cloned()
+            .unwrap_or_else(|| panic!("no level of {who}: {levels}"))
+    };
+    assert_eq!(level_of(&deputy_code)["dbov"], 20, "{levels}");
+    assert_eq!(level_of(&deputy_code)["voice"], true, "{levels}");
+    assert_eq!(level_of(&site_code)["dbov"], 60, "{levels}");
+    assert_eq!(level_of(&site_code)["voice"], false, "{levels}");
+
+    // The chair mutes the room on the console: it no longer reaches it.
+    let r = media_request(
+        &mut chair,
+        json!({"type": "media_mute", "v": 1, "request_id": "m1", "participant": site_code, "muted": true}),
+    )
+    .await;
+    assert_eq!(r["type"], "media_ok", "{r}");
+    assert!(r.get("media").is_none(), "{r}");
+    let muted = Instant::now();
+    talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(600)).await;
+    assert_eq!(
+        heard_after(&console, SITE, muted + Duration::from_millis(250)),
+        0,
+        "a muted microphone does not reach the console"
+    );
+    assert!(heard_after(&console, DEPUTY, muted) > 0);
 
     // The chair gives the floor: the deputy's own microphone is heard, not the room's.
     chair
@@ -324,12 +401,14 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
-    let s = start_with(&ANY_PORT).await;
-    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let (deputy_code, site_code) = deputy_and_site(&s);
-    let mut chair = s.client("CHAIR").await;
-    let mut site = s.client(&site_code).await;
-    let mut deputy = s.client(&deputy_code).await;
+    let Hall {
+        s,
+        rt,
+        mut chair,
+        mut site,
+        mut deputy,
+        ..
+    } = hall().await;
     // The chair's console subscribes while the deputy's device already publishes.
     let (_dp, deputy_mic, _) = publish_microphone(&mut deputy, &rt, 21).await;
     let (mut console, log) = subscribe_and_log(&mut chair, &rt).await;
@@ -353,12 +432,14 @@ async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_opened_before_anyone_publishes_receives_what_comes_later() {
-    let s = start_with(&ANY_PORT).await;
-    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let (deputy_code, site_code) = deputy_and_site(&s);
-    let mut chair = s.client("CHAIR").await;
-    let mut site = s.client(&site_code).await;
-    let mut deputy = s.client(&deputy_code).await;
+    let Hall {
+        s,
+        rt,
+        mut chair,
+        mut site,
+        mut deputy,
+        ..
+    } = hall().await;
     // Nothing is published yet: the console's connection starts empty.
     let first = media_request(
         &mut chair,
