@@ -8,8 +8,9 @@
 //! takes effect for the very next packet.
 //!
 //! Subscribers come two ways: the SFU offers (the WebSocket signalling: a slot for every
-//! track published when it subscribed), or the subscriber offers (WHEP: each of its
-//! receive-only m-lines is filled with a track of that kind, the chamber's programme first).
+//! track, offered again as tracks are published), or the subscriber offers (WHEP: one
+//! programme slot per kind, fed by the speaker while someone holds the floor and by the
+//! chamber otherwise, switched without a seam).
 //!
 //! Simulcast: a publisher that offers `a=rid`/`a=simulcast` layers has each SSRC bound to
 //! its layer by the core (mid/rid header extensions); each subscriber's slot carries the
@@ -431,6 +432,52 @@ pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
     Ok(m)
 }
 
+/// A programme slot: one m-line of a kind whose source follows the floor.
+#[derive(Debug, Clone)]
+struct Programme {
+    media: Media,
+    source: Option<TrackId>,
+    slot: Slot,
+}
+
+impl LegKind {
+    /// The slot `track` is written to on this subscriber leg, if any.
+    fn slot_mut(&mut self, track: TrackId) -> Option<&mut Slot> {
+        let LegKind::Subscriber {
+            slots, programme, ..
+        } = self
+        else {
+            return None;
+        };
+        if let Some(slot) = slots.get_mut(&track) {
+            return Some(slot);
+        }
+        programme
+            .iter_mut()
+            .find(|p| p.source == Some(track))
+            .map(|p| &mut p.slot)
+    }
+
+    /// Every (track, slot SSRC) this subscriber leg receives now.
+    fn received(&self) -> Vec<(TrackId, u32)> {
+        let LegKind::Subscriber {
+            slots, programme, ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        slots
+            .iter()
+            .map(|(t, s)| (*t, s.ssrc))
+            .chain(
+                programme
+                    .iter()
+                    .filter_map(|p| p.source.map(|t| (t, p.slot.ssrc))),
+            )
+            .collect()
+    }
+}
+
 /// Where a track goes on a subscriber leg: its sender, and the SSRC and payload type the
 /// packets carry there (each leg negotiates its own).
 #[derive(Debug, Clone)]
@@ -458,6 +505,9 @@ enum LegKind {
     /// Sends to a subscriber: one slot per track.
     Subscriber {
         slots: HashMap<TrackId, Slot>,
+        /// A subscriber that offered fixed m-lines (WHEP) gets one programme slot per kind,
+        /// fed by whichever track is the programme now: the speaker, else the chamber.
+        programme: Vec<Programme>,
         ready: bool,
         /// The SFU made the offer, so it can offer again when tracks are published later
         /// (not for WHEP, where the subscriber offers).
@@ -863,35 +913,28 @@ impl Core {
             .map_err(rtc_err)?;
         self.join(&who, kind, presiding);
         let idx = self.next_leg_index();
-        let mut slots = HashMap::new();
-        let (mut audio, mut video) = (0, 0);
-        for (n, (track, media)) in self.tracks_for(&who).into_iter().enumerate() {
-            let room = match media {
-                Media::Audio => &mut audio,
-                Media::Video => &mut video,
-            };
-            let offered = if media == Media::Audio {
-                offered_audio
-            } else {
-                offered_video
-            };
-            let pt = if media == Media::Audio {
-                opus_pt
-            } else {
-                vp8_pt
-            };
-            let Some(pt) = pt else { continue };
-            if *room >= offered {
+        // One programme slot per kind offered (further m-lines of a kind stay empty); which
+        // track feeds it is decided with the fan-out.
+        let mut programme = Vec::new();
+        for (n, (media, offered, pt)) in [
+            (Media::Audio, offered_audio, opus_pt),
+            (Media::Video, offered_video, vp8_pt),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Some(pt) = pt.filter(|_| offered > 0) else {
                 continue;
-            }
-            *room += 1;
-            slots.insert(
-                track,
-                Core::add_slot(&mut pc, idx, n, track, media, pt, true)?,
-            );
+            };
+            let slot = Core::add_slot(&mut pc, idx, n, TrackId(0), media, pt, true)?;
+            programme.push(Programme {
+                media,
+                source: None,
+                slot,
+            });
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
-        let (idx, sdp) = self.keep_subscriber(pc, answer, who, slots, false)?;
+        let (idx, sdp) = self.keep_subscriber(pc, answer, who, HashMap::new(), programme, false)?;
         self.rebuild_fanout();
         Ok((self.id_at(idx), sdp))
     }
@@ -992,7 +1035,7 @@ impl Core {
                 .map_err(rtc_err)?;
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
-        let (idx, sdp) = self.keep_subscriber(pc, offer, who, slots, true)?;
+        let (idx, sdp) = self.keep_subscriber(pc, offer, who, slots, Vec::new(), true)?;
         Ok((self.id_at(idx), sdp))
     }
 
@@ -1005,6 +1048,7 @@ impl Core {
         local: RTCSessionDescription,
         who: ParticipantId,
         slots: HashMap<TrackId, Slot>,
+        programme: Vec<Programme>,
         sfu_offered: bool,
     ) -> Result<(usize, RTCSessionDescription), DriverError> {
         pc.set_local_description(Instant::now(), local)
@@ -1020,6 +1064,7 @@ impl Core {
             owner: who,
             kind: LegKind::Subscriber {
                 slots,
+                programme,
                 ready: false,
                 renegotiable: sfu_offered,
                 awaiting_answer: sfu_offered,
@@ -1173,10 +1218,29 @@ impl Core {
             .forwarded()
             .map(|(k, f)| (k.clone(), *f))
             .collect();
+        // Each track's owner and kind, to choose what feeds programme slots.
+        let tracks: HashMap<TrackId, (&ParticipantId, Media)> = self
+            .stats
+            .tracks
+            .iter()
+            .flat_map(|(owner, list)| list.iter().map(move |(t, m)| (*t, (owner, *m))))
+            .collect();
+        let speaker = self.router.speaker().cloned();
+        let target = |f: &Forward| match f {
+            Forward::Video(layer) => *layer,
+            Forward::Audio => Layer::High,
+        };
+        let mut keyframes = Vec::new();
         for (i, l) in self.legs.iter_mut().enumerate() {
             let Some(Leg {
                 owner,
-                kind: LegKind::Subscriber { slots, ready, .. },
+                kind:
+                    LegKind::Subscriber {
+                        slots,
+                        programme,
+                        ready,
+                        ..
+                    },
                 ..
             }) = l
             else {
@@ -1185,16 +1249,48 @@ impl Core {
             for (track, slot) in slots.iter_mut() {
                 match forwarded.get(&(*track, owner.clone())) {
                     Some(f) if *ready => {
-                        slot.state.target = Some(match f {
-                            Forward::Video(layer) => *layer,
-                            Forward::Audio => Layer::High,
-                        });
+                        slot.state.target = Some(target(f));
                         self.fanout.entry(*track).or_default().push(i);
                     }
                     _ => slot.state.stop(),
                 }
             }
+            for p in programme.iter_mut() {
+                // The speaker's track of this kind if this subscriber receives it, else the
+                // chamber's, else the newest it receives.
+                let best = forwarded
+                    .iter()
+                    .filter(|((_, to), _)| to == owner)
+                    .filter_map(|((t, _), f)| {
+                        let (track_owner, media) = tracks.get(t)?;
+                        (*media == p.media).then_some((*t, *track_owner, f))
+                    })
+                    .max_by_key(|(t, track_owner, _)| {
+                        let speaking = speaker.as_ref() == Some(*track_owner);
+                        let chamber = self.joined.get(*track_owner) == Some(&Kind::Chamber);
+                        (speaking, chamber, *t)
+                    });
+                let source = best.map(|(t, _, _)| t);
+                if source != p.source {
+                    p.source = source;
+                    p.slot.state.change_source(p.media == Media::Video);
+                    if let (Some((t, _, f)), Media::Video) = (best, p.media) {
+                        keyframes.push(Action::RequestKeyframe {
+                            track: t,
+                            layer: target(f),
+                        });
+                    }
+                }
+                match best {
+                    Some((t, _, f)) if *ready => {
+                        p.slot.state.target = Some(target(f));
+                        self.fanout.entry(t).or_default().push(i);
+                    }
+                    _ => p.slot.state.stop(),
+                }
+            }
         }
+        self.actions.extend(keyframes);
     }
 
     fn command(&mut self, cmd: Cmd) -> bool {
@@ -1284,18 +1380,21 @@ impl Core {
         let now = self.now_ms();
         let mut changed = false;
         while let Some(i) = self.connected.pop() {
-            let Some(Some(Leg {
-                owner,
-                kind: LegKind::Subscriber { slots, ready, .. },
-                ..
-            })) = self.legs.get_mut(i)
-            else {
+            let Some(Some(Leg { owner, kind, .. })) = self.legs.get_mut(i) else {
+                continue;
+            };
+            let LegKind::Subscriber { ready, .. } = kind else {
                 continue;
             };
             *ready = true;
             changed = true;
-            let (owner, tracks): (ParticipantId, Vec<TrackId>) =
-                (owner.clone(), slots.keys().copied().collect());
+            let owner = owner.clone();
+            // The programme slots get their sources in the fan-out: rebuild it first.
+            self.rebuild_fanout();
+            let tracks: Vec<TrackId> = match self.legs.get(i) {
+                Some(Some(l)) => l.kind.received().into_iter().map(|(t, _)| t).collect(),
+                _ => Vec::new(),
+            };
             for t in tracks {
                 let a = self.router.request_keyframe(t, &owner, now);
                 self.actions.extend(a);
@@ -1388,21 +1487,20 @@ impl Core {
     /// A subscriber's keyframe requests go to the publisher (through the router's
     /// throttle); its bandwidth estimate chooses its layers.
     fn on_feedback(&mut self, from: usize, requests: Vec<Request>) {
-        let Some(Some(Leg {
-            owner,
-            kind: LegKind::Subscriber { slots, .. },
-            ..
-        })) = self.legs.get(from)
-        else {
+        let Some(Some(Leg { owner, kind, .. })) = self.legs.get(from) else {
             return;
         };
+        if !matches!(kind, LegKind::Subscriber { .. }) {
+            return;
+        }
         let owner = owner.clone();
+        let received = kind.received();
         let now = self.now_ms();
         let mut estimate = None;
         for r in requests {
             match r {
                 Request::Keyframe(ssrc) => {
-                    let track = slots.iter().find(|(_, s)| s.ssrc == ssrc).map(|(t, _)| *t);
+                    let track = received.iter().find(|(_, s)| *s == ssrc).map(|(t, _)| *t);
                     if let Some(track) = track {
                         let a = self.router.request_keyframe(track, &owner, now);
                         self.actions.extend(a);
@@ -1474,38 +1572,36 @@ impl Core {
                 }
             }
         }
-        // (track, layer, gated) of each packet; simulcast layers not yet bound are dropped.
-        let packets: Vec<(TrackId, Layer, bool, rtc::rtp::Packet)> = packets
+        // (track, layer, gated, video) of each packet; simulcast layers not yet bound are
+        // dropped.
+        let packets: Vec<(TrackId, Layer, bool, bool, rtc::rtp::Packet)> = packets
             .into_iter()
             .filter_map(|p| match payload_types.get(&p.header.payload_type) {
-                Some(Media::Audio) => Some(((*audio)?, Layer::High, false, p)),
+                Some(Media::Audio) => Some(((*audio)?, Layer::High, false, false, p)),
                 Some(Media::Video) if simulcast => {
                     let layer = *layers.get(&p.header.ssrc)?;
-                    Some(((*video)?, layer, true, p))
+                    Some(((*video)?, layer, true, true, p))
                 }
-                Some(Media::Video) => Some(((*video)?, Layer::High, false, p)),
+                Some(Media::Video) => Some(((*video)?, Layer::High, false, true, p)),
                 None => None,
             })
             .collect();
         let now = Instant::now();
         let now_ms = self.now_ms();
-        for (track, layer, gated, mut pkt) in packets {
+        for (track, layer, gated, video, mut pkt) in packets {
             *self.stats.received.entry(track).or_default() += 1;
             self.ssrc_of.insert((track, layer), pkt.header.ssrc);
             // Extensions are negotiated per leg: none are carried over.
             pkt.header.extensions.clear();
             pkt.header.extension = false;
-            let keyframe = gated && vp8_keyframe(&pkt.payload);
+            let keyframe = video && vp8_keyframe(&pkt.payload);
             // Taken out for the loop (nothing in it changes the fan-out) and put back.
             let targets = self.fanout.remove(&track).unwrap_or_default();
             for &i in &targets {
                 let Some(Some(sub)) = self.legs.get_mut(i) else {
                     continue;
                 };
-                let LegKind::Subscriber { slots, .. } = &mut sub.kind else {
-                    continue;
-                };
-                let Some(slot) = slots.get_mut(&track) else {
+                let Some(slot) = sub.kind.slot_mut(track) else {
                     continue;
                 };
                 let Some((seq, ts)) = slot.state.admit(

@@ -20,6 +20,10 @@ pub struct SlotState {
     /// The incoming sequence number the current layer started from: anything older of it
     /// arrived late and would reuse an outgoing number.
     since: Option<u16>,
+    /// The slot's source changed (another track now feeds it): continue the numbering at
+    /// the next packet, and for a picture wait for a keyframe.
+    new_source: bool,
+    wait_keyframe: bool,
     seq_offset: u16,
     ts_offset: u32,
 }
@@ -43,12 +47,13 @@ impl SlotState {
     ) -> Option<(u16, u32)> {
         let target = self.target?;
         if self.current != Some(layer) {
-            let may_start = layer == target && (keyframe || !gated);
+            let may_start = layer == target && (keyframe || !(gated || self.wait_keyframe));
             if !may_start {
                 return None;
             }
             self.current = Some(layer);
             self.since = Some(seq);
+            self.wait_keyframe = false;
         } else if self
             .since
             .is_some_and(|since| (seq.wrapping_sub(since) as i16) < 0)
@@ -56,7 +61,7 @@ impl SlotState {
             return None;
         }
         if let Some((last_layer, last_seq, last_ts, at)) = self.last
-            && last_layer != layer
+            && (last_layer != layer || self.new_source)
         {
             // Another stream from here on: continue the numbering where the last one
             // stopped, and the clock by the time that passed.
@@ -65,12 +70,22 @@ impl SlotState {
             self.seq_offset = last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = last_ts.wrapping_add(step).wrapping_sub(ts);
         }
+        self.new_source = false;
         let out = (
             seq.wrapping_add(self.seq_offset),
             ts.wrapping_add(self.ts_offset),
         );
         self.last = Some((layer, out.0, out.1, now));
         Some(out)
+    }
+
+    /// Another track feeds this slot from now on (a programme slot following the speaker):
+    /// the receiver still sees one stream. A picture starts at the new source's keyframe.
+    pub fn change_source(&mut self, picture: bool) {
+        self.current = None;
+        self.since = None;
+        self.new_source = true;
+        self.wait_keyframe = picture;
     }
 
     /// The router stopped this slot: the next start waits for a keyframe again.
@@ -280,6 +295,44 @@ mod tests {
         assert_eq!(s.admit(Layer::High, 2, 2, false, false, 0), Some((2, 2)));
         s.stop();
         assert_eq!(s.admit(Layer::High, 3, 3, true, false, 0), None);
+    }
+
+    #[test]
+    fn a_programme_slot_changes_source_at_a_keyframe_without_a_seam() {
+        let mut s = SlotState {
+            target: Some(Layer::High),
+            ..SlotState::default()
+        };
+        assert_eq!(
+            s.admit(Layer::High, 10, 1000, false, false, 0),
+            Some((10, 1000))
+        );
+        assert_eq!(
+            s.admit(Layer::High, 11, 4000, false, false, 33),
+            Some((11, 4000))
+        );
+        // The speaker's camera takes over: same layer, another stream.
+        s.change_source(true);
+        assert_eq!(
+            s.admit(Layer::High, 900, 77, false, false, 50),
+            None,
+            "waits for a keyframe"
+        );
+        let (seq, ts) = s
+            .admit(Layer::High, 901, 3077, true, false, 66)
+            .expect("keyframe");
+        assert_eq!(seq, 12);
+        assert_eq!(ts, 4000 + 33 * 90);
+        assert_eq!(
+            s.admit(Layer::High, 902, 6077, false, false, 99),
+            Some((13, ts + 3000))
+        );
+        // Back to the hall's microphone: audio starts at once, numbering continues.
+        s.change_source(false);
+        assert_eq!(
+            s.admit(Layer::High, 5, 500, false, false, 120).map(|x| x.0),
+            Some(14)
+        );
     }
 
     #[test]

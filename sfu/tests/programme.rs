@@ -1,0 +1,156 @@
+//! A receiver with fixed m-lines (a WHEP pull: one audio line) hears the programme: the
+//! chamber's hall audio, the speaker's microphone while someone holds the floor, and the
+//! hall again after, as one continuous stream.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::{peer, publish_to};
+use dienhong_sfu::driver::{Driver, OPUS_PT};
+use dienhong_sfu::routing::{Kind, ParticipantId};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemoteEvent;
+use webrtc::runtime::Runtime;
+
+/// (first payload byte, sequence number, arrival) of every packet the pull received.
+type Log = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
+
+fn heard(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|(_, _, at)| *at > from && *at <= to)
+        .map(|(m, _, _)| *m)
+        .collect()
+}
+
+async fn talk(hall: &TrackLocalStaticRTP, site: &TrackLocalStaticRTP, seq: &mut u16, d: Duration) {
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while t0.elapsed() < d {
+        tick.tick().await;
+        *seq = seq.wrapping_add(1);
+        for (track, ssrc, marker, offset) in [(hall, 11, b'H', 0u16), (site, 31, b'S', 5000)] {
+            let mut b = BytesMut::with_capacity(60);
+            b.put_u8(marker);
+            b.put_bytes(0, 59);
+            let pkt = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type: OPUS_PT,
+                    // Each microphone has its own numbering and clock.
+                    sequence_number: seq.wrapping_add(offset),
+                    timestamp: u32::from(*seq) * 960 + u32::from(offset) * 7,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(b),
+            };
+            let _ = track.write_rtp(pkt).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let (_hall_peer, hall) = publish_to(
+        &sfu,
+        &rt,
+        "HALL",
+        Kind::Chamber,
+        &[(RtpCodecKind::Audio, 11)],
+    )
+    .await;
+    let (_site_peer, site) =
+        publish_to(&sfu, &rt, "S01", Kind::Site, &[(RtpCodecKind::Audio, 31)]).await;
+
+    // The pull offers one receive-only audio line, as a WHEP client does.
+    let mut pull = peer(rt.clone()).await;
+    pull.pc
+        .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+        .await
+        .expect("recvonly audio");
+    let offer = pull.pc.create_offer(None).await.expect("offer");
+    pull.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
+    let offer = pull.pc.local_description().await.expect("sdp");
+    let (_, answer) = sfu
+        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
+        .await
+        .expect("pull");
+    pull.pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
+        .await
+        .expect("the pull connects");
+    let log: Log = Arc::default();
+    let mut tracks = std::mem::replace(&mut pull.tracks, tokio::sync::mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                        && let Some(m) = pkt.payload.first()
+                    {
+                        l.lock().expect("log").push((
+                            *m,
+                            pkt.header.sequence_number,
+                            Instant::now(),
+                        ));
+                    }
+                }
+            });
+        }
+    });
+
+    let mut seq = 0u16;
+    let t0 = Instant::now();
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t1 = Instant::now();
+    let before = heard(&log, t0, t1);
+    assert!(!before.is_empty(), "the pull hears the programme");
+    assert!(before.iter().all(|m| *m == b'H'), "the hall: {before:?}");
+
+    sfu.set_floor(Some(ParticipantId("S01".into())))
+        .await
+        .expect("floor");
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t2 = Instant::now();
+    let during = heard(&log, t1 + Duration::from_millis(150), t2);
+    assert!(!during.is_empty());
+    assert!(during.iter().all(|m| *m == b'S'), "the speaker: {during:?}");
+
+    sfu.set_floor(None).await.expect("floor");
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t3 = Instant::now();
+    let after = heard(&log, t2 + Duration::from_millis(150), t3);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|m| *m == b'H'),
+        "the hall again: {after:?}"
+    );
+
+    // One stream for the pull: no duplicate, no jump between the microphones' numbering.
+    let seqs: Vec<u16> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|(_, s, _)| *s)
+        .collect();
+    assert!(
+        seqs.windows(2)
+            .all(|w| (1..20).contains(&w[1].wrapping_sub(w[0]))),
+        "{seqs:?}"
+    );
+}
