@@ -396,6 +396,18 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
         late, 0,
         "{late} packets of the room after the floor was revoked"
     );
+    // For docs/benchmarks.md: acknowledgement of the command to the change at the viewer.
+    let last_room = log
+        .lock()
+        .expect("log")
+        .iter()
+        .filter(|(m, _)| *m == SITE)
+        .map(|(_, at)| at.saturating_duration_since(revoked))
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "floor change through the sitting: granted, first packet after {delay:?}; revoked, last packet {last_room:?} after"
+    );
     s.stop().await;
 }
 
