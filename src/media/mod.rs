@@ -12,7 +12,7 @@
 
 use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
-use crate::sitting::{ActorId, DelegationKind, Phase, Role, Roster, SittingId};
+use crate::sitting::{ActorId, DelegationKind, Millis, Phase, Role, Roster, SittingId};
 use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessionDescription};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
@@ -141,6 +141,22 @@ pub struct Resource {
     pub leg: LegId,
     /// The client's ICE user fragment (a PATCH with another is an ICE restart).
     pub ufrag: Option<String>,
+    /// When the token that opened it expires: the session ends then.
+    pub expires: Millis,
+}
+
+/// The sessions whose token has expired at `now`: (resource id, account, connection).
+pub fn expired(
+    resources: &HashMap<String, Resource>,
+    now: Millis,
+) -> Vec<(String, ActorId, LegId)> {
+    let mut out: Vec<(String, ActorId, LegId)> = resources
+        .iter()
+        .filter(|(_, r)| r.expires <= now)
+        .map(|(id, r)| (id.clone(), r.actor.clone(), r.leg))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// How often microphone levels are sampled for the chair consoles.
@@ -425,6 +441,24 @@ impl Media {
         }
     }
 
+    /// Ends the WHIP/WHEP sessions whose token has expired.
+    async fn end_expired(&self, now: Millis) {
+        let gone = match self.resources.lock() {
+            Ok(mut r) => {
+                let gone = expired(&r, now);
+                for (id, _, _) in &gone {
+                    r.remove(id);
+                }
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        for (_, actor, leg) in gone {
+            tracing::info!(actor = %actor, leg = leg.0, "media session ended: its token expired");
+            let _ = self.close(&actor, leg).await;
+        }
+    }
+
     /// Ends every WHIP/WHEP session of `actor` (logged out: its token no longer holds).
     pub async fn end_sessions_of(&self, actor: &ActorId) {
         let legs: Vec<LegId> = match self.resources.lock() {
@@ -549,7 +583,8 @@ async fn watch_legs(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Samples the microphones' levels every [`LEVELS_EVERY`]; consoles are told when the set
-/// changes (an empty set once, when everyone fell silent).
+/// changes (an empty set once, when everyone fell silent). Also ends WHIP/WHEP sessions
+/// whose token expired.
 async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(LEVELS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -561,10 +596,10 @@ async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
         let Ok(levels) = media.driver.levels().await else {
             return;
         };
-        if levels.is_empty() && media.levels.borrow().is_empty() {
-            continue;
+        if !(levels.is_empty() && media.levels.borrow().is_empty()) {
+            media.levels.send_replace(Arc::new(levels));
         }
-        media.levels.send_replace(Arc::new(levels));
+        media.end_expired(crate::server::now_millis()).await;
     }
 }
 
@@ -651,6 +686,26 @@ mod tests {
         assert_eq!(of("NOBODY"), None);
         assert!(!may_publish(Kind::Display));
         assert!(may_publish(Kind::RemoteDeputy));
+    }
+
+    #[test]
+    fn a_session_ends_when_the_token_that_opened_it_expires() {
+        let session = |actor: &str, leg: u64, expires: i64| Resource {
+            actor: ActorId::new(actor),
+            leg: LegId(leg),
+            ufrag: None,
+            expires: Millis(expires),
+        };
+        let r = HashMap::from([
+            ("a".to_owned(), session("CHAMBER", 1, 1_000)),
+            ("b".to_owned(), session("OBS", 2, 2_000)),
+        ]);
+        assert!(expired(&r, Millis(999)).is_empty());
+        assert_eq!(
+            expired(&r, Millis(1_000)),
+            vec![("a".to_owned(), ActorId::new("CHAMBER"), LegId(1))]
+        );
+        assert_eq!(expired(&r, Millis(5_000)).len(), 2);
     }
 
     #[test]

@@ -108,6 +108,7 @@ async fn create(
             actor: claims.sub.clone(),
             leg,
             ufrag,
+            expires: claims.exp,
         },
     );
     let location = format!("{}/{id}", way.path());
