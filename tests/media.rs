@@ -13,12 +13,11 @@ use dienhong_sfu::driver::OPUS_PT;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::ws::{Client, Server, start_with};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
 /// Any free UDP port for the SFU, so tests run side by side.
@@ -92,8 +91,7 @@ struct Mic {
     level_id: u8,
 }
 
-/// (first payload byte, arrival) of every packet a subscriber received.
-type Log = Arc<Mutex<Vec<(u8, Instant)>>>;
+type Log = common::Arrivals;
 
 /// Subscribes over the control connection and logs every packet that arrives.
 async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Peer, Log) {
@@ -110,7 +108,7 @@ async fn subscribe_and_log(c: &mut Client, rt: &Arc<dyn Runtime>) -> (common::Pe
     tokio::time::timeout(Duration::from_secs(10), p.connected.recv())
         .await
         .expect("subscriber connects");
-    let log = log_packets(&mut p);
+    let log = common::log_arrivals(&mut p);
     (p, log)
 }
 
@@ -131,28 +129,6 @@ async fn answer_offer(c: &mut Client, p: &mut common::Peer, offer: &Value, reque
     )
     .await;
     assert_eq!(r["type"], "media_ok", "{r}");
-}
-
-/// Logs every packet `p` receives from here on.
-fn log_packets(p: &mut common::Peer) -> Log {
-    let log: Log = Arc::default();
-    let mut tracks = std::mem::replace(&mut p.tracks, tokio::sync::mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(evt) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                        && let Some(m) = pkt.payload.first()
-                    {
-                        l.lock().expect("log").push((*m, Instant::now()));
-                    }
-                }
-            });
-        }
-    });
-    log
 }
 
 /// Reads `c`'s messages until the server offers again by itself (`media_sdp` without a
@@ -221,7 +197,7 @@ fn heard_after(log: &Log, who: u8, t: Instant) -> usize {
     log.lock()
         .expect("log")
         .iter()
-        .filter(|(m, at)| *m == who && *at > t)
+        .filter(|(m, _, at)| *m == who && *at > t)
         .count()
 }
 
@@ -230,8 +206,8 @@ fn first_after(log: &Log, who: u8, t: Instant) -> Option<Duration> {
     log.lock()
         .expect("log")
         .iter()
-        .filter(|(m, at)| *m == who && *at > t)
-        .map(|(_, at)| *at - t)
+        .filter(|(m, _, at)| *m == who && *at > t)
+        .map(|(_, _, at)| *at - t)
         .min()
 }
 
@@ -401,8 +377,8 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
         .lock()
         .expect("log")
         .iter()
-        .filter(|(m, _)| *m == SITE)
-        .map(|(_, at)| at.saturating_duration_since(revoked))
+        .filter(|(m, _, _)| *m == SITE)
+        .map(|(_, _, at)| at.saturating_duration_since(revoked))
         .max()
         .unwrap_or_default();
     eprintln!(
@@ -472,7 +448,7 @@ async fn a_console_opened_before_anyone_publishes_receives_what_comes_later() {
     tokio::time::timeout(Duration::from_secs(10), console.connected.recv())
         .await
         .expect("the console connects once there is something to receive");
-    let log = log_packets(&mut console);
+    let log = common::log_arrivals(&mut console);
     let t = Instant::now();
     let mut seq = 0;
     talk(&deputy_mic, &site_mic, &mut seq, Duration::from_millis(800)).await;

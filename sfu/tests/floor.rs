@@ -11,10 +11,9 @@ use common::{publish_to, subscribe_from};
 use dienhong_sfu::driver::{Driver, OPUS_PT, VP8_PT};
 use dienhong_sfu::routing::{Kind, Media, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
 const SITE_AUDIO: u8 = 0xA1;
@@ -42,9 +41,6 @@ fn packet(pt: u8, ssrc: u32, seq: u16, marker: u8, size: usize) -> rtc::rtp::Pac
     }
 }
 
-/// (marker, arrival) of every packet one subscriber received.
-type Log = Arc<Mutex<Vec<(u8, Instant)>>>;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_floor_decides_whose_microphone_is_heard() {
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
@@ -71,28 +67,11 @@ async fn the_floor_decides_whose_microphone_is_heard() {
     let deputy_audio = deputy_tracks[0].clone();
 
     // 63 other sites subscribe.
-    let mut logs: Vec<Log> = Vec::new();
+    let mut logs: Vec<common::Arrivals> = Vec::new();
     let mut subscribers = Vec::new();
     for n in 2..=64 {
         let mut sub = subscribe_from(&sfu, &rt, &format!("S{n:02}"), Kind::Site).await;
-        let log: Log = Arc::default();
-        let mut tracks =
-            std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
-        let l = log.clone();
-        tokio::spawn(async move {
-            while let Some(track) = tracks.recv().await {
-                let l = l.clone();
-                tokio::spawn(async move {
-                    while let Some(evt) = track.poll().await {
-                        if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                            && let Some(m) = pkt.payload.first()
-                        {
-                            l.lock().expect("log").push((*m, Instant::now()));
-                        }
-                    }
-                });
-            }
-        });
+        let log = common::log_arrivals(&mut sub);
         logs.push(log);
         subscribers.push(sub);
     }
@@ -137,25 +116,25 @@ async fn the_floor_decides_whose_microphone_is_heard() {
         let site = format!("S{:02}", n + 2);
         let heard = log
             .iter()
-            .filter(|(m, t)| *m == SITE_AUDIO && *t < revoked)
+            .filter(|(m, _, t)| *m == SITE_AUDIO && *t < revoked)
             .count();
         let seen = log
             .iter()
-            .filter(|(m, t)| *m == SITE_VIDEO && *t < revoked)
+            .filter(|(m, _, t)| *m == SITE_VIDEO && *t < revoked)
             .count();
         assert!(heard > 10, "{site} heard the speaker {heard} times");
         assert!(seen > 10, "{site} saw the speaker {seen} times");
         let late: Vec<Duration> = log
             .iter()
-            .filter(|(m, t)| *m == SITE_AUDIO && *t > revoked)
-            .map(|(_, t)| *t - revoked)
+            .filter(|(m, _, t)| *m == SITE_AUDIO && *t > revoked)
+            .map(|(_, _, t)| *t - revoked)
             .collect();
         assert!(
             late.iter().all(|d| *d <= Duration::from_millis(100)),
             "{site} still heard the revoked microphone after {late:?}"
         );
         assert!(
-            !log.iter().any(|(m, _)| *m == DEPUTY_AUDIO),
+            !log.iter().any(|(m, _, _)| *m == DEPUTY_AUDIO),
             "{site} heard a deputy who never had the floor"
         );
     }

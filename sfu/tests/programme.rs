@@ -10,17 +10,13 @@ use common::{peer, publish_to};
 use dienhong_sfu::driver::{Driver, OPUS_PT};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
-/// (first payload byte, sequence number, arrival) of every packet the pull received.
-type Log = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
-
-fn heard(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
+fn heard(log: &common::Arrivals, from: Instant, to: Instant) -> Vec<u8> {
     log.lock()
         .expect("log")
         .iter()
@@ -92,27 +88,7 @@ async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
     tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
         .await
         .expect("the pull connects");
-    let log: Log = Arc::default();
-    let mut tracks = std::mem::replace(&mut pull.tracks, tokio::sync::mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(evt) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                        && let Some(m) = pkt.payload.first()
-                    {
-                        l.lock().expect("log").push((
-                            *m,
-                            pkt.header.sequence_number,
-                            Instant::now(),
-                        ));
-                    }
-                }
-            });
-        }
-    });
+    let log = common::log_arrivals(&mut pull);
 
     let mut seq = 0u16;
     let t0 = Instant::now();

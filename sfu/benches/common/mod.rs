@@ -311,6 +311,36 @@ pub fn plan() -> (Vec<usize>, u64) {
     )
 }
 
+/// (first payload byte, sequence number, arrival) of every packet a peer received; tests
+/// mark each sender's packets with their first byte.
+pub type Arrivals = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
+
+/// Logs every packet `p` receives from here on.
+pub fn log_arrivals(p: &mut Peer) -> Arrivals {
+    let log: Arrivals = Arc::default();
+    let mut tracks = std::mem::replace(&mut p.tracks, mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
+                        && let Some(m) = pkt.payload.first()
+                    {
+                        l.lock().expect("log").push((
+                            *m,
+                            pkt.header.sequence_number,
+                            Instant::now(),
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    log
+}
+
 /// A publisher: an async peer with local tracks of these kinds and SSRCs, published to the
 /// driver as `who` and connected.
 pub async fn publish_to(
