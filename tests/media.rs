@@ -660,6 +660,22 @@ async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
     .await
     .expect("patch");
     assert_eq!(status(&r), 204, "trickled candidates are taken");
+    let flood: String = (0..40)
+        .map(|n| {
+            format!(
+                "a=candidate:{n} 1 udp 2130706431 127.0.0.1 {} typ host\r\n",
+                1000 + n
+            )
+        })
+        .collect();
+    let r = patch(format!("a=ice-ufrag:{ufrag}\r\n{flood}"))
+        .await
+        .expect("patch");
+    assert_eq!(
+        status(&r),
+        400,
+        "more candidates than a session may trickle"
+    );
     let r = patch("a=ice-ufrag:another\r\na=ice-pwd:anotherpasswordanotherpass\r\n".into())
         .await
         .expect("patch");
