@@ -25,8 +25,10 @@
 //! that send TWCC rather than REMB), RTX, renegotiation when tracks are published after a
 //! subscriber joined (the client subscribes again).
 
-use crate::feedback::{self, Request};
-use crate::forward::{SlotState, audio_level, extmap_id, simulcast_rids, vp8_keyframe};
+use crate::feedback::{self, Estimates, Request, SenderEstimate};
+use crate::forward::{
+    SlotState, audio_level, extmap_id, simulcast_rids, strip_extensions, vp8_keyframe,
+};
 use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
@@ -138,6 +140,9 @@ pub struct Stats {
     pub forwarded: BTreeMap<TrackId, u64>,
     /// Tracks of each publisher.
     pub tracks: BTreeMap<ParticipantId, Vec<(TrackId, Media)>>,
+    /// What each subscriber is estimated to receive, bits/s (the lower of its own REMB and
+    /// the SFU's estimate from its transport-wide feedback), once known.
+    pub estimates: BTreeMap<ParticipantId, u64>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, DriverError>>;
@@ -532,6 +537,10 @@ struct Leg {
     pc: RTCPeerConnection,
     owner: ParticipantId,
     kind: LegKind,
+    /// A subscriber's estimate made by the SFU from its transport-wide feedback.
+    sender_estimate: Option<SenderEstimate>,
+    /// What is known of what a subscriber can receive.
+    estimates: Estimates,
 }
 
 struct Core {
@@ -659,7 +668,10 @@ impl Core {
 
     /// A peer connection for a publisher's leg (`publisher`) or a subscriber's, with that
     /// side's interceptors (`feedback`).
-    fn new_pc(&self, publisher: bool) -> Result<RTCPeerConnection, DriverError> {
+    fn new_pc(
+        &self,
+        publisher: bool,
+    ) -> Result<(RTCPeerConnection, Option<SenderEstimate>), DriverError> {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
@@ -668,17 +680,22 @@ impl Core {
         } else {
             media_engine()?
         };
-        let registry = if publisher {
-            feedback::publisher_chain(&mut media).map_err(rtc_err)?
+        let (registry, estimate) = if publisher {
+            (
+                feedback::publisher_chain(&mut media).map_err(rtc_err)?,
+                None,
+            )
         } else {
-            feedback::subscriber_chain(&mut media)
+            let (registry, estimate) = feedback::subscriber_chain(&mut media).map_err(rtc_err)?;
+            (registry, Some(estimate))
         };
-        RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .build(Instant::now())
-            .map_err(rtc_err)
+            .map_err(rtc_err)?;
+        Ok((pc, estimate))
     }
 
     fn add_host_candidate(&self, pc: &mut RTCPeerConnection) -> Result<(), DriverError> {
@@ -755,7 +772,7 @@ impl Core {
         let payload_types = sdp_payload_types(&offer.sdp);
         let rids = simulcast_rids(&offer.sdp);
         let audio_level_id = extmap_id(&offer.sdp, "audio", rtc::sdp::extmap::AUDIO_LEVEL_URI);
-        let mut pc = self.new_pc(true)?;
+        let (mut pc, _) = self.new_pc(true)?;
         pc.set_remote_description(Instant::now(), offer)
             .map_err(rtc_err)?;
         let answer = pc.create_answer(None).map_err(rtc_err)?;
@@ -804,6 +821,8 @@ impl Core {
             remote_candidates: 0,
             pc,
             owner: who,
+            sender_estimate: None,
+            estimates: Estimates::default(),
             kind: LegKind::Publisher {
                 audio,
                 video,
@@ -908,7 +927,7 @@ impl Core {
             .filter(|l| l.starts_with("m=video"))
             .count();
         let (opus_pt, vp8_pt) = sdp_codec_payload_types(&offer.sdp);
-        let mut pc = self.new_pc(false)?;
+        let (mut pc, estimate) = self.new_pc(false)?;
         pc.set_remote_description(Instant::now(), offer)
             .map_err(rtc_err)?;
         self.join(&who, kind, presiding);
@@ -934,7 +953,8 @@ impl Core {
             });
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
-        let (idx, sdp) = self.keep_subscriber(pc, answer, who, HashMap::new(), programme, false)?;
+        let (idx, sdp) =
+            self.keep_subscriber(pc, estimate, answer, who, HashMap::new(), programme, false)?;
         self.rebuild_fanout();
         Ok((self.id_at(idx), sdp))
     }
@@ -1012,7 +1032,7 @@ impl Core {
         presiding: bool,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         self.join(&who, kind, presiding);
-        let mut pc = self.new_pc(false)?;
+        let (mut pc, estimate) = self.new_pc(false)?;
         let idx = self.next_leg_index();
         let mut slots = HashMap::new();
         for (n, (track, media)) in self.tracks_for(&who).into_iter().enumerate() {
@@ -1035,16 +1055,18 @@ impl Core {
                 .map_err(rtc_err)?;
         }
         let offer = pc.create_offer(None).map_err(rtc_err)?;
-        let (idx, sdp) = self.keep_subscriber(pc, offer, who, slots, Vec::new(), true)?;
+        let (idx, sdp) = self.keep_subscriber(pc, estimate, offer, who, slots, Vec::new(), true)?;
         Ok((self.id_at(idx), sdp))
     }
 
     /// Sets `local` (the SFU's offer, or its answer to a WHEP offer) on a subscriber's new
     /// connection, adds the SFU's candidate, and keeps the leg; returns its index and the
     /// description to send.
+    #[allow(clippy::too_many_arguments)]
     fn keep_subscriber(
         &mut self,
         mut pc: RTCPeerConnection,
+        sender_estimate: Option<SenderEstimate>,
         local: RTCSessionDescription,
         who: ParticipantId,
         slots: HashMap<TrackId, Slot>,
@@ -1062,6 +1084,8 @@ impl Core {
             remote_candidates: 0,
             pc,
             owner: who,
+            sender_estimate,
+            estimates: Estimates::default(),
             kind: LegKind::Subscriber {
                 slots,
                 programme,
@@ -1197,6 +1221,7 @@ impl Core {
             }
         }
         self.joined.remove(who);
+        self.stats.estimates.remove(who);
         if let Some(tracks) = self.stats.tracks.remove(who) {
             for (t, _) in tracks {
                 self.stats.received.remove(&t);
@@ -1486,8 +1511,15 @@ impl Core {
 
     /// A subscriber's keyframe requests go to the publisher (through the router's
     /// throttle); its bandwidth estimate chooses its layers.
-    fn on_feedback(&mut self, from: usize, requests: Vec<Request>) {
-        let Some(Some(Leg { owner, kind, .. })) = self.legs.get(from) else {
+    fn on_feedback(&mut self, from: usize, requests: Vec<Request>, sender: Option<u64>) {
+        let now = self.now_ms();
+        let Some(Some(Leg {
+            owner,
+            kind,
+            estimates,
+            ..
+        })) = self.legs.get_mut(from)
+        else {
             return;
         };
         if !matches!(kind, LegKind::Subscriber { .. }) {
@@ -1495,21 +1527,29 @@ impl Core {
         }
         let owner = owner.clone();
         let received = kind.received();
-        let now = self.now_ms();
-        let mut estimate = None;
+        let mut new_estimate = false;
+        if let Some(bps) = sender {
+            estimates.sender = Some(bps);
+            new_estimate = true;
+        }
+        for r in &requests {
+            if let Request::Estimate(bps) = r {
+                estimates.remb = Some((*bps, now));
+                new_estimate = true;
+            }
+        }
+        let estimate = estimates.effective(now).filter(|_| new_estimate);
         for r in requests {
-            match r {
-                Request::Keyframe(ssrc) => {
-                    let track = received.iter().find(|(_, s)| *s == ssrc).map(|(t, _)| *t);
-                    if let Some(track) = track {
-                        let a = self.router.request_keyframe(track, &owner, now);
-                        self.actions.extend(a);
-                    }
+            if let Request::Keyframe(ssrc) = r {
+                let track = received.iter().find(|(_, s)| *s == ssrc).map(|(t, _)| *t);
+                if let Some(track) = track {
+                    let a = self.router.request_keyframe(track, &owner, now);
+                    self.actions.extend(a);
                 }
-                Request::Estimate(bps) => estimate = Some(bps),
             }
         }
         if let Some(bps) = estimate {
+            self.stats.estimates.insert(owner.clone(), bps);
             let a = self.router.set_estimate(&owner, bps, now);
             let changed = a
                 .iter()
@@ -1539,8 +1579,9 @@ impl Core {
                 _ => {}
             }
         }
-        if !requests.is_empty() {
-            self.on_feedback(from, requests);
+        let sender = leg.sender_estimate.as_ref().and_then(SenderEstimate::take);
+        if !requests.is_empty() || sender.is_some() {
+            self.on_feedback(from, requests, sender);
         }
         let Some(Some(leg)) = self.legs.get(from) else {
             return;
@@ -1592,8 +1633,7 @@ impl Core {
             *self.stats.received.entry(track).or_default() += 1;
             self.ssrc_of.insert((track, layer), pkt.header.ssrc);
             // Extensions are negotiated per leg: none are carried over.
-            pkt.header.extensions.clear();
-            pkt.header.extension = false;
+            strip_extensions(&mut pkt.header);
             let keyframe = video && vp8_keyframe(&pkt.payload);
             // Taken out for the loop (nothing in it changes the fan-out) and put back.
             let targets = self.fanout.remove(&track).unwrap_or_default();

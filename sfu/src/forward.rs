@@ -96,6 +96,16 @@ impl SlotState {
     }
 }
 
+/// Removes a received packet's header extensions: they were negotiated with its publisher,
+/// and each subscriber's connection numbers its own. The padding they needed goes too, or
+/// an extension the subscriber's connection adds later (the transport-wide sequence number)
+/// is sized wrong and the packet cannot be sealed.
+pub fn strip_extensions(header: &mut rtc::rtp::header::Header) {
+    header.extensions.clear();
+    header.extension = false;
+    header.extensions_padding = 0;
+}
+
 /// Whether a VP8 RTP payload (RFC 7741) starts a keyframe.
 pub fn vp8_keyframe(payload: &[u8]) -> bool {
     let Some(&b0) = payload.first() else {
@@ -227,6 +237,38 @@ pub fn simulcast_rids(sdp: &str) -> Vec<(String, Layer)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stripped_header_takes_a_new_extension_at_its_true_size() {
+        use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+        // A browser's packet: one-byte extensions of 3 + 2 bytes (elements of 4 and 3 bytes,
+        // one byte of padding).
+        let mut h = rtc::rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: 7,
+            ssrc: 9,
+            ..Default::default()
+        };
+        h.set_extension(1, bytes::Bytes::from_static(&[1, 2, 3]))
+            .expect("ext");
+        h.set_extension(2, bytes::Bytes::from_static(&[4, 5]))
+            .expect("ext");
+        let wire = h.marshal().expect("marshal");
+        let mut received =
+            rtc::rtp::header::Header::unmarshal(&mut wire.clone()).expect("unmarshal");
+        assert!(received.extensions_padding > 0, "the case needs padding");
+
+        strip_extensions(&mut received);
+        assert_eq!(received.marshal_size(), 12, "no extension left");
+        // What the subscriber's chain adds: a two-byte sequence number.
+        received
+            .set_extension(3, bytes::Bytes::from_static(&[0, 1]))
+            .expect("ext");
+        let out = received.marshal().expect("marshal");
+        assert_eq!(out.len(), received.marshal_size());
+        assert_eq!(out.len(), 12 + 4 + 4);
+    }
 
     #[test]
     fn a_slot_starts_at_a_keyframe_and_switches_layers_without_a_seam() {

@@ -404,20 +404,39 @@ impl Router {
     }
 
     /// As `reconcile`, for one subscriber only (or all).
+    ///
+    /// For one subscriber (a new estimate, which may come several times a second from each
+    /// of hundreds) the cost is one pass over the tracks, not over every forwarding.
     fn reconcile_scope(&mut self, only: Option<&ParticipantId>, now: Millis) -> Vec<Action> {
-        let in_scope = |p: &ParticipantId| only.is_none_or(|o| o == p);
         let mut wanted: BTreeMap<(TrackId, ParticipantId), Forward> = BTreeMap::new();
         let speaker = self.speaker();
+        let subscribers: Vec<(&ParticipantId, &Participant)> = match only {
+            Some(id) => self.participants.get_key_value(id).into_iter().collect(),
+            None => self.participants.iter().collect(),
+        };
         for (tid, track) in &self.tracks {
-            for (pid, sub) in self.participants.iter().filter(|(p, _)| in_scope(p)) {
+            for (pid, sub) in &subscribers {
                 if let Some(f) = self.desired(*tid, track, pid, sub, speaker) {
-                    wanted.insert((*tid, pid.clone()), f);
+                    wanted.insert((*tid, (*pid).clone()), f);
                 }
             }
         }
+        // What is forwarded now within the scope. A scoped pass looks only at tracks still
+        // published: a track's end is reconciled for everyone when it happens.
+        let old: Vec<((TrackId, ParticipantId), Forward)> = match only {
+            Some(id) => self
+                .tracks
+                .keys()
+                .filter_map(|t| {
+                    let key = (*t, id.clone());
+                    self.current.get(&key).map(|f| (key, *f))
+                })
+                .collect(),
+            None => self.current.iter().map(|(k, f)| (k.clone(), *f)).collect(),
+        };
         let mut out = Vec::new();
         let mut keyframes: BTreeSet<(TrackId, Layer)> = BTreeSet::new();
-        for (key, old) in self.current.iter().filter(|(k, _)| in_scope(&k.1)) {
+        for (key, old) in &old {
             if !wanted.contains_key(key) {
                 out.push(Action::Stop {
                     track: key.0,
@@ -446,7 +465,14 @@ impl Router {
                 }
             }
         }
-        self.current.retain(|k, _| !in_scope(&k.1));
+        match only {
+            Some(_) => {
+                for (key, _) in &old {
+                    self.current.remove(key);
+                }
+            }
+            None => self.current.clear(),
+        }
         self.current.extend(wanted);
         for (track, layer) in keyframes {
             self.keyframe(track, layer, now, &mut out);

@@ -7,7 +7,7 @@
 mod common;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{peer, subscribe_from};
+use common::{peer, subscribe_as, twcc_peer};
 use dienhong_sfu::driver::{Driver, VP8_PT, codec};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::media_stream::MediaStreamTrack;
@@ -111,7 +111,9 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         .expect("publisher connects");
 
     // The display subscribes.
-    let mut display = subscribe_from(&sfu, &rt, "TV", Kind::Display).await;
+    // The display also reports transport-wide feedback, as browsers do: the SFU's own
+    // estimate (high on this clean path) and the display's REMB both count, the lower wins.
+    let mut display = subscribe_as(&sfu, twcc_peer(rt.clone()).await, "TV", Kind::Display).await;
     tokio::time::timeout(Duration::from_secs(10), display.connected.recv())
         .await
         .expect("display connects");

@@ -90,12 +90,37 @@ pub struct Peer {
 
 /// A webrtc-rs async peer on 127.0.0.1, its tasks on the runtime it is built from.
 pub async fn peer(runtime: Arc<dyn Runtime>) -> Peer {
+    build_peer(runtime, media_engine(), None).await
+}
+
+/// As [`peer`], reporting transport-wide feedback (TWCC) on what it receives, as browsers
+/// do.
+pub async fn twcc_peer(runtime: Arc<dyn Runtime>) -> Peer {
+    let mut media = media_engine();
+    let registry =
+        rtc::peer_connection::configuration::interceptor_registry::configure_twcc_receiver_only(
+            rtc::interceptor::Registry::new(),
+            &mut media,
+        )
+        .expect("twcc receiver");
+    build_peer(runtime, media, Some(registry)).await
+}
+
+async fn build_peer(
+    runtime: Arc<dyn Runtime>,
+    media: MediaEngine,
+    registry: Option<rtc::interceptor::Registry>,
+) -> Peer {
     let (gtx, gathered) = mpsc::channel(1);
     let (ctx, connected) = mpsc::channel(1);
     let (ttx, tracks) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new()
         .with_setting_engine(settings())
-        .with_media_engine(media_engine())
+        .with_media_engine(media);
+    if let Some(registry) = registry {
+        builder = builder.with_interceptor_registry(registry);
+    }
+    let pc = builder
         .with_handler(Arc::new(Handler {
             gathered: gtx,
             connected: ctx,
@@ -385,6 +410,16 @@ pub async fn subscribe_from(
     who: &str,
     kind: dienhong_sfu::routing::Kind,
 ) -> Peer {
+    subscribe_as(sfu, peer(rt.clone()).await, who, kind).await
+}
+
+/// As [`subscribe_from`], with a peer of the caller's.
+pub async fn subscribe_as(
+    sfu: &dienhong_sfu::driver::Driver,
+    mut sub: Peer,
+    who: &str,
+    kind: dienhong_sfu::routing::Kind,
+) -> Peer {
     let (leg, offer) = sfu
         .subscribe(
             dienhong_sfu::routing::ParticipantId(who.to_owned()),
@@ -393,7 +428,6 @@ pub async fn subscribe_from(
         )
         .await
         .expect("subscribe");
-    let mut sub = peer(rt.clone()).await;
     sub.pc.set_remote_description(offer).await.expect("remote");
     let answer = sub.pc.create_answer(None).await.expect("answer");
     sub.pc.set_local_description(answer).await.expect("local");
