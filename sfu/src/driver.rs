@@ -33,6 +33,7 @@ use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
 use bytes::BytesMut;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
@@ -56,7 +57,9 @@ use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTra
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeMap, HashMap};
+use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -217,6 +220,7 @@ impl Driver {
             next_id: 1,
             ids: HashMap::new(),
             sock,
+            outbox: Vec::new(),
             local,
             advertised,
             t0: Instant::now(),
@@ -524,6 +528,9 @@ enum LegKind {
     },
 }
 
+/// Most datagrams per `sendmmsg` call.
+const SEND_BATCH: usize = 64;
+
 /// Most m-lines of one subscriber connection.
 const MAX_SLOTS: usize = 256;
 
@@ -549,6 +556,9 @@ struct Core {
     next_id: u64,
     ids: HashMap<LegId, usize>,
     sock: UdpSocket,
+    /// Datagrams waiting to be sent, in order: sent together ([`Core::send_outbox`]) once the
+    /// packet or command that produced them is handled.
+    outbox: Vec<(BytesMut, SocketAddr)>,
     local: SocketAddr,
     /// What peers are told to connect to.
     advertised: SocketAddr,
@@ -1467,13 +1477,21 @@ impl Core {
         }
     }
 
+    /// Takes what a leg has to send into the outbox, and acts on its events.
     fn flush(&mut self, idx: usize) {
         let Some(Some(leg)) = self.legs.get_mut(idx) else {
             return;
         };
         while let Some(msg) = leg.pc.poll_write() {
-            let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
+            self.outbox.push((msg.message, msg.transport.peer_addr));
         }
+        if self.outbox.len() >= SEND_BATCH {
+            // A full batch goes at once: the first subscribers need not wait for the last.
+            self.send_outbox();
+        }
+        let Some(Some(leg)) = self.legs.get_mut(idx) else {
+            return;
+        };
         while let Some(event) = leg.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
@@ -1673,6 +1691,42 @@ impl Core {
         }
     }
 
+    /// Sends the outbox, up to [`SEND_BATCH`] datagrams per system call (`sendmmsg`): one
+    /// packet from a publisher becomes one datagram per subscriber.
+    fn send_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        // Made per call (a few kilobytes): it holds raw pointers, so the core, which moves to
+        // its thread, cannot keep one.
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(SEND_BATCH, None);
+        let fd = self.sock.as_raw_fd();
+        let mut sent = 0;
+        while sent < self.outbox.len() {
+            let end = (sent + SEND_BATCH).min(self.outbox.len());
+            let batch = &self.outbox[sent..end];
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                batch.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> = batch
+                .iter()
+                .map(|(_, a)| Some(SockaddrStorage::from(*a)))
+                .collect();
+            match sendmmsg(fd, &mut headers, &slices, &addrs, [], MsgFlags::empty()) {
+                Ok(results) => {
+                    // The kernel may take fewer than offered: go on from the first not sent.
+                    sent += results.count().max(1);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    // The first datagram was refused (an unreachable address): drop it alone.
+                    tracing::debug!(error = %e, to = %batch[0].1, "datagram not sent");
+                    sent += 1;
+                }
+            }
+        }
+        self.outbox.clear();
+    }
+
     fn run(mut self, cmds: std_mpsc::Receiver<Cmd>) {
         let mut buf = vec![0u8; 2048];
         let mut next_timers = Instant::now();
@@ -1684,6 +1738,7 @@ impl Core {
                 for i in 0..self.legs.len() {
                     self.flush(i);
                 }
+                self.send_outbox();
             }
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
@@ -1714,6 +1769,7 @@ impl Core {
                             while leg.pc.poll_read().is_some() {}
                         }
                         self.flush(i);
+                        self.send_outbox();
                     }
                 }
                 Err(e)
@@ -1748,6 +1804,7 @@ impl Core {
                 let a = self.router.tick(self.now_ms());
                 self.actions.extend(a);
                 self.carry_out();
+                self.send_outbox();
             }
         }
     }

@@ -15,18 +15,21 @@
 //! generator and no receiver reports: every forwarded packet would walk them for nothing.
 
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, Gcc, Interceptor, NackResponderBuilder, Packet, Registry,
-    SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
+    Attribute, BandwidthEstimator, Gcc, Interceptor, NackResponderBuilder, Packet, PacketReport,
+    Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket, convert_twcc,
 };
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
-    configure_twcc_sender_only,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RtpCodecKind};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::shared::marshal::MarshalSize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,13 +123,175 @@ impl Estimates {
     }
 }
 
-/// Marks inbound PLI, FIR and REMB for the application and passes on the estimator's
-/// changes of target to a [`SenderEstimate`]; passes everything through.
+/// Packets sent on one leg whose fate its feedback may still report: enough for a chair
+/// console's thumbnails (about 1,000 packets/s) for the second that feedback may take.
+const SENT_HISTORY: usize = 1_024;
+
+/// One packet sent with a transport-wide sequence number.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    departure: Instant,
+    ssrc: u32,
+    size: u32,
+    rtp_sequence_number: u16,
+    twcc_sequence_number: u16,
+    /// Still waiting for the feedback that reports it.
+    pending: bool,
+}
+
+/// Send-side bandwidth estimation for one subscriber leg: stamps every packet sent with a
+/// transport-wide sequence number (the stream's negotiated extension), keeps what left and
+/// when in a ring indexed by that number, resolves the subscriber's transport-wide feedback
+/// (TWCC) against it and drives webrtc-rs's GCC estimator, whose target it hands to a
+/// [`SenderEstimate`].
+///
+/// webrtc-rs has this as two interceptors (sequence numbering and congestion control) whose
+/// send history is three hash maps: on a forwarded packet's path they cost a quarter of the
+/// SFU's time per packet. A ring indexed by the sequence number does the same work for a
+/// store and a compare. Wire-most, so retransmissions are numbered and counted too.
+pub struct TransportCc {
+    /// The extension id of each stream that negotiated transport-wide sequence numbers.
+    streams: Vec<(u32, u8)>,
+    next_sequence_number: u16,
+    sent: Vec<Option<Sent>>,
+    estimator: Gcc,
+    last_target: f64,
+    estimate: SenderEstimate,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+    reports: Vec<PacketReport>,
+}
+
+impl TransportCc {
+    /// Numbering and estimation for one leg, reporting to `estimate`.
+    pub fn new(estimate: SenderEstimate) -> TransportCc {
+        let (min, max) = ESTIMATE_RANGE;
+        TransportCc {
+            streams: Vec::new(),
+            next_sequence_number: 0,
+            sent: vec![None; SENT_HISTORY],
+            estimator: Gcc::new(INITIAL_ESTIMATE, min, max),
+            last_target: INITIAL_ESTIMATE,
+            estimate,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    fn ingest(&mut self, feedback: &TransportLayerCc) {
+        for ack in convert_twcc(feedback) {
+            let slot = usize::from(ack.sequence_number) % SENT_HISTORY;
+            let Some(Some(sent)) = self.sent.get_mut(slot) else {
+                continue;
+            };
+            if !sent.pending || sent.twcc_sequence_number != ack.sequence_number {
+                continue;
+            }
+            sent.pending = false;
+            self.reports.push(PacketReport {
+                ssrc: sent.ssrc,
+                id: u64::from(sent.twcc_sequence_number),
+                rtp_sequence_number: sent.rtp_sequence_number,
+                is_twcc: true,
+                twcc_sequence_number: sent.twcc_sequence_number,
+                size: sent.size as usize,
+                arrived: ack.arrived,
+                departure: sent.departure,
+                arrival: ack.arrival,
+                ecn: ack.ecn,
+            });
+        }
+    }
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            for p in packets {
+                if let Some(feedback) = p.as_any().downcast_ref::<TransportLayerCc>() {
+                    self.ingest(feedback);
+                }
+            }
+            if !self.reports.is_empty() {
+                self.estimator.on_reports(msg.now, &self.reports);
+                self.reports.clear();
+                let target = self.estimator.target_bitrate();
+                if target != self.last_target {
+                    self.last_target = target;
+                    self.estimate.set(target);
+                }
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(pkt) = &mut msg.message.packet
+            && let Some(&(_, id)) = self.streams.iter().find(|(s, _)| *s == pkt.header.ssrc)
+        {
+            let seq = self.next_sequence_number;
+            self.next_sequence_number = seq.wrapping_add(1);
+            let number = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
+            if pkt.header.set_extension(id, number).is_ok() {
+                let size = pkt.header.marshal_size() + pkt.payload.len();
+                if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_HISTORY) {
+                    *slot = Some(Sent {
+                        departure: msg.now,
+                        ssrc: pkt.header.ssrc,
+                        size: u32::try_from(size).unwrap_or(u32::MAX),
+                        rtp_sequence_number: pkt.header.sequence_number,
+                        twcc_sequence_number: seq,
+                        pending: true,
+                    });
+                }
+            }
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for TransportCc {
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        let id = info
+            .rtp_header_extensions
+            .iter()
+            .find(|e| e.uri == rtc::sdp::extmap::TRANSPORT_CC_URI)
+            .and_then(|e| u8::try_from(e.id).ok())
+            .filter(|id| (1..=14).contains(id));
+        if let Some(id) = id {
+            self.streams.retain(|(s, _)| *s != info.ssrc);
+            self.streams.push((info.ssrc, id));
+        }
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.streams.retain(|(s, _)| *s != info.ssrc);
+    }
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+/// Marks inbound PLI, FIR and REMB for the application; passes everything through.
 #[derive(Default)]
 pub struct Feedback {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
-    estimate: Option<SenderEstimate>,
 }
 
 impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for Feedback {
@@ -137,14 +302,6 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for Feedback {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Some(estimate) = &self.estimate
-            && let Some(Attribute::TargetBitrateChanged { bits_per_second }) =
-                msg.message.get(&Attribute::TargetBitrateChanged {
-                    bits_per_second: 0.0,
-                })
-        {
-            estimate.set(*bits_per_second);
-        }
         if let Packet::Rtcp(packets) = &mut msg.message.packet
             && !packets.is_empty()
         {
@@ -209,22 +366,22 @@ pub fn subscriber_chain(
     media.register_feedback(feedback("goog-remb", ""), RtpCodecKind::Video);
     media.register_feedback(feedback("nack", ""), RtpCodecKind::Video);
     media.register_feedback(feedback("nack", "pli"), RtpCodecKind::Video);
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        media.register_feedback(feedback("transport-cc", ""), kind);
+        media.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
     let estimate = SenderEstimate::default();
-    let (min, max) = ESTIMATE_RANGE;
-    let registry = configure_twcc_sender_only(Registry::new(), media)?
+    let registry = Registry::new()
+        .with(Slot::CongestionControl, TransportCc::new(estimate.clone()))
         .with(Slot::NackResponder, NackResponderBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(
-            Slot::CongestionControl,
-            CongestionControlBuilder::new(Gcc::new(INITIAL_ESTIMATE, min, max)).build(),
-        )
-        .with(
-            Slot::from(FEEDBACK_SLOT),
-            Feedback {
-                estimate: Some(estimate.clone()),
-                ..Feedback::default()
-            },
-        );
+        .with(Slot::from(FEEDBACK_SLOT), Feedback::default());
     Ok((registry, estimate))
 }
 
