@@ -1673,6 +1673,9 @@ impl Core {
                     continue;
                 };
                 let mut p = pkt.clone();
+                if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload) {
+                    p.payload = payload.into();
+                }
                 p.header.ssrc = slot.ssrc;
                 p.header.payload_type = slot.payload_type;
                 p.header.sequence_number = seq;

@@ -1,7 +1,8 @@
 //! What happens to one packet on its way to one subscriber, as pure code: which simulcast
 //! layer a subscriber's slot carries, when it may switch (only at a keyframe of the new
-//! layer), and how sequence numbers and timestamps are rewritten so the subscriber sees one
-//! continuous stream whatever the layer. Also the few bits of SDP and VP8 the driver reads.
+//! layer), and how sequence numbers, timestamps and VP8 picture numbers (PictureID,
+//! TL0PICIDX) are rewritten so the subscriber sees one continuous stream whatever the layer.
+//! Also the few bits of SDP and VP8 the driver reads.
 //!
 //! Time comes in as milliseconds on the caller's clock.
 
@@ -26,6 +27,97 @@ pub struct SlotState {
     wait_keyframe: bool,
     seq_offset: u16,
     ts_offset: u32,
+    /// VP8 picture numbering: what was last sent, what to add to the incoming numbers, and
+    /// whether the next picture starts another stream (numbers to continue from the last).
+    vp8: Vp8Numbering,
+}
+
+/// The VP8 PictureID (15 bits) and TL0PICIDX (8 bits) a slot sends.
+#[derive(Debug, Clone, Default)]
+struct Vp8Numbering {
+    last_picture: Option<u16>,
+    last_tl0: Option<u8>,
+    picture_offset: u16,
+    tl0_offset: u8,
+    rebase: bool,
+}
+
+/// Where a VP8 payload descriptor (RFC 7741 §4.2) carries its picture numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp8Ids {
+    /// PictureID, its offset in the payload, and whether it is 15 bits wide (else 7).
+    pub picture: Option<(u16, usize, bool)>,
+    /// TL0PICIDX and its offset.
+    pub tl0: Option<(u8, usize)>,
+}
+
+/// Reads the picture numbers of a VP8 payload descriptor; none when it has no extension.
+pub fn vp8_ids(payload: &[u8]) -> Option<Vp8Ids> {
+    let b0 = *payload.first()?;
+    if b0 & 0x80 == 0 {
+        return None;
+    }
+    let b1 = *payload.get(1)?;
+    let mut i = 2;
+    let mut ids = Vp8Ids {
+        picture: None,
+        tl0: None,
+    };
+    if b1 & 0x80 != 0 {
+        let p0 = *payload.get(i)?;
+        if p0 & 0x80 != 0 {
+            let p1 = *payload.get(i + 1)?;
+            ids.picture = Some(((u16::from(p0 & 0x7f) << 8) | u16::from(p1), i, true));
+            i += 2;
+        } else {
+            ids.picture = Some((u16::from(p0), i, false));
+            i += 1;
+        }
+    }
+    if b1 & 0x40 != 0 {
+        ids.tl0 = Some((*payload.get(i)?, i));
+    }
+    Some(ids)
+}
+
+impl Vp8Numbering {
+    /// The payload to send instead, when its numbers change.
+    fn rewrite(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        let ids = vp8_ids(payload)?;
+        if self.rebase {
+            self.rebase = false;
+            if let (Some((incoming, _, _)), Some(last)) = (ids.picture, self.last_picture) {
+                self.picture_offset = last.wrapping_add(1).wrapping_sub(incoming) & 0x7fff;
+            }
+            if let (Some((incoming, _)), Some(last)) = (ids.tl0, self.last_tl0) {
+                self.tl0_offset = last.wrapping_add(1).wrapping_sub(incoming);
+            }
+        }
+        let mut out: Option<Vec<u8>> = None;
+        if let Some((incoming, at, wide)) = ids.picture {
+            let mask = if wide { 0x7fff } else { 0x7f };
+            let picture = incoming.wrapping_add(self.picture_offset) & mask;
+            self.last_picture = Some(picture);
+            if picture != incoming {
+                let buf = out.get_or_insert_with(|| payload.to_vec());
+                if wide {
+                    let [hi, lo] = picture.to_be_bytes();
+                    buf[at] = 0x80 | hi;
+                    buf[at + 1] = lo;
+                } else {
+                    buf[at] = picture as u8 & 0x7f;
+                }
+            }
+        }
+        if let Some((incoming, at)) = ids.tl0 {
+            let tl0 = incoming.wrapping_add(self.tl0_offset);
+            self.last_tl0 = Some(tl0);
+            if tl0 != incoming {
+                out.get_or_insert_with(|| payload.to_vec())[at] = tl0;
+            }
+        }
+        out
+    }
 }
 
 /// The clock rate of video RTP timestamps.
@@ -69,6 +161,7 @@ impl SlotState {
             let step = elapsed.saturating_mul(VIDEO_HZ_PER_MS).max(1);
             self.seq_offset = last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = last_ts.wrapping_add(step).wrapping_sub(ts);
+            self.vp8.rebase = true;
         }
         self.new_source = false;
         let out = (
@@ -77,6 +170,14 @@ impl SlotState {
         );
         self.last = Some((layer, out.0, out.1, now));
         Some(out)
+    }
+
+    /// The VP8 payload to send instead of `payload` (a packet [`SlotState::admit`] just let
+    /// through), when its picture numbers must change: after a layer switch or a change of
+    /// source they continue from the last picture sent, as the receiver's decoder expects
+    /// of one stream. `None`: send it as it is.
+    pub fn vp8_payload(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
+        self.vp8.rewrite(payload)
     }
 
     /// Another track feeds this slot from now on (a programme slot following the speaker):
@@ -237,6 +338,81 @@ pub fn simulcast_rids(sdp: &str) -> Vec<(String, Layer)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A VP8 payload descriptor with a 15-bit PictureID and a TL0PICIDX (and TID), then a
+    /// keyframe's payload header.
+    fn vp8_wide(picture: u16, tl0: u8) -> Vec<u8> {
+        let [hi, lo] = picture.to_be_bytes();
+        vec![0x90, 0xe0, 0x80 | hi, lo, tl0, 0x20, 0x00, 0x01, 0x02]
+    }
+
+    fn ids_of(payload: &[u8]) -> (u16, u8) {
+        let ids = vp8_ids(payload).expect("ids");
+        (ids.picture.expect("picture").0, ids.tl0.expect("tl0").0)
+    }
+
+    #[test]
+    fn vp8_picture_numbers_are_read_in_both_widths() {
+        assert_eq!(
+            vp8_ids(&vp8_wide(0x1234, 7)),
+            Some(Vp8Ids {
+                picture: Some((0x1234, 2, true)),
+                tl0: Some((7, 4)),
+            })
+        );
+        // A 7-bit PictureID, no TL0PICIDX.
+        assert_eq!(
+            vp8_ids(&[0x90, 0x80, 0x05, 0x00]),
+            Some(Vp8Ids {
+                picture: Some((5, 2, false)),
+                tl0: None,
+            })
+        );
+        assert_eq!(vp8_ids(&[0x10, 0x00]), None, "no extension");
+        assert_eq!(vp8_ids(&[0x90, 0x80, 0x85]), None, "truncated");
+        assert_eq!(vp8_ids(&[]), None);
+    }
+
+    #[test]
+    fn picture_numbers_continue_across_a_layer_switch() {
+        let mut s = SlotState {
+            target: Some(Layer::Low),
+            ..SlotState::default()
+        };
+        // The low layer's own numbering goes out untouched.
+        for (i, pic) in [1000u16, 1001].iter().enumerate() {
+            let seq = 10 + i as u16;
+            assert!(s.admit(Layer::Low, seq, 0, true, true, 0).is_some());
+            assert_eq!(s.vp8_payload(&vp8_wide(*pic, 40 + i as u8)), None);
+        }
+        // Switch to the high layer, which numbers its pictures from 7 and TL0 from 200.
+        s.target = Some(Layer::High);
+        assert!(s.admit(Layer::High, 500, 0, true, true, 10).is_some());
+        let first = s.vp8_payload(&vp8_wide(7, 200)).expect("rewritten");
+        assert_eq!(ids_of(&first), (1002, 42));
+        assert_eq!(&first[5..], &vp8_wide(7, 200)[5..], "the rest is untouched");
+        // Two packets of the next picture keep one number.
+        assert!(s.admit(Layer::High, 501, 0, false, true, 20).is_some());
+        let a = s.vp8_payload(&vp8_wide(8, 200)).expect("rewritten");
+        assert!(s.admit(Layer::High, 502, 0, false, true, 20).is_some());
+        let b = s.vp8_payload(&vp8_wide(8, 201)).expect("rewritten");
+        assert_eq!(ids_of(&a), (1003, 42));
+        assert_eq!(ids_of(&b), (1003, 43));
+    }
+
+    #[test]
+    fn picture_numbers_wrap_at_fifteen_bits() {
+        let mut s = SlotState {
+            target: Some(Layer::Low),
+            ..SlotState::default()
+        };
+        assert!(s.admit(Layer::Low, 1, 0, true, true, 0).is_some());
+        assert_eq!(s.vp8_payload(&vp8_wide(0x7fff, 255)), None);
+        s.target = Some(Layer::Mid);
+        assert!(s.admit(Layer::Mid, 90, 0, true, true, 5).is_some());
+        let out = s.vp8_payload(&vp8_wide(300, 9)).expect("rewritten");
+        assert_eq!(ids_of(&out), (0, 0));
+    }
 
     #[test]
     fn a_stripped_header_takes_a_new_extension_at_its_true_size() {

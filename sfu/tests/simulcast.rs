@@ -38,15 +38,16 @@ fn extmap_id(sdp: &str, uri: &str) -> u8 {
 /// The display's picture track and the SSRC it arrives with, once it does.
 type Received = Arc<Mutex<Option<(Arc<dyn TrackRemote>, u32)>>>;
 
-/// (layer marker, sequence number, arrival) of every packet the display received.
-type Log = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
+/// (layer marker, sequence number, VP8 PictureID, arrival) of every packet the display
+/// received.
+type Log = Arc<Mutex<Vec<(u8, u16, u16, Instant)>>>;
 
 fn markers_between(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
     log.lock()
         .expect("log")
         .iter()
-        .filter(|(_, _, at)| *at > from && *at <= to)
-        .map(|(m, _, _)| *m)
+        .filter(|(_, _, _, at)| *at > from && *at <= to)
+        .map(|(m, _, _, _)| *m)
         .collect()
 }
 
@@ -131,11 +132,13 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
             tokio::spawn(async move {
                 while let Some(evt) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                        && let Some(m) = pkt.payload.get(2)
+                        && let Some(m) = pkt.payload.get(5)
                     {
+                        let picture = u16::from_be_bytes([pkt.payload[2], pkt.payload[3]]);
                         l.lock().expect("log").push((
                             *m,
                             pkt.header.sequence_number,
+                            picture & 0x7fff,
                             Instant::now(),
                         ));
                         *r.lock().expect("track") = Some((track.clone(), pkt.header.ssrc));
@@ -170,10 +173,13 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
                 tick.tick().await;
                 for (k, (rid, ssrc)) in LAYERS.iter().enumerate() {
                     let mut b = BytesMut::with_capacity(200);
-                    b.put_u8(0x10); // S=1, partition 0
+                    b.put_u8(0x90); // X=1, S=1, partition 0
+                    b.put_u8(0x80); // I: a PictureID follows
+                    // 15 bits, each layer numbering its own pictures.
+                    b.put_u16(0x8000 | ((n as u16).wrapping_add(5000 * k as u16) & 0x7fff));
                     b.put_u8(if n % 10 == 0 { 0x00 } else { 0x01 }); // keyframe or not
                     b.put_u8(rid.as_bytes()[0]);
-                    b.put_bytes(0, 197);
+                    b.put_bytes(0, 194);
                     let mut header = rtc::rtp::header::Header {
                         version: 2,
                         payload_type: VP8_PT,
@@ -229,7 +235,7 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         .lock()
         .expect("log")
         .iter()
-        .map(|(_, s, _)| *s)
+        .map(|(_, s, _, _)| *s)
         .collect();
     let steps = seqs
         .windows(2)
@@ -249,8 +255,22 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         .lock()
         .expect("log")
         .iter()
-        .map(|(m, _, _)| *m)
+        .map(|(m, _, _, _)| *m)
         .collect();
     assert!(markers.contains(&b'f') && markers.contains(&b'q'));
+    // And one picture numbering: every picture (one packet each here) numbered after the
+    // one before, across both switches, though each layer numbers its own.
+    let pictures: Vec<u16> = log
+        .lock()
+        .expect("log")
+        .iter()
+        .map(|(_, _, p, _)| *p)
+        .collect();
+    assert!(
+        pictures
+            .windows(2)
+            .all(|w| w[1] == w[0].wrapping_add(1) & 0x7fff),
+        "picture numbers continue across layer switches: {pictures:?}"
+    );
     assert!(!markers.contains(&b'h'), "never the middle layer here");
 }
