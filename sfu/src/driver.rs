@@ -37,7 +37,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -51,7 +51,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
@@ -70,6 +70,8 @@ pub use rtc::peer_connection::sdp::RTCSessionDescription;
 pub const VP8_PT: u8 = 96;
 /// Opus's payload type, fixed on every leg.
 pub const OPUS_PT: u8 = 111;
+/// The payload type of VP8's retransmissions (RTX, RFC 4588) on subscriber legs.
+pub const VP8_RTX_PT: u8 = 97;
 
 /// Why a driver call failed.
 #[derive(Debug, thiserror::Error)]
@@ -418,6 +420,29 @@ pub fn media_engine() -> Result<MediaEngine, DriverError> {
     Ok(m)
 }
 
+/// What a subscriber's leg negotiates: the codecs, and RTX for VP8, so what a subscriber
+/// asks for again (NACK) is resent on a stream of its own (its receiver tells repair from
+/// media, and counts it apart for its estimate). A subscriber that offers no RTX (or
+/// numbers VP8 otherwise, over WHEP) gets plain retransmissions on the media stream.
+pub fn subscribing_media_engine() -> Result<MediaEngine, DriverError> {
+    let mut m = media_engine()?;
+    m.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={VP8_PT}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: VP8_RTX_PT,
+        },
+        RtpCodecKind::Video,
+    )
+    .map_err(rtc_err)?;
+    Ok(m)
+}
+
 /// What a publisher's leg negotiates: the codecs, the header extensions that tell the
 /// layers of a simulcast publisher apart (mid, rid, repaired rid), and the microphone's
 /// audio level (RFC 6464). Subscriber legs carry
@@ -688,7 +713,7 @@ impl Core {
         let mut media = if publisher {
             publishing_media_engine()?
         } else {
-            media_engine()?
+            subscribing_media_engine()?
         };
         let (registry, estimate) = if publisher {
             (
@@ -884,6 +909,10 @@ impl Core {
         } else {
             RtpCodecKind::Video
         };
+        // Pictures get a retransmission stream of their own (used when negotiated).
+        let rtx = (media == Media::Video).then(|| RTCRtpRtxParameters {
+            ssrc: 0x2000_0000 + (idx as u32) * 256 + n as u32,
+        });
         let t = MediaStreamTrack::new(
             format!("t{}", track.0),
             format!("t{}-{k}", track.0),
@@ -892,6 +921,7 @@ impl Core {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx,
                     ..Default::default()
                 },
                 codec: codec(k).rtp_codec,

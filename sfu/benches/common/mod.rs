@@ -106,7 +106,7 @@ pub async fn twcc_peer(runtime: Arc<dyn Runtime>) -> Peer {
     build_peer(runtime, media, Some(registry)).await
 }
 
-async fn build_peer(
+pub async fn build_peer(
     runtime: Arc<dyn Runtime>,
     media: MediaEngine,
     registry: Option<rtc::interceptor::Registry>,
