@@ -421,11 +421,19 @@ pub fn media_engine() -> Result<MediaEngine, DriverError> {
 }
 
 /// What a subscriber's leg negotiates: the codecs, and RTX for VP8, so what a subscriber
-/// asks for again (NACK) is resent on a stream of its own (its receiver tells repair from
-/// media, and counts it apart for its estimate). A subscriber that offers no RTX (or
-/// numbers VP8 otherwise, over WHEP) gets plain retransmissions on the media stream.
+/// asks for again (NACK) is resent on a stream of its own, as browsers expect: their
+/// receivers count repair apart from media, and a packet asked for again that had in fact
+/// arrived (reordered, not lost) is not a replay of its SRTP index, which the receiver's
+/// replay protection would drop. A subscriber that offers no RTX (or numbers VP8 otherwise,
+/// over WHEP) gets plain retransmissions on the media stream.
 pub fn subscribing_media_engine() -> Result<MediaEngine, DriverError> {
     let mut m = media_engine()?;
+    register_vp8_rtx(&mut m)?;
+    Ok(m)
+}
+
+/// RTX (RFC 4588) for VP8, payload type [`VP8_RTX_PT`].
+fn register_vp8_rtx(m: &mut MediaEngine) -> Result<(), DriverError> {
     m.register_codec(
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -439,16 +447,18 @@ pub fn subscribing_media_engine() -> Result<MediaEngine, DriverError> {
         },
         RtpCodecKind::Video,
     )
-    .map_err(rtc_err)?;
-    Ok(m)
+    .map_err(rtc_err)
 }
 
 /// What a publisher's leg negotiates: the codecs, the header extensions that tell the
 /// layers of a simulcast publisher apart (mid, rid, repaired rid), and the microphone's
-/// audio level (RFC 6464). Subscriber legs carry
-/// none: every forwarded packet would pay for them in the sender's checks.
+/// audio level (RFC 6464), and RTX for VP8: what the SFU asks a publisher for again
+/// (NACK) comes back on the publisher's retransmission stream and is forwarded as the packet
+/// it repairs. Subscriber legs carry no header extension but the transport-wide sequence
+/// number: every forwarded packet would pay for them in the sender's checks.
 pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
     let mut m = media_engine()?;
+    register_vp8_rtx(&mut m)?;
     configure_simulcast_extension_headers(&mut m).map_err(rtc_err)?;
     for uri in [
         rtc::sdp::extmap::SDES_MID_URI,

@@ -1,7 +1,8 @@
-//! Retransmission to subscribers: what a subscriber asks for again (NACK) is resent from the
-//! SFU's send buffer, on a retransmission stream of its own (RTX, RFC 4588) when the
-//! subscriber negotiated one. Real peers: a webrtc-rs publisher and a webrtc-rs subscriber
-//! that negotiates NACK and RTX, as browsers do.
+//! Retransmission, both ways. What a subscriber asks for again (NACK) is resent from the
+//! SFU's send buffer on a retransmission stream of its own (RTX, RFC 4588); a packet lost
+//! on its way from a publisher is asked for by the SFU, comes back on the publisher's RTX
+//! stream and is forwarded as the packet it repairs. Real peers: webrtc-rs publishers and
+//! subscribers that negotiate NACK and RTX, as browsers do, and a relay that loses a packet.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -14,6 +15,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLa
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::runtime::Runtime;
 
@@ -131,5 +133,171 @@ async fn a_packet_a_subscriber_asks_for_again_is_resent_on_its_retransmission_st
     assert!(
         retransmitted >= 1,
         "packet {asked} came again, but not on the retransmission stream"
+    );
+}
+
+/// A UDP relay between a publisher and the SFU that loses one picture packet on its way in
+/// (the `drop_at`-th), and tells what it lost and whether RTX followed.
+struct LossyPath {
+    /// Where the publisher should send: the relay's publisher-facing socket.
+    addr: std::net::SocketAddr,
+    /// The sequence number of the packet it lost, once it has.
+    lost: Arc<Mutex<Option<u16>>>,
+    /// Retransmission (RTX) packets the publisher sent afterwards.
+    rtx: Arc<std::sync::atomic::AtomicU64>,
+}
+
+async fn lossy_path(sfu: std::net::SocketAddr, drop_at: u64) -> LossyPath {
+    use std::sync::atomic::Ordering;
+    let outer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let inner = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = outer.local_addr().expect("addr");
+    let lost: Arc<Mutex<Option<u16>>> = Arc::default();
+    let rtx = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (l, r) = (lost.clone(), rtx.clone());
+    tokio::spawn(async move {
+        let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let mut publisher = None;
+        let mut pictures = 0u64;
+        loop {
+            tokio::select! {
+                Ok((n, from)) = outer.recv_from(&mut a) => {
+                    publisher = Some(from);
+                    // RTP over SRTP keeps its header in the clear: version 2, payload type.
+                    let rtp = n > 12 && a[0] >> 6 == 2 && !(200..=204).contains(&a[1]);
+                    if rtp && a[1] & 0x7f == VP8_PT {
+                        pictures += 1;
+                        if pictures == drop_at {
+                            *l.lock().expect("lost") = Some(u16::from_be_bytes([a[2], a[3]]));
+                            continue;
+                        }
+                    }
+                    if rtp && a[1] & 0x7f == VP8_RTX_PT && l.lock().expect("lost").is_some() {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = inner.send_to(&a[..n], sfu).await;
+                }
+                Ok((n, _)) = inner.recv_from(&mut b) => {
+                    if let Some(p) = publisher {
+                        let _ = outer.send_to(&b[..n], p).await;
+                    }
+                }
+            }
+        }
+    });
+    LossyPath { addr, lost, rtx }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forwarded() {
+    use std::sync::atomic::Ordering;
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let path = lossy_path(sfu.local_addr(), 150).await;
+
+    // The publisher: RTX and NACK (as browsers), reaching the SFU only through the relay.
+    let mut media = dienhong_sfu::driver::publishing_media_engine().expect("media");
+    let registry = configure_nack(rtc::interceptor::Registry::new(), &mut media);
+    let mut publisher = build_peer(rt.clone(), media, Some(registry)).await;
+    let camera = Arc::new(TrackLocalStaticRTP::new(common::track(
+        RtpCodecKind::Video,
+        1111,
+        "S01",
+    )));
+    let microphone = Arc::new(TrackLocalStaticRTP::new(common::track(
+        RtpCodecKind::Audio,
+        2222,
+        "S01",
+    )));
+    for t in [camera.clone(), microphone.clone()] {
+        publisher.pc.add_track(t).await.expect("add track");
+    }
+    let offer = publisher.pc.create_offer(None).await.expect("offer");
+    publisher
+        .pc
+        .set_local_description(offer)
+        .await
+        .expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), publisher.gathered.recv()).await;
+    let offer = publisher.pc.local_description().await.expect("sdp");
+    let (_, mut answer) = sfu
+        .publish(ParticipantId("S01".into()), Kind::Site, false, offer)
+        .await
+        .expect("publish");
+    assert!(
+        answer
+            .sdp
+            .contains(&format!("a=rtpmap:{VP8_RTX_PT} rtx/90000")),
+        "the SFU accepts the publisher's RTX:\n{}",
+        answer.sdp
+    );
+    // The SFU's candidate becomes the relay's.
+    answer.sdp = answer.sdp.replace(
+        &format!(" {} typ host", sfu.local_addr().port()),
+        &format!(" {} typ host", path.addr.port()),
+    );
+    publisher
+        .pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), publisher.connected.recv())
+        .await
+        .expect("publisher connects through the relay");
+
+    // A subscriber, before the publisher sends anything.
+    sfu.set_floor(Some(ParticipantId("S01".into())))
+        .await
+        .expect("floor");
+    let mut sub = common::subscribe_from(&sfu, &rt, "D1", Kind::Display).await;
+    tokio::time::timeout(Duration::from_secs(10), sub.connected.recv())
+        .await
+        .expect("subscriber connected");
+    let log: Log = Arc::default();
+    let mut remote = std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = remote.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = event {
+                        l.lock().expect("log").push((
+                            pkt.header.ssrc,
+                            pkt.header.payload_type,
+                            pkt.header.sequence_number,
+                        ));
+                    }
+                }
+            });
+        }
+    });
+
+    publish(&camera, 1111, &microphone, 2222, 3, Instant::now()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let lost = path
+        .lost
+        .lock()
+        .expect("lost")
+        .expect("the relay lost a picture packet");
+    assert!(
+        path.rtx.load(Ordering::Relaxed) >= 1,
+        "the publisher resent nothing on its RTX stream: the SFU did not ask"
+    );
+    let log = log.lock().expect("log");
+    let pictures: Vec<u16> = log
+        .iter()
+        .filter(|(_, pt, _)| *pt == VP8_PT)
+        .map(|(_, _, s)| *s)
+        .collect();
+    assert!(pictures.len() > 300, "pictures arrive: {}", pictures.len());
+    assert!(
+        pictures.contains(&lost),
+        "packet {lost} lost on the way in never reached the subscriber"
     );
 }
