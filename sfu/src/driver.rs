@@ -529,6 +529,10 @@ struct Slot {
     sender: RTCRtpSenderId,
     ssrc: u32,
     payload_type: u8,
+    /// Whose track the m-line was made for (its stream id in the SDP), and of which kind: a
+    /// publisher that comes back gets its old m-line again.
+    owner: Option<ParticipantId>,
+    media: Media,
     /// Layer choice and rewriting (video).
     state: SlotState,
 }
@@ -641,6 +645,19 @@ fn stun_target_ufrag(b: &[u8]) -> Option<String> {
         i += 4 + l.div_ceil(4) * 4;
     }
     None
+}
+
+/// A participant id as an SDP stream id (`msid`): a token, anything else replaced.
+fn stream_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn sdp_ufrag(sdp: &str) -> Option<String> {
@@ -883,6 +900,15 @@ impl Core {
     }
 
     /// Published tracks `who` may receive, the chamber's programme first.
+    /// Who publishes `track`.
+    fn owner_of(&self, track: TrackId) -> Option<ParticipantId> {
+        self.stats
+            .tracks
+            .iter()
+            .find(|(_, ts)| ts.iter().any(|(t, _)| *t == track))
+            .map(|(owner, _)| owner.clone())
+    }
+
     fn tracks_for(&self, who: &ParticipantId) -> Vec<(TrackId, Media)> {
         let mut tracks: Vec<(bool, TrackId, Media)> = self
             .stats
@@ -903,12 +929,16 @@ impl Core {
     /// Adds a sending slot for `track` to a subscriber's peer connection.
     /// `fill`: the track takes one of the subscriber's own offered m-lines (WHEP);
     /// otherwise it gets a send-only m-line of its own in the SFU's offer.
+    /// The track's stream id is its owner's participant id (the programme's is
+    /// `programme`): the receiver tells whose picture is whose, and plays a participant's
+    /// audio and video in sync, as one stream.
     #[allow(clippy::too_many_arguments)]
     fn add_slot(
         pc: &mut RTCPeerConnection,
         idx: usize,
         n: usize,
         track: TrackId,
+        owner: Option<&ParticipantId>,
         media: Media,
         payload_type: u8,
         fill: bool,
@@ -923,8 +953,9 @@ impl Core {
         let rtx = (media == Media::Video).then(|| RTCRtpRtxParameters {
             ssrc: 0x2000_0000 + (idx as u32) * 256 + n as u32,
         });
+        let stream = owner.map_or_else(|| "programme".to_owned(), |o| stream_id(&o.0));
         let t = MediaStreamTrack::new(
-            format!("t{}", track.0),
+            stream,
             format!("t{}-{k}", track.0),
             format!("t{}-{k}", track.0),
             k,
@@ -955,6 +986,8 @@ impl Core {
             sender,
             ssrc,
             payload_type,
+            owner: owner.cloned(),
+            media,
             state: SlotState::default(),
         })
     }
@@ -995,7 +1028,7 @@ impl Core {
             let Some(pt) = pt.filter(|_| offered > 0) else {
                 continue;
             };
-            let slot = Core::add_slot(&mut pc, idx, n, TrackId(0), media, pt, true)?;
+            let slot = Core::add_slot(&mut pc, idx, n, TrackId(0), None, media, pt, true)?;
             programme.push(Programme {
                 media,
                 source: None,
@@ -1093,7 +1126,16 @@ impl Core {
             };
             slots.insert(
                 track,
-                Core::add_slot(&mut pc, idx, n, track, media, pt, false)?,
+                Core::add_slot(
+                    &mut pc,
+                    idx,
+                    n,
+                    track,
+                    self.owner_of(track).as_ref(),
+                    media,
+                    pt,
+                    false,
+                )?,
             );
         }
         if slots.is_empty() {
@@ -1151,6 +1193,7 @@ impl Core {
     /// Offers every subscriber that the SFU negotiated with the tracks published since,
     /// as a new offer on its existing connection (sent through [`Driver::offers`]).
     fn renegotiate_subscribers(&mut self) {
+        let mut reused = false;
         for i in 0..self.legs.len() {
             let Some(Some(Leg {
                 owner,
@@ -1177,15 +1220,40 @@ impl Core {
             if missing.is_empty() {
                 continue;
             }
-            if let Err(e) = self.offer_again(i, missing) {
-                tracing::warn!(leg = i, error = %e, "renegotiation failed");
+            match self.offer_again(i, missing) {
+                Ok(true) => reused = true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(leg = i, error = %e, "renegotiation failed"),
             }
+        }
+        if reused {
+            self.rebuild_fanout();
         }
     }
 
-    fn offer_again(&mut self, i: usize, missing: Vec<(TrackId, Media)>) -> Result<(), DriverError> {
+    /// Gives a subscriber's connection the tracks it lacks: a track of a publisher that came
+    /// back takes the m-line its ended track had (same stream, same SSRC, numbering
+    /// continued, from a keyframe), so the connection does not grow with every reconnection
+    /// and needs no new offer; any other gets a new m-line, offered again. Returns whether an
+    /// m-line was taken over.
+    fn offer_again(
+        &mut self,
+        i: usize,
+        missing: Vec<(TrackId, Media)>,
+    ) -> Result<bool, DriverError> {
+        let live: std::collections::HashSet<TrackId> = self
+            .stats
+            .tracks
+            .values()
+            .flatten()
+            .map(|(t, _)| *t)
+            .collect();
+        let missing: Vec<(TrackId, Media, Option<ParticipantId>)> = missing
+            .into_iter()
+            .map(|(t, m)| (t, m, self.owner_of(t)))
+            .collect();
         let Some(Some(leg)) = self.legs.get_mut(i) else {
-            return Ok(());
+            return Ok(false);
         };
         let LegKind::Subscriber {
             slots,
@@ -1194,13 +1262,35 @@ impl Core {
             ..
         } = &mut leg.kind
         else {
-            return Ok(());
+            return Ok(false);
         };
+        let mut reused = false;
+        let mut new = Vec::new();
+        for (track, media, owner) in missing {
+            let ended = slots
+                .iter()
+                .find(|(t, s)| {
+                    !live.contains(t) && s.media == media && owner.is_some() && s.owner == owner
+                })
+                .map(|(t, _)| *t);
+            match ended.and_then(|t| slots.remove(&t)) {
+                Some(mut slot) => {
+                    slot.state.stop();
+                    slot.state.change_source(media == Media::Video);
+                    slots.insert(track, slot);
+                    reused = true;
+                }
+                None => new.push((track, media, owner)),
+            }
+        }
+        if new.is_empty() {
+            return Ok(reused);
+        }
         if *awaiting_answer {
             *stale = true;
-            return Ok(());
+            return Ok(reused);
         }
-        for (track, media) in missing {
+        for (track, media, owner) in new {
             let pt = if media == Media::Audio {
                 OPUS_PT
             } else {
@@ -1209,7 +1299,7 @@ impl Core {
             let n = slots.len();
             slots.insert(
                 track,
-                Core::add_slot(&mut leg.pc, i, n, track, media, pt, false)?,
+                Core::add_slot(&mut leg.pc, i, n, track, owner.as_ref(), media, pt, false)?,
             );
         }
         let offer = leg.pc.create_offer(None).map_err(rtc_err)?;
@@ -1226,7 +1316,7 @@ impl Core {
             owner: leg.owner.clone(),
             sdp: sdp.sdp,
         }));
-        Ok(())
+        Ok(reused)
     }
 
     fn answer(&mut self, leg: LegId, answer: RTCSessionDescription) -> Result<(), DriverError> {
