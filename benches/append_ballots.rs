@@ -116,7 +116,10 @@ impl Fixture {
         let checkins = f
             .ids
             .iter()
-            .map(|d| Command::CheckIn { deputy: d.clone() })
+            .map(|d| Command::CheckIn {
+                deputy: d.clone(),
+                location: None,
+            })
             .collect();
         f.apply(&clerk, checkins).await;
         f

@@ -218,6 +218,7 @@ async fn every_role_and_command_pair_follows_the_permission_matrix() {
         Command::CloseSitting,
         Command::CheckIn {
             deputy: ActorId::new("DB050"),
+            location: None,
         },
         Command::CheckOut {
             deputy: ActorId::new("DB050"),

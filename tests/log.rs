@@ -15,14 +15,28 @@ async fn scripted(store: Store) -> Log {
     let mut log = Log::new(store, "s1", 10).await;
     log.ok(CHAIR, Command::OpenSitting).await;
     for n in 1..=9 {
-        log.ok(deputy(n).as_str(), Command::CheckIn { deputy: deputy(n) })
-            .await;
+        log.ok(
+            deputy(n).as_str(),
+            Command::CheckIn {
+                deputy: deputy(n),
+                location: None,
+            },
+        )
+        .await;
     }
-    log.ok(CLERK, Command::CheckIn { deputy: deputy(10) }).await;
+    log.ok(
+        CLERK,
+        Command::CheckIn {
+            deputy: deputy(10),
+            location: None,
+        },
+    )
+    .await;
     log.ok(
         CHAIR,
         Command::CheckIn {
             deputy: ActorId::new(CHAIR),
+            location: None,
         },
     )
     .await;

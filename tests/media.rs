@@ -387,6 +387,77 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
     s.stop().await;
 }
 
+/// Only the room talks (50 packets/s) for `d`.
+async fn room_talks(site: &Mic, seq: &mut u16, d: Duration) {
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while t0.elapsed() < d {
+        tick.tick().await;
+        *seq = seq.wrapping_add(1);
+        let _ = site
+            .track
+            .write_rtp(opus_packet(site, *seq, SITE, SITE_LEVEL))
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deputy_in_the_hall_given_the_floor_does_not_open_their_delegations_room() {
+    let Hall {
+        s,
+        rt,
+        mut chair,
+        mut site,
+        mut deputy,
+        deputy_code,
+        ..
+    } = hall().await;
+    let mut viewer = s.client("OBSERVER").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    deputy
+        .ok(json!({"command": "check_in", "deputy": deputy_code, "location": "hall"}))
+        .await;
+    deputy
+        .ok(json!({"command": "request_floor", "kind": "discussion"}))
+        .await;
+    let (_sp, site_mic, _) = publish_microphone(&mut site, &rt, 31).await;
+    let (_vp, log) = subscribe_and_log(&mut viewer, &rt).await;
+    let mut seq = 0u16;
+
+    // Given the floor, the deputy is heard through the hall's sound: their province's
+    // room stays closed.
+    chair
+        .ok(json!({"command": "grant_floor", "request": 1}))
+        .await;
+    let granted = Instant::now();
+    room_talks(&site_mic, &mut seq, Duration::from_millis(800)).await;
+    assert_eq!(
+        heard_after(&log, SITE, granted),
+        0,
+        "the room of a deputy who sits in the hall"
+    );
+
+    // The same deputy, back from their delegation's room, is carried by it.
+    deputy
+        .ok(json!({"command": "check_out", "deputy": deputy_code}))
+        .await;
+    deputy
+        .ok(json!({"command": "check_in", "deputy": deputy_code, "location": "site"}))
+        .await;
+    deputy
+        .ok(json!({"command": "request_floor", "kind": "discussion"}))
+        .await;
+    chair
+        .ok(json!({"command": "grant_floor", "request": 2}))
+        .await;
+    let granted = Instant::now();
+    room_talks(&site_mic, &mut seq, Duration::from_millis(800)).await;
+    assert!(
+        heard_after(&log, SITE, granted) > 0,
+        "the room carries a deputy who sits there"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_came_first_is_offered_what_is_published_later() {
     let Hall {

@@ -42,7 +42,7 @@ fn choice() -> impl Strategy<Value = Choice> {
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         2 => Just(Command::OpenSitting),
-        4 => some_deputy().prop_map(|deputy| Command::CheckIn { deputy }),
+        4 => some_deputy().prop_map(|deputy| Command::CheckIn { deputy, location: None }),
         1 => some_deputy().prop_map(|deputy| Command::CheckOut { deputy }),
         2 => (1u32..=3).prop_map(|i| Command::SetCurrentItem { item: ItemId(i) }),
         3 => (prop::bool::ANY, 5u32..120, prop::option::of(prop::bool::ANY)).prop_map(|(secret, w, allow)| Command::OpenVote {
@@ -70,7 +70,7 @@ fn command() -> impl Strategy<Value = Command> {
 fn natural_actor(command: &Command, n: u32) -> ActorId {
     match command {
         Command::CastBallot { .. } | Command::RequestFloor { .. } => deputy(n % DEPUTIES + 1),
-        Command::CheckIn { deputy } | Command::CheckOut { deputy } => deputy.clone(),
+        Command::CheckIn { deputy, .. } | Command::CheckOut { deputy } => deputy.clone(),
         Command::RecordBallot { .. } => ActorId::new(CLERK),
         Command::Tick => ActorId::system(),
         _ => ActorId::new(CHAIR),
@@ -135,8 +135,14 @@ async fn run_case(steps: Vec<(ActorId, Command, i64)>) -> Result<(), TestCaseErr
     // Start most cases in an open sitting with some deputies present, so votes happen.
     log.ok(CHAIR, Command::OpenSitting).await;
     for n in 1..=DEPUTIES - 1 {
-        log.ok(deputy(n).as_str(), Command::CheckIn { deputy: deputy(n) })
-            .await;
+        log.ok(
+            deputy(n).as_str(),
+            Command::CheckIn {
+                deputy: deputy(n),
+                location: None,
+            },
+        )
+        .await;
     }
     log.ok(CHAIR, Command::SetCurrentItem { item: ItemId(1) })
         .await;

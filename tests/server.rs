@@ -87,6 +87,7 @@ async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
             demo::deputy_id(n),
             Command::CheckIn {
                 deputy: demo::deputy_id(n),
+                location: None,
             },
         )
         .await
@@ -175,6 +176,7 @@ async fn shutdown_finishes_every_command_already_accepted() {
                 demo::deputy_id(n),
                 Command::CheckIn {
                     deputy: demo::deputy_id(n),
+                    location: None,
                 },
             )
             .await

@@ -8,11 +8,13 @@
 //! is a remote deputy (forwarded only with the floor); clerks and observers only receive.
 //!
 //! Who is heard (`speaker_of`, pure): the deputy holding the floor, through their own
-//! microphone when they publish one, through their delegation site's room otherwise.
+//! microphone when they publish one, through their delegation site's room otherwise; a
+//! deputy who checked in from the hall is heard through the chamber's sound, and one who
+//! checked in remote only through their own device, so neither opens their room.
 
 use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
-use crate::sitting::{ActorId, DelegationKind, Millis, Phase, Role, Roster, SittingId};
+use crate::sitting::{ActorId, DelegationKind, Location, Millis, Phase, Role, Roster, SittingId};
 use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessionDescription};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
@@ -94,14 +96,20 @@ pub fn may_publish(kind: Kind) -> bool {
 }
 
 /// The floor holder and the delegation site whose room carries them when they publish no
-/// microphone of their own.
+/// microphone of their own: none when they said at check-in that they sit in the hall (the
+/// chamber's sound carries them) or alone on their own device. A deputy who did not say is
+/// taken to be where their delegation's room can carry them.
 pub fn speaker_of(
     roster: &Roster,
     deputy: Option<&ActorId>,
+    location: Option<Location>,
 ) -> (Option<ParticipantId>, Option<ParticipantId>) {
     let Some(deputy) = deputy else {
         return (None, None);
     };
+    if matches!(location, Some(Location::Hall | Location::Remote)) {
+        return (Some(ParticipantId(deputy.0.clone())), None);
+    }
     let delegation = roster.actor(deputy).and_then(|a| a.delegation.as_ref());
     let site = delegation.and_then(|d| {
         roster
@@ -607,15 +615,19 @@ async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
 /// changed, the SFU forwards the new speaker from its next packet.
 async fn follow_floor(media: Arc<Media>, handle: SittingHandle, mut stop: watch::Receiver<bool>) {
     let mut commits = handle.subscribe();
-    let mut current: Option<Option<ActorId>> = None;
+    let mut current: Option<Option<(ActorId, Option<Location>)>> = None;
     loop {
         let floor = handle
             .summary()
             .floor
             .as_ref()
-            .map(|f| ActorId::new(&f.deputy));
+            .map(|f| (ActorId::new(&f.deputy), f.location));
         if current.as_ref() != Some(&floor) {
-            let (deputy, site) = speaker_of(&media.roster, floor.as_ref());
+            let (deputy, site) = speaker_of(
+                &media.roster,
+                floor.as_ref().map(|(d, _)| d),
+                floor.as_ref().and_then(|(_, l)| *l),
+            );
             tracing::info!(speaker = ?deputy.as_ref().map(|p| &p.0), site = ?site.as_ref().map(|p| &p.0), "floor → media");
             if media.driver.set_speaker(deputy, site).await.is_err() {
                 tracing::error!("the media driver stopped; the floor is no longer followed");
@@ -712,12 +724,27 @@ mod tests {
     fn the_speaker_is_carried_by_their_delegation_site_when_it_has_one() {
         let r = roster();
         let p = |s: &str| Some(ParticipantId(s.to_owned()));
+        let d1 = Some(ActorId::new("D1"));
+        assert_eq!(speaker_of(&r, d1.as_ref(), None), (p("D1"), p("SITE01")));
         assert_eq!(
-            speaker_of(&r, Some(&ActorId::new("D1"))),
+            speaker_of(&r, d1.as_ref(), Some(Location::Site)),
             (p("D1"), p("SITE01"))
         );
+        // In the hall, the chamber carries them; remote, only their own device: the room
+        // stays closed either way.
+        assert_eq!(
+            speaker_of(&r, d1.as_ref(), Some(Location::Hall)),
+            (p("D1"), None)
+        );
+        assert_eq!(
+            speaker_of(&r, d1.as_ref(), Some(Location::Remote)),
+            (p("D1"), None)
+        );
         // Delegation 79 has no site operator in this roster: the deputy's own device only.
-        assert_eq!(speaker_of(&r, Some(&ActorId::new("D2"))), (p("D2"), None));
-        assert_eq!(speaker_of(&r, None), (None, None));
+        assert_eq!(
+            speaker_of(&r, Some(&ActorId::new("D2")), None),
+            (p("D2"), None)
+        );
+        assert_eq!(speaker_of(&r, None, None), (None, None));
     }
 }

@@ -3,7 +3,7 @@
 //! belong to the authenticated control plane).
 
 use crate::sitting::{
-    ItemId, Method, Millis, Phase, SittingState, SpeechKind, Tally, VoteId, VoteStatus,
+    ItemId, Location, Method, Millis, Phase, SittingState, SpeechKind, Tally, VoteId, VoteStatus,
 };
 use serde::Serialize;
 
@@ -51,6 +51,9 @@ pub struct FloorSummary {
     pub kind: SpeechKind,
     /// Deadline.
     pub deadline: Millis,
+    /// Where the speaker said they sit, if they did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
 }
 
 /// The open vote.
@@ -101,6 +104,7 @@ impl Summary {
                     .unwrap_or_default(),
                 kind: f.kind,
                 deadline: f.deadline,
+                location: state.locations.get(&f.deputy).copied(),
             }),
             open_vote: state
                 .open_vote

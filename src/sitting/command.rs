@@ -1,7 +1,7 @@
 //! Commands: what an actor asks the sitting to do. `decide` turns one into events or a rejection.
 
 use super::event::{Access, Acknowledgement};
-use super::ids::{ActorId, DocumentId, ItemId, RequestId, SittingId, VoteId};
+use super::ids::{ActorId, DocumentId, ItemId, Location, RequestId, SittingId, VoteId};
 use super::roster::Roster;
 use super::rules::{Rules, SpeechKind};
 use super::vote::{Choice, Method, PassRule};
@@ -39,6 +39,9 @@ pub enum Command {
     CheckIn {
         /// The deputy; a deputy may name only themself.
         deputy: ActorId,
+        /// Where they sit, if said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
     },
     /// Deputy (self) or clerk: record departure.
     CheckOut {

@@ -146,7 +146,7 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
             events.push(Event::SittingClosed);
             Ok(events)
         }
-        Command::CheckIn { deputy } => {
+        Command::CheckIn { deputy, location } => {
             phase_in(state, &[Phase::Scheduled, Phase::Open, Phase::Suspended])?;
             let by_clerk = self_or_clerk(state, who, deputy)?;
             if state.is_present(deputy) {
@@ -155,6 +155,7 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
             Ok(vec![Event::CheckedIn {
                 deputy: deputy.clone(),
                 by_clerk,
+                location: *location,
             }])
         }
         Command::CheckOut { deputy } => {

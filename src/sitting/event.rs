@@ -3,7 +3,7 @@
 //! Events are serialized as JSON with a `type` tag; struct fields serialize in declaration
 //! order and maps are ordered, so the bytes are canonical and can be hashed.
 
-use super::ids::{ActorId, DocumentId, ItemId, Millis, RequestId, SittingId, VoteId};
+use super::ids::{ActorId, DocumentId, ItemId, Location, Millis, RequestId, SittingId, VoteId};
 use super::roster::{Role, Roster};
 use super::rules::{Rules, SpeechKind};
 use super::vote::{Choice, Method, PassRule, VoteResult};
@@ -100,6 +100,10 @@ pub enum Event {
         deputy: ActorId,
         /// A clerk who checked the deputy in, if not the deputy.
         by_clerk: Option<ActorId>,
+        /// Where they sit, if said (absent from events recorded before it was asked, which
+        /// keep their bytes and hashes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<Location>,
     },
     /// A deputy left.
     CheckedOut {

@@ -99,3 +99,17 @@ impl ActorId {
         self.0 == "system"
     }
 }
+
+/// Where a deputy sits while present: it decides whose microphone carries them when they
+/// are given the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    /// In the chamber: heard through the chamber's programme (the hall's own sound).
+    Hall,
+    /// In their delegation's meeting room: heard through the room's microphone, unless
+    /// their own device publishes one.
+    Site,
+    /// Alone, on their own phone or laptop: heard only through it.
+    Remote,
+}

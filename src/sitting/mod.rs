@@ -29,7 +29,9 @@ pub use decide::{
     MAX_VOTE_WINDOW_SECS, command_name, decide, may_read, role_permits,
 };
 pub use event::{Access, Acknowledgement, Event, FloorEndReason, NewItem, OnBehalf};
-pub use ids::{ActorId, DelegationCode, DocumentId, ItemId, Millis, RequestId, SittingId, VoteId};
+pub use ids::{
+    ActorId, DelegationCode, DocumentId, ItemId, Location, Millis, RequestId, SittingId, VoteId,
+};
 pub use rejection::{Code, Rejection};
 pub use roster::{Actor, Delegation, DelegationKind, Role, Roster, RosterError};
 pub use rules::{Quorum, Rules, SpeakingLimits, SpeechKind};

@@ -73,7 +73,13 @@ impl S {
         let mut s = S::created();
         s.ok("CHAIR", Command::OpenSitting);
         for d in ["CHAIR", "VICE", "D1", "D2", "D3", "D4", "D5", "D6", "D7"] {
-            s.ok(d, Command::CheckIn { deputy: id(d) });
+            s.ok(
+                d,
+                Command::CheckIn {
+                    deputy: id(d),
+                    location: None,
+                },
+            );
         }
         s.ok("CHAIR", Command::SetCurrentItem { item: ItemId(1) });
         s
@@ -168,7 +174,13 @@ fn only_the_chair_moves_the_sitting_through_its_lifecycle() {
     assert_eq!(s.state.phase, Phase::Closed);
     assert_eq!(s.code("CHAIR", Command::ResumeSitting), Code::WrongPhase);
     assert_eq!(
-        s.code("D1", Command::CheckIn { deputy: id("D1") }),
+        s.code(
+            "D1",
+            Command::CheckIn {
+                deputy: id("D1"),
+                location: None
+            }
+        ),
         Code::WrongPhase
     );
 }
@@ -213,37 +225,139 @@ fn suspending_ends_the_floor() {
 // ---- attendance and quorum ----
 
 #[test]
+fn where_a_deputy_sits_is_recorded_at_check_in_and_forgotten_at_check_out() {
+    let mut s = S::created();
+    assert_eq!(
+        s.ok(
+            "D1",
+            Command::CheckIn {
+                deputy: id("D1"),
+                location: Some(Location::Hall),
+            }
+        ),
+        vec![Event::CheckedIn {
+            deputy: id("D1"),
+            by_clerk: None,
+            location: Some(Location::Hall),
+        }]
+    );
+    assert_eq!(s.state.locations.get(&id("D1")), Some(&Location::Hall));
+    s.ok("D1", Command::CheckOut { deputy: id("D1") });
+    assert_eq!(s.state.locations.get(&id("D1")), None);
+    // Back without saying where: nothing is assumed.
+    s.ok(
+        "D1",
+        Command::CheckIn {
+            deputy: id("D1"),
+            location: None,
+        },
+    );
+    assert_eq!(s.state.locations.get(&id("D1")), None);
+}
+
+#[test]
+fn a_check_in_recorded_before_locations_existed_reads_and_writes_the_same_bytes() {
+    // An event as recorded before check-in took a location: no such key.
+    let old = r#"{"type":"checked_in","deputy":"D1","by_clerk":null}"#;
+    let event: Event = serde_json::from_str(old).expect("an old event reads");
+    assert_eq!(
+        event,
+        Event::CheckedIn {
+            deputy: id("D1"),
+            by_clerk: None,
+            location: None,
+        }
+    );
+    assert_eq!(serde_json::to_string(&event).expect("json"), old);
+    let new = Event::CheckedIn {
+        deputy: id("D1"),
+        by_clerk: None,
+        location: Some(Location::Remote),
+    };
+    let json = serde_json::to_string(&new).expect("json");
+    assert!(json.contains(r#""location":"remote""#), "{json}");
+    let command: Command =
+        serde_json::from_str(r#"{"command":"check_in","deputy":"D1","location":"site"}"#)
+            .expect("a check-in with a location");
+    assert_eq!(
+        command,
+        Command::CheckIn {
+            deputy: id("D1"),
+            location: Some(Location::Site),
+        }
+    );
+}
+
+#[test]
 fn a_deputy_checks_in_themself_and_a_clerk_on_their_behalf_is_recorded() {
     let mut s = S::created();
     assert_eq!(
-        s.ok("D1", Command::CheckIn { deputy: id("D1") }),
+        s.ok(
+            "D1",
+            Command::CheckIn {
+                deputy: id("D1"),
+                location: None
+            }
+        ),
         vec![Event::CheckedIn {
             deputy: id("D1"),
-            by_clerk: None
+            by_clerk: None,
+            location: None,
         }]
     );
     assert_eq!(
-        s.ok("CLERK", Command::CheckIn { deputy: id("D2") }),
+        s.ok(
+            "CLERK",
+            Command::CheckIn {
+                deputy: id("D2"),
+                location: None
+            }
+        ),
         vec![Event::CheckedIn {
             deputy: id("D2"),
-            by_clerk: Some(id("CLERK"))
+            by_clerk: Some(id("CLERK")),
+            location: None,
         }]
     );
     assert_eq!(s.state.present.get(&id("D2")), Some(&Some(id("CLERK"))));
     assert_eq!(
-        s.code("D1", Command::CheckIn { deputy: id("D3") }),
+        s.code(
+            "D1",
+            Command::CheckIn {
+                deputy: id("D3"),
+                location: None
+            }
+        ),
         Code::NotPermitted
     );
     assert_eq!(
-        s.code("D1", Command::CheckIn { deputy: id("D1") }),
+        s.code(
+            "D1",
+            Command::CheckIn {
+                deputy: id("D1"),
+                location: None
+            }
+        ),
         Code::AlreadyPresent
     );
     assert_eq!(
-        s.code("CLERK", Command::CheckIn { deputy: id("OBS") }),
+        s.code(
+            "CLERK",
+            Command::CheckIn {
+                deputy: id("OBS"),
+                location: None
+            }
+        ),
         Code::Invalid
     );
     assert_eq!(
-        s.code("OBS", Command::CheckIn { deputy: id("OBS") }),
+        s.code(
+            "OBS",
+            Command::CheckIn {
+                deputy: id("OBS"),
+                location: None
+            }
+        ),
         Code::NotPermitted
     );
     assert_eq!(
@@ -259,10 +373,22 @@ fn quorum_is_at_least_two_thirds_of_all_deputies_by_default() {
     let mut s = S::created();
     // 9 deputies: 6 present is exactly two thirds.
     for d in ["D1", "D2", "D3", "D4", "D5"] {
-        s.ok(d, Command::CheckIn { deputy: id(d) });
+        s.ok(
+            d,
+            Command::CheckIn {
+                deputy: id(d),
+                location: None,
+            },
+        );
     }
     assert!(!s.state.quorum_met());
-    s.ok("D6", Command::CheckIn { deputy: id("D6") });
+    s.ok(
+        "D6",
+        Command::CheckIn {
+            deputy: id("D6"),
+            location: None,
+        },
+    );
     assert!(s.state.quorum_met());
     let strict = Quorum {
         numerator: 2,
@@ -1115,7 +1241,10 @@ fn every_command_is_refused_to_roles_the_matrix_denies() {
     let s = S::sitting();
     let commands = vec![
         Command::OpenSitting,
-        Command::CheckIn { deputy: id("D1") },
+        Command::CheckIn {
+            deputy: id("D1"),
+            location: None,
+        },
         Command::AddAgendaItem {
             title: "x".into(),
             position: None,

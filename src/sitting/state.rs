@@ -4,7 +4,7 @@
 //! so replaying a log always yields a state.
 
 use super::event::{Access, Acknowledgement, Event, FloorEndReason, OnBehalf};
-use super::ids::{ActorId, DocumentId, ItemId, Millis, RequestId, SittingId, VoteId};
+use super::ids::{ActorId, DocumentId, ItemId, Location, Millis, RequestId, SittingId, VoteId};
 use super::roster::Roster;
 use super::rules::{Rules, SpeechKind};
 use super::vote::{Choice, Method, PassRule, Tally, VoteResult};
@@ -193,6 +193,8 @@ pub struct SittingState {
     pub phase: Phase,
     /// Present deputies, with the clerk who checked them in if not themselves.
     pub present: BTreeMap<ActorId, Option<ActorId>>,
+    /// Where present deputies said they sit.
+    pub locations: BTreeMap<ActorId, Location>,
     /// Agenda in order.
     pub agenda: Vec<AgendaItem>,
     /// Current item.
@@ -278,11 +280,20 @@ pub fn apply(state: &mut SittingState, event: &Event) {
         Event::SittingOpened | Event::SittingResumed => state.phase = Phase::Open,
         Event::SittingSuspended { .. } => state.phase = Phase::Suspended,
         Event::SittingClosed => state.phase = Phase::Closed,
-        Event::CheckedIn { deputy, by_clerk } => {
+        Event::CheckedIn {
+            deputy,
+            by_clerk,
+            location,
+        } => {
             state.present.insert(deputy.clone(), by_clerk.clone());
+            match location {
+                Some(l) => state.locations.insert(deputy.clone(), *l),
+                None => state.locations.remove(deputy),
+            };
         }
         Event::CheckedOut { deputy, .. } => {
             state.present.remove(deputy);
+            state.locations.remove(deputy);
         }
         Event::AgendaItemAdded {
             item,
