@@ -480,6 +480,8 @@ pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
 #[derive(Debug, Clone)]
 struct Programme {
     media: Media,
+    /// The second line of its kind: it carries the speaker, the first the chamber.
+    second: bool,
     source: Option<TrackId>,
     slot: Slot,
 }
@@ -1015,25 +1017,30 @@ impl Core {
             .map_err(rtc_err)?;
         self.join(&who, kind, presiding);
         let idx = self.next_leg_index();
-        // One programme slot per kind offered (further m-lines of a kind stay empty); which
-        // track feeds it is decided with the fan-out.
+        // Programme slots: one line of a kind carries the speaker while someone holds the
+        // floor and the chamber otherwise; a receiver that offers two lines of a kind (a TV
+        // system mixing for itself) gets the chamber on the first and the speaker on the
+        // second. Further lines stay empty. Which track feeds each is decided with the
+        // fan-out.
         let mut programme = Vec::new();
-        for (n, (media, offered, pt)) in [
+        let mut n = 0;
+        for (media, offered, pt) in [
             (Media::Audio, offered_audio, opus_pt),
             (Media::Video, offered_video, vp8_pt),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let Some(pt) = pt.filter(|_| offered > 0) else {
+        ] {
+            let Some(pt) = pt else {
                 continue;
             };
-            let slot = Core::add_slot(&mut pc, idx, n, TrackId(0), None, media, pt, true)?;
-            programme.push(Programme {
-                media,
-                source: None,
-                slot,
-            });
+            for second in [false, true].into_iter().take(offered.min(2)) {
+                let slot = Core::add_slot(&mut pc, idx, n, TrackId(0), None, media, pt, true)?;
+                n += 1;
+                programme.push(Programme {
+                    media,
+                    second,
+                    source: None,
+                    slot,
+                });
+            }
         }
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         let (idx, sdp) =
@@ -1420,21 +1427,36 @@ impl Core {
                     _ => slot.state.stop(),
                 }
             }
+            let seconds: Vec<Media> = programme
+                .iter()
+                .filter(|p| p.second)
+                .map(|p| p.media)
+                .collect();
             for p in programme.iter_mut() {
-                // The speaker's track of this kind if this subscriber receives it, else the
-                // chamber's, else the newest it receives.
-                let best = forwarded
+                let candidates = forwarded
                     .iter()
                     .filter(|((_, to), _)| to == owner)
                     .filter_map(|((t, _), f)| {
                         let (track_owner, media) = tracks.get(t)?;
                         (*media == p.media).then_some((*t, *track_owner, f))
-                    })
-                    .max_by_key(|(t, track_owner, _)| {
-                        let speaking = speaker.as_ref() == Some(*track_owner);
-                        let chamber = self.joined.get(*track_owner) == Some(&Kind::Chamber);
-                        (speaking, chamber, *t)
                     });
+                let speaking = |o: &ParticipantId| speaker.as_ref() == Some(o);
+                let chamber = |o: &ParticipantId| self.joined.get(o) == Some(&Kind::Chamber);
+                let best = if p.second {
+                    // The speaker, unless the chamber itself is speaking.
+                    candidates
+                        .filter(|(_, o, _)| speaking(o) && !chamber(o))
+                        .max_by_key(|(t, _, _)| *t)
+                } else if seconds.contains(&p.media) {
+                    // The chamber's, else the newest that is not the speaker's.
+                    candidates
+                        .filter(|(_, o, _)| !speaking(o) || chamber(o))
+                        .max_by_key(|(t, o, _)| (chamber(o), *t))
+                } else {
+                    // The speaker's track of this kind if this subscriber receives it, else
+                    // the chamber's, else the newest it receives.
+                    candidates.max_by_key(|(t, o, _)| (speaking(o), chamber(o), *t))
+                };
                 let source = best.map(|(t, _, _)| t);
                 if source != p.source {
                     p.source = source;

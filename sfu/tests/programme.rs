@@ -1,6 +1,8 @@
 //! A receiver with fixed m-lines (a WHEP pull: one audio line) hears the programme: the
 //! chamber's hall audio, the speaker's microphone while someone holds the floor, and the
 //! hall again after, as one continuous stream.
+//! One that offers two audio lines (a TV system that mixes for itself) gets the hall on the
+//! first and the speaker on the second, side by side.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -128,5 +130,118 @@ async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
         seqs.windows(2)
             .all(|w| (1..20).contains(&w[1].wrapping_sub(w[0]))),
         "{seqs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_audio_lines_carry_the_hall_and_the_speaker_side_by_side() {
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    let (_hall_peer, hall) = publish_to(
+        &sfu,
+        &rt,
+        "HALL",
+        Kind::Chamber,
+        &[(RtpCodecKind::Audio, 11)],
+    )
+    .await;
+    let (_site_peer, site) =
+        publish_to(&sfu, &rt, "S01", Kind::Site, &[(RtpCodecKind::Audio, 31)]).await;
+
+    // A TV system that mixes for itself offers two receive-only audio lines.
+    let mut pull = peer(rt.clone()).await;
+    for _ in 0..2 {
+        pull.pc
+            .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+            .await
+            .expect("recvonly audio");
+    }
+    let offer = pull.pc.create_offer(None).await.expect("offer");
+    pull.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
+    let offer = pull.pc.local_description().await.expect("sdp");
+    let (_, answer) = sfu
+        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
+        .await
+        .expect("pull");
+    pull.pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
+        .await
+        .expect("the pull connects");
+    // (line's SSRC, marker, arrival) of every packet.
+    let log: Arc<std::sync::Mutex<Vec<(u32, u8, Instant)>>> = Arc::default();
+    let mut tracks = std::mem::replace(&mut pull.tracks, tokio::sync::mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p) =
+                        event
+                        && let Some(m) = p.payload.first()
+                    {
+                        l.lock()
+                            .expect("log")
+                            .push((p.header.ssrc, *m, Instant::now()));
+                    }
+                }
+            });
+        }
+    });
+    let lines = |from: Instant, to: Instant| {
+        let mut by_line: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+        for (ssrc, m, at) in log.lock().expect("log").iter() {
+            if *at > from && *at <= to {
+                by_line.entry(*ssrc).or_default().push(*m);
+            }
+        }
+        by_line
+    };
+
+    let mut seq = 0u16;
+    let t0 = Instant::now();
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t1 = Instant::now();
+    let before = lines(t0, t1);
+    assert_eq!(
+        before.len(),
+        1,
+        "nobody speaks: one line, the hall: {before:?}"
+    );
+    let hall_line = *before.keys().next().expect("a line");
+    assert!(before[&hall_line].iter().all(|m| *m == b'H'));
+
+    sfu.set_floor(Some(ParticipantId("S01".into())))
+        .await
+        .expect("floor");
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t2 = Instant::now();
+    let during = lines(t1 + Duration::from_millis(150), t2);
+    assert_eq!(during.len(), 2, "the hall and the speaker: {during:?}");
+    assert!(
+        during[&hall_line].iter().all(|m| *m == b'H'),
+        "the first line stays the hall: {during:?}"
+    );
+    let speaker_line = *during
+        .keys()
+        .find(|k| **k != hall_line)
+        .expect("a second line");
+    assert!(
+        during[&speaker_line].iter().all(|m| *m == b'S'),
+        "the second line is the speaker: {during:?}"
+    );
+
+    sfu.set_floor(None).await.expect("floor");
+    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    let t3 = Instant::now();
+    let after = lines(t2 + Duration::from_millis(150), t3);
+    assert_eq!(
+        after.keys().copied().collect::<Vec<_>>(),
+        vec![hall_line],
+        "the speaker's line falls silent: {after:?}"
     );
 }
