@@ -1709,6 +1709,8 @@ impl Core {
             }
         }
         let estimate = estimates.effective(now).filter(|_| new_estimate);
+        // Only a receiver's own estimate needs tries one layer up to climb again.
+        let remb_only = estimates.sender.is_none();
         for r in requests {
             if let Request::Keyframe(ssrc) = r {
                 let track = received.iter().find(|(_, s)| *s == ssrc).map(|(t, _)| *t);
@@ -1720,7 +1722,8 @@ impl Core {
         }
         if let Some(bps) = estimate {
             self.stats.estimates.insert(owner.clone(), bps);
-            let a = self.router.set_estimate(&owner, bps, now);
+            let mut a = self.router.set_probing(&owner, remb_only, now);
+            a.extend(self.router.set_estimate(&owner, bps, now));
             let changed = a
                 .iter()
                 .any(|x| !matches!(x, Action::RequestKeyframe { .. }));
@@ -1957,7 +1960,14 @@ impl Core {
                 }
                 self.keyframes_for_connected();
                 let a = self.router.tick(self.now_ms());
+                // A try one layer up started or ended: the slots take their new targets.
+                let moved = a
+                    .iter()
+                    .any(|x| !matches!(x, Action::RequestKeyframe { .. }));
                 self.actions.extend(a);
+                if moved {
+                    self.rebuild_fanout();
+                }
                 self.carry_out();
                 self.send_outbox();
             }

@@ -18,7 +18,11 @@
 //!   muted it; its owner's camera goes to chair consoles as a thumbnail;
 //! - video is sent at the best layer the subscriber's bandwidth allows (thumbnails always at
 //!   the lowest): the best until an estimate says otherwise, upgraded only with headroom,
-//!   downgraded at once.
+//!   downgraded at once;
+//! - a subscriber whose estimate cannot climb by itself (a receiver's REMB grows only with
+//!   what it receives) and that has been held below the best layer for a while is tried one
+//!   layer up for a while ([`Router::set_probing`]); kept if its estimate follows, dropped at
+//!   once if the estimate falls, with the wait before the next try doubled.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,6 +138,25 @@ struct Participant {
     presiding: bool,
     /// Bandwidth estimate for what it receives (TWCC/REMB), bits/s.
     estimate: Option<u64>,
+    probing: Probing,
+}
+
+/// Trying a subscriber held low by its estimate one layer up.
+#[derive(Debug, Clone, Default)]
+struct Probing {
+    enabled: bool,
+    trial: Option<Trial>,
+    /// When the next trial may start.
+    next: Millis,
+    /// The wait between trials, doubled by each that fails.
+    backoff: Millis,
+}
+
+/// A trial in progress: until when, and the estimate it started from.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    until: Millis,
+    base: u64,
 }
 
 /// Tuning of layer choice and keyframe requests.
@@ -146,6 +169,13 @@ pub struct Tuning {
     /// Share of a subscriber's estimate given to its main video (the rest: audio and
     /// thumbnails).
     pub main_video_share: f64,
+    /// How long a subscriber is held below the best layer before it is tried one up, and
+    /// the first wait between tries.
+    pub probe_after: Millis,
+    /// How long a try lasts: long enough for a receiver's estimate to grow into the layer.
+    pub probe_window: Millis,
+    /// The longest wait between tries.
+    pub probe_backoff_max: Millis,
 }
 
 impl Default for Tuning {
@@ -154,6 +184,9 @@ impl Default for Tuning {
             upgrade_headroom: 1.25,
             keyframe_interval: 500,
             main_video_share: 0.85,
+            probe_after: 10_000,
+            probe_window: 12_000,
+            probe_backoff_max: 120_000,
         }
     }
 }
@@ -200,6 +233,7 @@ impl Router {
                 kind,
                 presiding,
                 estimate: None,
+                probing: Probing::default(),
             },
         );
         self.reconcile(now)
@@ -270,16 +304,114 @@ impl Router {
 
     /// A new bandwidth estimate for what `id` receives.
     pub fn set_estimate(&mut self, id: &ParticipantId, bps: u64, now: Millis) -> Vec<Action> {
+        let tuning = self.tuning;
         if let Some(p) = self.participants.get_mut(id) {
+            let probing = &mut p.probing;
+            if let Some(trial) = probing.trial {
+                if (bps as f64) < trial.base as f64 * 0.85 {
+                    // The try overloaded the path: back down now, wait longer next time.
+                    probing.trial = None;
+                    probing.backoff = (probing.backoff * 2).min(tuning.probe_backoff_max);
+                    probing.next = now + probing.backoff;
+                }
+            } else if probing.enabled && p.estimate.is_some_and(|e| (bps as f64) < e as f64 * 0.9) {
+                // Congestion: the quiet time before a try starts again.
+                probing.next = now + probing.backoff;
+            }
             p.estimate = Some(bps);
         }
         // Only this subscriber's layers can change.
         self.reconcile_scope(Some(id), now)
     }
 
-    /// Sends keyframe requests the throttle held back, once it allows them.
+    /// Whether `id`'s estimate needs trying one layer up now and then to climb: true for a
+    /// receiver's own estimate (REMB grows only with what arrives), false for one that
+    /// rises by itself on a clean path (the SFU's own, from transport-wide feedback).
+    pub fn set_probing(&mut self, id: &ParticipantId, on: bool, now: Millis) -> Vec<Action> {
+        let tuning = self.tuning;
+        let Some(p) = self.participants.get_mut(id) else {
+            return Vec::new();
+        };
+        if p.probing.enabled == on {
+            return Vec::new();
+        }
+        p.probing = Probing {
+            enabled: on,
+            trial: None,
+            next: now + tuning.probe_after,
+            backoff: tuning.probe_after,
+        };
+        self.reconcile_scope(Some(id), now)
+    }
+
+    /// Whether `id` receives a main picture below its best layer.
+    fn held_low(&self, id: &ParticipantId) -> bool {
+        let speaker = self.speaker();
+        self.tracks.iter().any(|(t, track)| {
+            let main = speaker == Some(&track.owner)
+                || self
+                    .participants
+                    .get(&track.owner)
+                    .is_some_and(|o| o.kind == Kind::Chamber);
+            main && matches!(
+                self.current.get(&(*t, id.clone())),
+                Some(Forward::Video(l)) if *l < highest(track)
+            )
+        })
+    }
+
+    /// Starts and ends the tries of subscribers held low (see [`Router::set_probing`]).
+    fn probe(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let tuning = self.tuning;
+        let due: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| {
+                p.probing.enabled
+                    && p.estimate.is_some()
+                    && match p.probing.trial {
+                        Some(t) => now >= t.until,
+                        None => now >= p.probing.next,
+                    }
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let held = self.held_low(&id);
+            let Some(p) = self.participants.get_mut(&id) else {
+                continue;
+            };
+            if p.probing.trial.take().is_some() {
+                // The try ends: kept if the estimate now carries the layer (nothing goes
+                // down), else back down and wait longer.
+                let actions = self.reconcile_scope(Some(&id), now);
+                let fell = actions.iter().any(|a| matches!(a, Action::Switch { .. }));
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.probing.backoff = if fell {
+                        (p.probing.backoff * 2).min(tuning.probe_backoff_max)
+                    } else {
+                        tuning.probe_after
+                    };
+                    p.probing.next = now + p.probing.backoff;
+                }
+                out.extend(actions);
+            } else if held {
+                p.probing.trial = p.estimate.map(|base| Trial {
+                    until: now + tuning.probe_window,
+                    base,
+                });
+                out.extend(self.reconcile_scope(Some(&id), now));
+            } else {
+                p.probing.next = now + tuning.probe_after;
+            }
+        }
+    }
+
+    /// Sends keyframe requests the throttle held back, once it allows them, and starts and
+    /// ends tries of subscribers held low.
     pub fn tick(&mut self, now: Millis) -> Vec<Action> {
         let mut out = Vec::new();
+        self.probe(now, &mut out);
         let pending: Vec<(TrackId, Layer)> = self.pending_keyframes.iter().copied().collect();
         for (track, layer) in pending {
             if self.tracks.contains_key(&track) {
@@ -372,19 +504,37 @@ impl Router {
                 Forward::Video(l) => Some(*l),
                 Forward::Audio => None,
             });
-        let mut best = lowest(track);
-        for (layer, bitrate) in &track.layers {
-            let needed = if current.is_some_and(|c| *layer <= c) {
-                // Staying at (or going down to) a layer needs only its own bitrate.
-                *bitrate as f64
-            } else {
-                *bitrate as f64 * self.tuning.upgrade_headroom
-            };
-            if budget >= needed {
-                best = best.max(*layer);
+        let allowed = |budget: f64| {
+            let mut best = lowest(track);
+            for (layer, bitrate) in &track.layers {
+                let needed = if current.is_some_and(|c| *layer <= c) {
+                    // Staying at (or going down to) a layer needs only its own bitrate.
+                    *bitrate as f64
+                } else {
+                    *bitrate as f64 * self.tuning.upgrade_headroom
+                };
+                if budget >= needed {
+                    best = best.max(*layer);
+                }
             }
+            best
+        };
+        let best = allowed(budget);
+        match sub.probing.trial {
+            // On trial: one layer above what the estimate the try started from allowed.
+            Some(trial) => {
+                let from = allowed(trial.base as f64 * self.tuning.main_video_share);
+                let above = track
+                    .layers
+                    .iter()
+                    .map(|(l, _)| *l)
+                    .filter(|l| *l > from)
+                    .min()
+                    .unwrap_or(from);
+                best.max(above)
+            }
+            None => best,
         }
-        best
     }
 
     fn keyframe(&mut self, track: TrackId, layer: Layer, now: Millis, out: &mut Vec<Action>) {

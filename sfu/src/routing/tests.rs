@@ -258,6 +258,100 @@ fn the_layer_follows_the_bandwidth_estimate_with_headroom_to_go_up() {
     }
 }
 
+/// The TV watches S01 (floor) with REMB only; its estimate has held it at Low since `t`.
+fn held_low_from(t: Millis) -> Router {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    r.set_probing(&p("TV"), true, t);
+    r.set_estimate(&p("TV"), 400_000, t); // 340 k budget: Low
+    assert_eq!(
+        r.forwarding(S01_VIDEO, &p("TV")),
+        Some(Forward::Video(Layer::Low))
+    );
+    r
+}
+
+fn tv_layer(r: &Router) -> Option<Forward> {
+    r.forwarding(S01_VIDEO, &p("TV"))
+}
+
+#[test]
+fn a_receiver_held_low_by_its_own_estimate_is_tried_one_layer_up_and_kept_when_it_follows() {
+    let mut r = held_low_from(0);
+    // Quiet for less than 10 s: no try.
+    r.tick(9_999);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    // At 10 s: one layer up (Mid), asking for its keyframe; not two.
+    let actions = r.tick(10_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    assert!(actions.contains(&Action::RequestKeyframe {
+        track: S01_VIDEO,
+        layer: Layer::Mid
+    }));
+    // Estimates that do not fall keep the try going, though they do not carry Mid yet.
+    r.set_estimate(&p("TV"), 450_000, 12_000);
+    r.tick(13_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    // The receiver's estimate grows into the layer before the window ends: kept.
+    r.set_estimate(&p("TV"), 700_000, 20_000); // 595 k ≥ 500 k
+    let end = r.tick(22_000);
+    assert!(
+        !end.iter().any(|a| matches!(a, Action::Switch { .. })),
+        "{end:?}"
+    );
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    // Held at Mid now: the next try, after the first wait again, is High.
+    r.tick(31_999);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    r.tick(32_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::High)));
+}
+
+#[test]
+fn a_try_that_the_estimate_does_not_follow_ends_and_the_next_waits_twice_as_long() {
+    let mut r = held_low_from(0);
+    r.tick(10_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    // Flat estimate through the window: back to Low at its end.
+    r.set_estimate(&p("TV"), 400_000, 15_000);
+    r.tick(22_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    // The next try waits 20 s, not 10.
+    r.tick(41_999);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    r.tick(42_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+    // A try whose estimate falls ends at once, and the wait doubles again (40 s).
+    r.set_estimate(&p("TV"), 300_000, 43_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    r.tick(82_999);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    r.tick(83_000);
+    assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Mid)));
+}
+
+#[test]
+fn an_estimate_that_climbs_by_itself_is_never_tried_and_thumbnails_never_are() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    // The SFU's own estimate (transport-wide feedback): no tries.
+    r.set_estimate(&p("TV"), 400_000, 0);
+    for t in (0..200_000).step_by(1_000) {
+        r.tick(t);
+        assert_eq!(tv_layer(&r), Some(Forward::Video(Layer::Low)));
+    }
+    // A console's thumbnails are at the lowest layer by design, not held by its estimate.
+    r.set_probing(&p("CONSOLE"), true, 0);
+    r.set_estimate(&p("CONSOLE"), 50_000_000, 0);
+    for t in (0..60_000).step_by(1_000) {
+        r.tick(t);
+        assert_eq!(
+            r.forwarding(S79_VIDEO, &p("CONSOLE")),
+            Some(Forward::Video(Layer::Low))
+        );
+    }
+}
+
 #[test]
 fn a_bandwidth_drop_switches_the_layer_and_asks_for_a_keyframe_of_it() {
     let mut r = sitting();
