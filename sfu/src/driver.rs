@@ -207,6 +207,16 @@ impl Driver {
         bind: SocketAddr,
         advertise: Option<std::net::IpAddr>,
     ) -> Result<Driver, DriverError> {
+        Driver::start_tuned(bind, advertise, Tuning::default())
+    }
+
+    /// As [`Driver::start_advertising`], with the router tuned otherwise (layer headroom,
+    /// keyframe throttle, layer tries).
+    pub fn start_tuned(
+        bind: SocketAddr,
+        advertise: Option<std::net::IpAddr>,
+        tuning: Tuning,
+    ) -> Result<Driver, DriverError> {
         let sock = UdpSocket::bind(bind)?;
         let s2 = socket2::SockRef::from(&sock);
         // The default 208 KB receive buffer overflows at a few hundred subscribers.
@@ -226,7 +236,7 @@ impl Driver {
             local,
             advertised,
             t0: Instant::now(),
-            router: Router::new(Tuning::default()),
+            router: Router::new(tuning),
             joined: HashMap::new(),
             legs: Vec::new(),
             free: Vec::new(),

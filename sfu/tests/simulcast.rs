@@ -1,7 +1,8 @@
 //! Simulcast through the driver with real WebRTC peers: a publisher sends three layers
 //! (rids q/h/f, told apart by the mid/rid header extensions), a display receives one of
 //! them, and the bandwidth estimates it reports (REMB) switch its layer up and down at
-//! keyframes, with the numbering it sees continuous throughout.
+//! keyframes, with the numbering it sees continuous throughout. A display that reports only
+//! REMB, held low by it, is tried one layer up and kept there when its estimate follows.
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -9,7 +10,7 @@ mod common;
 use bytes::{BufMut, Bytes, BytesMut};
 use common::{peer, subscribe_as, twcc_peer};
 use dienhong_sfu::driver::{Driver, VP8_PT, codec};
-use dienhong_sfu::routing::{Kind, ParticipantId};
+use dienhong_sfu::routing::{Kind, ParticipantId, Tuning};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -51,9 +52,32 @@ fn markers_between(log: &Log, from: Instant, to: Instant) -> Vec<u8> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_seam() {
-    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+/// A simulcast publisher (three layers, 30 frames/s each, a keyframe every tenth frame)
+/// and a display receiving it through a driver with this tuning.
+struct Setup {
+    sfu: Driver,
+    log: Log,
+    received: Received,
+    sender: tokio::task::JoinHandle<()>,
+    _peers: (common::Peer, common::Peer),
+}
+
+/// The display's estimate, as a browser reports it (REMB).
+async fn remb(received: &Received, bps: f32) {
+    let (track, ssrc) = received.lock().expect("track").clone().expect("a track");
+    track
+        .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 0,
+            bitrate: bps,
+            ssrcs: vec![ssrc],
+        })])
+        .await
+        .expect("REMB sent");
+}
+
+async fn simulcast(tuning: Tuning, twcc: bool) -> Setup {
+    let sfu =
+        Driver::start_tuned("127.0.0.1:0".parse().expect("addr"), None, tuning).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
 
     // The publisher: one camera in three encodings.
@@ -112,9 +136,14 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         .expect("publisher connects");
 
     // The display subscribes.
-    // The display also reports transport-wide feedback, as browsers do: the SFU's own
+    // A display that also reports transport-wide feedback, as browsers do: the SFU's own
     // estimate (high on this clean path) and the display's REMB both count, the lower wins.
-    let mut display = subscribe_as(&sfu, twcc_peer(rt.clone()).await, "TV", Kind::Display).await;
+    let display_peer = if twcc {
+        twcc_peer(rt.clone()).await
+    } else {
+        peer(rt.clone()).await
+    };
+    let mut display = subscribe_as(&sfu, display_peer, "TV", Kind::Display).await;
     tokio::time::timeout(Duration::from_secs(10), display.connected.recv())
         .await
         .expect("display connects");
@@ -147,22 +176,6 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
             });
         }
     });
-    // The display's estimate, as a browser reports it (REMB).
-    let remb = |bps: f32| {
-        let received = received.clone();
-        async move {
-            let (track, ssrc) = received.lock().expect("track").clone().expect("a track");
-            track
-                .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
-                    sender_ssrc: 0,
-                    bitrate: bps,
-                    ssrcs: vec![ssrc],
-                })])
-                .await
-                .expect("REMB sent");
-        }
-    };
-
     // Every layer sends 30 frames/s, a keyframe every tenth.
     let sender = {
         let camera = camera.clone();
@@ -204,6 +217,29 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
                 }
             }
         })
+    };
+
+    Setup {
+        sfu,
+        log,
+        received,
+        sender,
+        _peers: (publisher, display),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_seam() {
+    let Setup {
+        sfu: _sfu,
+        log,
+        received,
+        sender,
+        _peers,
+    } = simulcast(Tuning::default(), true).await;
+    let remb = |bps: f32| {
+        let received = received.clone();
+        async move { remb(&received, bps).await }
     };
 
     // Without an estimate the display gets the best layer.
@@ -273,4 +309,56 @@ async fn the_displays_bandwidth_reports_switch_the_layer_at_keyframes_without_a_
         "picture numbers continue across layer switches: {pictures:?}"
     );
     assert!(!markers.contains(&b'h'), "never the middle layer here");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_display_held_low_by_its_own_estimate_is_tried_one_layer_up_and_kept_when_it_follows() {
+    // Tries after 1.5 s held low, for 3 s (a sitting uses 10 s and 12 s).
+    let tuning = Tuning {
+        probe_after: 1_500,
+        probe_window: 3_000,
+        ..Tuning::default()
+    };
+    // A display that reports only REMB: its estimate grows only with what it receives.
+    let Setup {
+        sfu: _sfu,
+        log,
+        received,
+        sender,
+        _peers,
+    } = simulcast(tuning, false).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    remb(&received, 400_000.0).await;
+    let lowered = Instant::now();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let low = markers_between(&log, lowered + Duration::from_millis(400), Instant::now());
+    assert!(
+        !low.is_empty() && low.iter().all(|m| *m == b'q'),
+        "lowered: {low:?}"
+    );
+
+    // Held low for 1.5 s: tried at the middle layer, not the top.
+    let at = |ms: u64| lowered + Duration::from_millis(ms);
+    tokio::time::sleep(at(2_500).saturating_duration_since(Instant::now())).await;
+    let tried = markers_between(&log, at(2_000), at(2_500));
+    assert!(
+        !tried.is_empty() && tried.iter().all(|m| *m == b'h'),
+        "tried one layer up: {tried:?}"
+    );
+    // The display's estimate grows into the layer during the try: kept after it ends
+    // (4.5 s after it was lowered), until the next try, at the top (6 s).
+    remb(&received, 800_000.0).await;
+    tokio::time::sleep(at(5_800).saturating_duration_since(Instant::now())).await;
+    let kept = markers_between(&log, at(4_800), at(5_800));
+    assert!(
+        !kept.is_empty() && kept.iter().all(|m| *m == b'h'),
+        "kept at the middle layer: {kept:?}"
+    );
+    tokio::time::sleep(at(7_300).saturating_duration_since(Instant::now())).await;
+    sender.abort();
+    let next = markers_between(&log, at(6_700), at(7_300));
+    assert!(
+        !next.is_empty() && next.iter().all(|m| *m == b'f'),
+        "then tried at the top: {next:?}"
+    );
 }
