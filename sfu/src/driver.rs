@@ -33,6 +33,7 @@ use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
 use bytes::BytesMut;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
@@ -59,7 +60,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeMap, HashMap};
 use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -222,7 +223,8 @@ impl Driver {
         // The default 208 KB receive buffer overflows at a few hundred subscribers.
         let _ = s2.set_recv_buffer_size(16 << 20);
         let _ = s2.set_send_buffer_size(16 << 20);
-        sock.set_read_timeout(Some(Duration::from_millis(2)))?;
+        // Read in batches, waiting for the first with poll(2) (see `Core::run`).
+        sock.set_nonblocking(true)?;
         let local = sock.local_addr()?;
         let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
         let (tx, rx) = std_mpsc::channel();
@@ -581,6 +583,21 @@ enum LegKind {
 
 /// Most datagrams per `sendmmsg` call.
 const SEND_BATCH: usize = 64;
+
+/// Most datagrams read before they are handled, audio and control first.
+const RECV_BATCH: usize = 64;
+
+/// Whether a datagram is a picture packet (RTP whose payload type `payload_types` calls
+/// video): what may wait behind sound and control when several are read at once. RTP and
+/// RTCP are told apart by the second byte (RFC 5761), SRTP keeps the header in the clear.
+pub fn is_picture(datagram: &[u8], payload_types: &HashMap<u8, Media>) -> bool {
+    match datagram {
+        [b0, b1, ..] if b0 >> 6 == 2 && !(192..=223).contains(b1) => {
+            payload_types.get(&(b1 & 0x7f)) == Some(&Media::Video)
+        }
+        _ => false,
+    }
+}
 
 /// Most m-lines of one subscriber connection.
 const MAX_SLOTS: usize = 256;
@@ -1895,8 +1912,42 @@ impl Core {
         self.outbox.clear();
     }
 
+    /// Hands one datagram to the leg it is for (known by its address, or by the ICE user
+    /// fragment its STUN check names), then forwards what the leg decoded.
+    fn receive(&mut self, datagram: BytesMut, from: SocketAddr) {
+        let idx = self.by_addr.get(&from).copied().or_else(|| {
+            let i = stun_target_ufrag(&datagram).and_then(|u| self.by_ufrag.get(&u).copied())?;
+            self.by_addr.insert(from, i);
+            Some(i)
+        });
+        if let Some(i) = idx
+            && let Some(Some(leg)) = self.legs.get_mut(i)
+        {
+            let msg = TaggedBytesMut {
+                now: Instant::now(),
+                transport: TransportContext {
+                    local_addr: self.local,
+                    peer_addr: from,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: datagram,
+            };
+            if let Err(e) = leg.pc.handle_read(msg) {
+                tracing::debug!(error = %e, "media packet refused");
+            }
+            self.forward(i);
+            if let Some(Some(leg)) = self.legs.get_mut(i) {
+                while leg.pc.poll_read().is_some() {}
+            }
+            self.flush(i);
+            self.send_outbox();
+        }
+    }
+
     fn run(mut self, cmds: std_mpsc::Receiver<Cmd>) {
         let mut buf = vec![0u8; 2048];
+        let mut batch: Vec<(BytesMut, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
         let mut next_timers = Instant::now();
         loop {
             while let Ok(cmd) = cmds.try_recv() {
@@ -1908,44 +1959,40 @@ impl Core {
                 }
                 self.send_outbox();
             }
-            match self.sock.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let idx = self.by_addr.get(&from).copied().or_else(|| {
-                        let i = stun_target_ufrag(&buf[..n])
-                            .and_then(|u| self.by_ufrag.get(&u).copied())?;
-                        self.by_addr.insert(from, i);
-                        Some(i)
-                    });
-                    if let Some(i) = idx
-                        && let Some(Some(leg)) = self.legs.get_mut(i)
-                    {
-                        let msg = TaggedBytesMut {
-                            now: Instant::now(),
-                            transport: TransportContext {
-                                local_addr: self.local,
-                                peer_addr: from,
-                                ecn: None,
-                                transport_protocol: TransportProtocol::UDP,
-                            },
-                            message: BytesMut::from(&buf[..n]),
-                        };
-                        if let Err(e) = leg.pc.handle_read(msg) {
-                            tracing::debug!(error = %e, "media packet refused");
-                        }
-                        self.forward(i);
-                        if let Some(Some(leg)) = self.legs.get_mut(i) {
-                            while leg.pc.poll_read().is_some() {}
-                        }
-                        self.flush(i);
-                        self.send_outbox();
+            // Wait up to 2 ms for the first datagram, then take what else has arrived: sound
+            // and control go first, so a burst of picture packets (a keyframe, fanned out to
+            // hundreds) does not hold a speaker's voice behind it.
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(2u8));
+            batch.clear();
+            while batch.len() < RECV_BATCH {
+                match self.sock.recv_from(&mut buf) {
+                    Ok((n, from)) => batch.push((BytesMut::from(&buf[..n]), from)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "media socket");
+                        break;
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(e) => tracing::warn!(error = %e, "media socket"),
+            }
+            if batch.len() > 1 {
+                let picture = |(d, from): &(BytesMut, SocketAddr)| match self
+                    .by_addr
+                    .get(from)
+                    .and_then(|i| self.legs.get(*i))
+                {
+                    Some(Some(Leg {
+                        kind: LegKind::Publisher { payload_types, .. },
+                        ..
+                    })) => is_picture(d, payload_types),
+                    _ => false,
+                };
+                // Stable: each kind keeps its order.
+                batch.sort_by_key(picture);
+            }
+            for (datagram, from) in batch.drain(..) {
+                self.receive(datagram, from);
             }
             let now = Instant::now();
             if now >= next_timers {
@@ -2002,6 +2049,21 @@ m=video 9 UDP/TLS/RTP/SAVPF 97 98 99\r\n\
 a=rtpmap:97 VP8/90000\r\n\
 a=rtpmap:98 rtx/90000\r\n\
 a=rtpmap:99 H264/90000\r\n";
+
+    #[test]
+    fn picture_packets_are_told_from_sound_and_control() {
+        let pts = sdp_payload_types(OFFER);
+        // RTP (version 2), payload type 97 (VP8 here), with and without the marker bit.
+        assert!(is_picture(&[0x80, 97, 0, 1], &pts));
+        assert!(is_picture(&[0x80, 0x80 | 97, 0, 1], &pts));
+        // Opus, RTCP (sender report 200, feedback 205), STUN, DTLS, nothing.
+        assert!(!is_picture(&[0x80, 96, 0, 1], &pts));
+        assert!(!is_picture(&[0x80, 200, 0, 6], &pts));
+        assert!(!is_picture(&[0x81, 205, 0, 4], &pts));
+        assert!(!is_picture(&[0x00, 0x01, 0x00, 0x10], &pts));
+        assert!(!is_picture(&[0x16, 0xfe, 0xfd], &pts));
+        assert!(!is_picture(&[], &pts));
+    }
 
     #[test]
     fn payload_types_are_read_from_the_peers_own_numbering() {

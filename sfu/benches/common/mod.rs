@@ -166,7 +166,8 @@ pub fn rss_kib() -> u64 {
 #[derive(Clone, Default)]
 pub struct Received {
     pub count: Arc<AtomicU64>,
-    pub latency_us: Arc<Mutex<Vec<u32>>>,
+    /// Each packet's added latency, µs, and whether it was audio.
+    pub latency_us: Arc<Mutex<Vec<(u32, bool)>>>,
 }
 
 impl Received {
@@ -185,7 +186,11 @@ impl Received {
                                 let mut b = [0u8; 8];
                                 b.copy_from_slice(&pkt.payload[..8]);
                                 let now = t0.elapsed().as_micros() as u64;
-                                local.push(now.saturating_sub(u64::from_be_bytes(b)) as u32);
+                                let audio = pkt.header.payload_type == OPUS_PT;
+                                local.push((
+                                    now.saturating_sub(u64::from_be_bytes(b)) as u32,
+                                    audio,
+                                ));
                                 if local.len() >= 256 {
                                     this.latency_us.lock().expect("lat").append(&mut local);
                                 }
@@ -286,7 +291,7 @@ pub struct Report {
     pub received: u64,
     pub seconds: f64,
     pub sfu_cpu: Duration,
-    pub lat: Vec<u32>,
+    pub lat: Vec<(u32, bool)>,
     pub mem_per_sub_kib: f64,
 }
 
@@ -295,17 +300,27 @@ impl Report {
     pub fn print(mut self) {
         let expected = self.sent * self.n as u64;
         let loss = 100.0 * (expected.saturating_sub(self.received)) as f64 / expected.max(1) as f64;
-        self.lat.sort_unstable();
-        let pct = |p: f64| {
-            self.lat
-                .get(((self.lat.len() as f64 - 1.0) * p) as usize)
+        let mut all: Vec<u32> = self.lat.iter().map(|(l, _)| *l).collect();
+        let mut audio: Vec<u32> = self
+            .lat
+            .iter()
+            .filter(|(_, a)| *a)
+            .map(|(l, _)| *l)
+            .collect();
+        all.sort_unstable();
+        audio.sort_unstable();
+        let at = |v: &[u32], p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p) as usize)
                 .copied()
                 .unwrap_or(0) as f64
                 / 1000.0
         };
+        let pct = |p: f64| at(&all, p);
+        let audio_pct = |p: f64| at(&audio, p);
+        self.lat.clear();
         let per_packet_us = self.sfu_cpu.as_secs_f64() * 1e6 / self.received.max(1) as f64;
         println!(
-            "subscribers {}: sent {} pkts in {:.1} s; forwarded {:.0} pkts/s; loss {:.2}%; SFU thread CPU {:.2} s = {:.2} us/forwarded pkt ({:.0} pkts/s per core); latency p50 {:.2} ms p99 {:.2} ms; memory {:.0} KiB/subscriber (process)",
+            "subscribers {}: sent {} pkts in {:.1} s; forwarded {:.0} pkts/s; loss {:.2}%; SFU thread CPU {:.2} s = {:.2} us/forwarded pkt ({:.0} pkts/s per core); latency p50 {:.2} ms p99 {:.2} ms (audio p50 {:.2} ms p99 {:.2} ms); memory {:.0} KiB/subscriber (process)",
             self.n,
             self.sent,
             self.seconds,
@@ -316,6 +331,8 @@ impl Report {
             1e6 / per_packet_us.max(0.001),
             pct(0.5),
             pct(0.99),
+            audio_pct(0.5),
+            audio_pct(0.99),
             self.mem_per_sub_kib
         );
     }
