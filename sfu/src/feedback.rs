@@ -127,12 +127,14 @@ impl Estimates {
 /// console's thumbnails (about 1,000 packets/s) for the second that feedback may take.
 const SENT_HISTORY: usize = 1_024;
 
-/// One packet sent with a transport-wide sequence number.
-#[derive(Debug, Clone, Copy)]
+/// One packet sent with a transport-wide sequence number (24 bytes: the ring is kept for
+/// every subscriber connection).
+#[derive(Debug, Clone, Copy, Default)]
 struct Sent {
-    departure: Instant,
+    /// When it left, µs after the leg's first packet.
+    departure_us: u64,
     ssrc: u32,
-    size: u32,
+    size: u16,
     rtp_sequence_number: u16,
     twcc_sequence_number: u16,
     /// Still waiting for the feedback that reports it.
@@ -153,7 +155,9 @@ pub struct TransportCc {
     /// The extension id of each stream that negotiated transport-wide sequence numbers.
     streams: Vec<(u32, u8)>,
     next_sequence_number: u16,
-    sent: Vec<Option<Sent>>,
+    /// The instant departures count from: the first packet sent.
+    epoch: Option<Instant>,
+    sent: Vec<Sent>,
     estimator: Gcc,
     last_target: f64,
     estimate: SenderEstimate,
@@ -169,7 +173,8 @@ impl TransportCc {
         TransportCc {
             streams: Vec::new(),
             next_sequence_number: 0,
-            sent: vec![None; SENT_HISTORY],
+            epoch: None,
+            sent: vec![Sent::default(); SENT_HISTORY],
             estimator: Gcc::new(INITIAL_ESTIMATE, min, max),
             last_target: INITIAL_ESTIMATE,
             estimate,
@@ -180,9 +185,12 @@ impl TransportCc {
     }
 
     fn ingest(&mut self, feedback: &TransportLayerCc) {
+        let Some(epoch) = self.epoch else {
+            return;
+        };
         for ack in convert_twcc(feedback) {
             let slot = usize::from(ack.sequence_number) % SENT_HISTORY;
-            let Some(Some(sent)) = self.sent.get_mut(slot) else {
+            let Some(sent) = self.sent.get_mut(slot) else {
                 continue;
             };
             if !sent.pending || sent.twcc_sequence_number != ack.sequence_number {
@@ -195,9 +203,9 @@ impl TransportCc {
                 rtp_sequence_number: sent.rtp_sequence_number,
                 is_twcc: true,
                 twcc_sequence_number: sent.twcc_sequence_number,
-                size: sent.size as usize,
+                size: usize::from(sent.size),
                 arrived: ack.arrived,
-                departure: sent.departure,
+                departure: epoch + std::time::Duration::from_micros(sent.departure_us),
                 arrival: ack.arrival,
                 ecn: ack.ecn,
             });
@@ -246,15 +254,17 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
             let number = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
             if pkt.header.set_extension(id, number).is_ok() {
                 let size = pkt.header.marshal_size() + pkt.payload.len();
+                let epoch = *self.epoch.get_or_insert(msg.now);
+                let since = msg.now.saturating_duration_since(epoch).as_micros();
                 if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_HISTORY) {
-                    *slot = Some(Sent {
-                        departure: msg.now,
+                    *slot = Sent {
+                        departure_us: u64::try_from(since).unwrap_or(u64::MAX),
                         ssrc: pkt.header.ssrc,
-                        size: u32::try_from(size).unwrap_or(u32::MAX),
+                        size: u16::try_from(size).unwrap_or(u16::MAX),
                         rtp_sequence_number: pkt.header.sequence_number,
                         twcc_sequence_number: seq,
                         pending: true,
-                    });
+                    };
                 }
             }
         }
@@ -388,6 +398,11 @@ pub fn subscriber_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sent_packet_is_kept_in_24_bytes() {
+        assert_eq!(std::mem::size_of::<Sent>(), 24);
+    }
 
     #[test]
     fn the_lower_estimate_counts_and_an_old_remb_does_not() {
