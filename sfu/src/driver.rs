@@ -704,8 +704,24 @@ fn nominal_bitrate(layer: Layer) -> u64 {
 }
 
 /// Which payload types of an offer are audio and which video, from its m-lines.
+///
+/// Repair formats (RTX, RED, FEC) are left out: the core restores a retransmission to the
+/// packet it repairs, and anything else of theirs must not be forwarded as media.
 fn sdp_payload_types(sdp: &str) -> HashMap<u8, Media> {
     let mut out = HashMap::new();
+    let repair: Vec<u8> = sdp
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("a=rtpmap:")?;
+            let (pt, codec) = rest.split_once(' ')?;
+            let name = codec.split('/').next()?.to_ascii_lowercase();
+            matches!(
+                name.as_str(),
+                "rtx" | "red" | "ulpfec" | "flexfec" | "flexfec-03"
+            )
+            .then(|| pt.parse().ok())?
+        })
+        .collect();
     for line in sdp.lines() {
         let media = if line.starts_with("m=audio") {
             Media::Audio
@@ -715,7 +731,9 @@ fn sdp_payload_types(sdp: &str) -> HashMap<u8, Media> {
             continue;
         };
         for pt in line.split_whitespace().skip(3) {
-            if let Ok(pt) = pt.parse::<u8>() {
+            if let Ok(pt) = pt.parse::<u8>()
+                && !repair.contains(&pt)
+            {
                 out.insert(pt, media);
             }
         }
@@ -2071,6 +2089,8 @@ a=rtpmap:99 H264/90000\r\n";
         assert_eq!(pts.get(&96), Some(&Media::Audio));
         assert_eq!(pts.get(&8), Some(&Media::Audio));
         assert_eq!(pts.get(&97), Some(&Media::Video));
+        assert_eq!(pts.get(&98), None, "RTX is repair, not media");
+        assert_eq!(pts.get(&99), Some(&Media::Video));
         assert_eq!(pts.get(&111), None);
         assert_eq!(sdp_codec_payload_types(OFFER), (Some(96), Some(97)));
         assert_eq!(sdp_media(OFFER), (true, true));
