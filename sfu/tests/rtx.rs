@@ -136,68 +136,12 @@ async fn a_packet_a_subscriber_asks_for_again_is_resent_on_its_retransmission_st
     );
 }
 
-/// A UDP relay between a publisher and the SFU that loses one picture packet on its way in
-/// (the `drop_at`-th), and tells what it lost and whether RTX followed.
-struct LossyPath {
-    /// Where the publisher should send: the relay's publisher-facing socket.
-    addr: std::net::SocketAddr,
-    /// The sequence number of the packet it lost, once it has.
-    lost: Arc<Mutex<Option<u16>>>,
-    /// Retransmission (RTX) packets the publisher sent afterwards.
-    rtx: Arc<std::sync::atomic::AtomicU64>,
-}
-
-async fn lossy_path(sfu: std::net::SocketAddr, drop_at: u64) -> LossyPath {
-    use std::sync::atomic::Ordering;
-    let outer = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let inner = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = outer.local_addr().expect("addr");
-    let lost: Arc<Mutex<Option<u16>>> = Arc::default();
-    let rtx = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (l, r) = (lost.clone(), rtx.clone());
-    tokio::spawn(async move {
-        let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
-        let mut publisher = None;
-        let mut pictures = 0u64;
-        loop {
-            tokio::select! {
-                Ok((n, from)) = outer.recv_from(&mut a) => {
-                    publisher = Some(from);
-                    // RTP over SRTP keeps its header in the clear: version 2, payload type.
-                    let rtp = n > 12 && a[0] >> 6 == 2 && !(200..=204).contains(&a[1]);
-                    if rtp && a[1] & 0x7f == VP8_PT {
-                        pictures += 1;
-                        if pictures == drop_at {
-                            *l.lock().expect("lost") = Some(u16::from_be_bytes([a[2], a[3]]));
-                            continue;
-                        }
-                    }
-                    if rtp && a[1] & 0x7f == VP8_RTX_PT && l.lock().expect("lost").is_some() {
-                        r.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let _ = inner.send_to(&a[..n], sfu).await;
-                }
-                Ok((n, _)) = inner.recv_from(&mut b) => {
-                    if let Some(p) = publisher {
-                        let _ = outer.send_to(&b[..n], p).await;
-                    }
-                }
-            }
-        }
-    });
-    LossyPath { addr, lost, rtx }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forwarded() {
     use std::sync::atomic::Ordering;
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let path = lossy_path(sfu.local_addr(), 150).await;
+    let path = common::relay(sfu.local_addr(), Some(150)).await;
 
     // The publisher: RTX and NACK (as browsers), reaching the SFU only through the relay.
     let mut media = dienhong_sfu::driver::publishing_media_engine().expect("media");

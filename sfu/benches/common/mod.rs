@@ -24,7 +24,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
-pub use dienhong_sfu::driver::{OPUS_PT, VP8_PT, codec};
+pub use dienhong_sfu::driver::{OPUS_PT, VP8_PT, VP8_RTX_PT, codec};
 
 /// VP8 and Opus only, with the driver's payload types, and the header extensions a
 /// simulcast publisher needs (mid, rid).
@@ -452,4 +452,74 @@ pub async fn subscribe_as(
     let answer = sub.pc.local_description().await.expect("sdp");
     sfu.answer(leg, answer).await.expect("answer");
     sub
+}
+
+/// A UDP relay between a peer and the SFU. It can lose one picture packet on its way in (the
+/// `drop_at`-th) and tell what it lost and whether a retransmission (RTX) followed, and it
+/// can go silent both ways (`cut`): a peer gone without a goodbye.
+pub struct Relay {
+    /// Where the publisher should send: the relay's publisher-facing socket.
+    pub addr: std::net::SocketAddr,
+    /// The sequence number of the packet it lost, once it has.
+    pub lost: Arc<Mutex<Option<u16>>>,
+    /// Retransmission (RTX) packets the publisher sent afterwards.
+    pub rtx: Arc<std::sync::atomic::AtomicU64>,
+    /// Set: nothing passes any more.
+    pub cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub async fn relay(sfu: std::net::SocketAddr, drop_at: Option<u64>) -> Relay {
+    let outer = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let inner = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = outer.local_addr().expect("addr");
+    let lost: Arc<Mutex<Option<u16>>> = Arc::default();
+    let rtx = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (l, r, c) = (lost.clone(), rtx.clone(), cut.clone());
+    tokio::spawn(async move {
+        let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+        let mut publisher = None;
+        let mut pictures = 0u64;
+        loop {
+            tokio::select! {
+                Ok((n, from)) = outer.recv_from(&mut a) => {
+                    if c.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    publisher = Some(from);
+                    // RTP over SRTP keeps its header in the clear: version 2, payload type.
+                    let rtp = n > 12 && a[0] >> 6 == 2 && !(200..=204).contains(&a[1]);
+                    if rtp && a[1] & 0x7f == VP8_PT {
+                        pictures += 1;
+                        if Some(pictures) == drop_at {
+                            *l.lock().expect("lost") = Some(u16::from_be_bytes([a[2], a[3]]));
+                            continue;
+                        }
+                    }
+                    if rtp && a[1] & 0x7f == VP8_RTX_PT && l.lock().expect("lost").is_some() {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = inner.send_to(&a[..n], sfu).await;
+                }
+                Ok((n, _)) = inner.recv_from(&mut b) => {
+                    if c.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if let Some(p) = publisher {
+                        let _ = outer.send_to(&b[..n], p).await;
+                    }
+                }
+            }
+        }
+    });
+    Relay {
+        addr,
+        lost,
+        rtx,
+        cut,
+    }
 }
