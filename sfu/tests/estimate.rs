@@ -23,9 +23,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TransportContext, TransportMessage};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
 
 const SSRC: u32 = 0x5EED;
@@ -220,33 +218,18 @@ async fn a_subscriber_reporting_transport_wide_feedback_gets_an_estimate_from_th
             .await
             .expect("connected");
     }
-    // Count what arrives (the receivers keep reading, and reporting).
-    let mut counts = Vec::new();
-    for sub in [&mut reporting, &mut silent] {
-        let mut tracks =
-            std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
-        let count = Arc::new(AtomicU64::new(0));
-        counts.push(count.clone());
-        tokio::spawn(async move {
-            while let Some(track) = tracks.recv().await {
-                let count = count.clone();
-                tokio::spawn(async move {
-                    while let Some(event) = track.poll().await {
-                        if let TrackRemoteEvent::OnRtpPacket(_) = event {
-                            count.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-    }
+    // Log what arrives (the receivers keep reading, and reporting).
+    let logs = [
+        common::log_packets(&mut reporting),
+        common::log_packets(&mut silent),
+    ];
     publish(&tracks[0], 1111, &tracks[1], 2222, 3, Instant::now()).await;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Both received the stream: the sequence number added for the reporting one is carried
     // intact through SRTP.
-    for (who, count) in ["D1", "D2"].iter().zip(&counts) {
-        let n = count.load(Ordering::Relaxed);
+    for (who, log) in ["D1", "D2"].iter().zip(&logs) {
+        let n = log.lock().expect("log").len();
         assert!(n > 500, "{who} received {n} packets in 3 s");
     }
     let stats = sfu.stats().await.expect("stats");

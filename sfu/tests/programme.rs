@@ -54,6 +54,34 @@ async fn talk(hall: &TrackLocalStaticRTP, site: &TrackLocalStaticRTP, seq: &mut 
     }
 }
 
+/// A receiver with fixed m-lines (`audio_lines` receive-only audio lines, as a WHEP client
+/// offers), connected.
+async fn pull(sfu: &Driver, rt: &Arc<dyn Runtime>, audio_lines: usize) -> common::Peer {
+    let mut pull = peer(rt.clone()).await;
+    for _ in 0..audio_lines {
+        pull.pc
+            .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+            .await
+            .expect("recvonly audio");
+    }
+    let offer = pull.pc.create_offer(None).await.expect("offer");
+    pull.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
+    let offer = pull.pc.local_description().await.expect("sdp");
+    let (_, answer) = sfu
+        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
+        .await
+        .expect("pull");
+    pull.pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
+        .await
+        .expect("the pull connects");
+    pull
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
@@ -70,26 +98,7 @@ async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
         publish_to(&sfu, &rt, "S01", Kind::Site, &[(RtpCodecKind::Audio, 31)]).await;
 
     // The pull offers one receive-only audio line, as a WHEP client does.
-    let mut pull = peer(rt.clone()).await;
-    pull.pc
-        .add_transceiver_from_kind(RtpCodecKind::Audio, None)
-        .await
-        .expect("recvonly audio");
-    let offer = pull.pc.create_offer(None).await.expect("offer");
-    pull.pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
-    let offer = pull.pc.local_description().await.expect("sdp");
-    let (_, answer) = sfu
-        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
-        .await
-        .expect("pull");
-    pull.pc
-        .set_remote_description(answer)
-        .await
-        .expect("remote");
-    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
-        .await
-        .expect("the pull connects");
+    let mut pull = pull(&sfu, &rt, 1).await;
     let log = common::log_arrivals(&mut pull);
 
     let mut seq = 0u16;
@@ -149,54 +158,13 @@ async fn two_audio_lines_carry_the_hall_and_the_speaker_side_by_side() {
         publish_to(&sfu, &rt, "S01", Kind::Site, &[(RtpCodecKind::Audio, 31)]).await;
 
     // A TV system that mixes for itself offers two receive-only audio lines.
-    let mut pull = peer(rt.clone()).await;
-    for _ in 0..2 {
-        pull.pc
-            .add_transceiver_from_kind(RtpCodecKind::Audio, None)
-            .await
-            .expect("recvonly audio");
-    }
-    let offer = pull.pc.create_offer(None).await.expect("offer");
-    pull.pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
-    let offer = pull.pc.local_description().await.expect("sdp");
-    let (_, answer) = sfu
-        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
-        .await
-        .expect("pull");
-    pull.pc
-        .set_remote_description(answer)
-        .await
-        .expect("remote");
-    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
-        .await
-        .expect("the pull connects");
-    // (line's SSRC, marker, arrival) of every packet.
-    let log: Arc<std::sync::Mutex<Vec<(u32, u8, Instant)>>> = Arc::default();
-    let mut tracks = std::mem::replace(&mut pull.tracks, tokio::sync::mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    if let webrtc::media_stream::track_remote::TrackRemoteEvent::OnRtpPacket(p) =
-                        event
-                        && let Some(m) = p.payload.first()
-                    {
-                        l.lock()
-                            .expect("log")
-                            .push((p.header.ssrc, *m, Instant::now()));
-                    }
-                }
-            });
-        }
-    });
+    let mut pull = pull(&sfu, &rt, 2).await;
+    let log = common::log_packets(&mut pull);
     let lines = |from: Instant, to: Instant| {
         let mut by_line: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
-        for (ssrc, m, at) in log.lock().expect("log").iter() {
-            if *at > from && *at <= to {
-                by_line.entry(*ssrc).or_default().push(*m);
+        for a in log.lock().expect("log").iter() {
+            if a.at > from && a.at <= to {
+                by_line.entry(a.ssrc).or_default().push(a.first);
             }
         }
         by_line

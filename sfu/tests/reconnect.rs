@@ -7,18 +7,14 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{publish_to, subscribe_from};
+use common::{log_packets, publish_to, subscribe_from};
 use dienhong_sfu::driver::{Driver, LegEvent, OPUS_PT, VP8_PT};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_remote::TrackRemoteEvent;
 use webrtc::runtime::Runtime;
-
-/// (ssrc, payload type, sequence number) of every packet the subscriber received.
-type Log = Arc<Mutex<Vec<(u32, u8, u16)>>>;
 
 fn packet(pt: u8, ssrc: u32, seq: u16) -> rtc::rtp::Packet {
     rtc::rtp::Packet {
@@ -55,25 +51,7 @@ async fn a_publisher_that_comes_back_takes_its_old_m_lines() {
         2,
         "both tracks in the publisher's stream:\n{offer}"
     );
-    let log: Log = Arc::default();
-    let mut remote = std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = remote.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(p) = event {
-                        l.lock().expect("log").push((
-                            p.header.ssrc,
-                            p.header.payload_type,
-                            p.header.sequence_number,
-                        ));
-                    }
-                }
-            });
-        }
-    });
+    let log = log_packets(&mut sub);
     let mut offers = sfu.events();
 
     for round in 0..4u16 {
@@ -115,13 +93,13 @@ async fn a_publisher_that_comes_back_takes_its_old_m_lines() {
     }
     // One stream per m-line throughout, each numbered without a step back.
     let log = log.lock().expect("log");
-    let ssrcs: std::collections::BTreeSet<u32> = log.iter().map(|(s, _, _)| *s).collect();
+    let ssrcs: std::collections::BTreeSet<u32> = log.iter().map(|a| a.ssrc).collect();
     assert_eq!(ssrcs.len(), 2, "the same two SSRCs: {ssrcs:?}");
     for ssrc in ssrcs {
         let seqs: Vec<u16> = log
             .iter()
-            .filter(|(s, _, _)| *s == ssrc)
-            .map(|(_, _, q)| *q)
+            .filter(|a| a.ssrc == ssrc)
+            .map(|a| a.seq)
             .collect();
         assert!(
             seqs.windows(2)

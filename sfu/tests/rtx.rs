@@ -201,25 +201,7 @@ async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forw
     tokio::time::timeout(Duration::from_secs(10), sub.connected.recv())
         .await
         .expect("subscriber connected");
-    let log: Log = Arc::default();
-    let mut remote = std::mem::replace(&mut sub.tracks, tokio::sync::mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = remote.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(pkt) = event {
-                        l.lock().expect("log").push((
-                            pkt.header.ssrc,
-                            pkt.header.payload_type,
-                            pkt.header.sequence_number,
-                        ));
-                    }
-                }
-            });
-        }
-    });
+    let log = common::log_packets(&mut sub);
 
     publish(&camera, 1111, &microphone, 2222, 3, Instant::now()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -236,8 +218,8 @@ async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forw
     let log = log.lock().expect("log");
     let pictures: Vec<u16> = log
         .iter()
-        .filter(|(_, pt, _)| *pt == VP8_PT)
-        .map(|(_, _, s)| *s)
+        .filter(|a| a.payload_type == VP8_PT)
+        .map(|a| a.seq)
         .collect();
     assert!(pictures.len() > 300, "pictures arrive: {}", pictures.len());
     assert!(

@@ -353,6 +353,47 @@ pub fn plan() -> (Vec<usize>, u64) {
     )
 }
 
+/// One RTP packet a peer received.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The stream (m-line) it came on.
+    pub ssrc: u32,
+    pub payload_type: u8,
+    pub seq: u16,
+    /// Its first payload byte: tests mark each sender's packets with it.
+    pub first: u8,
+    pub at: Instant,
+}
+
+/// Every RTP packet a peer received, in order.
+pub type PacketLog = Arc<Mutex<Vec<Arrival>>>;
+
+/// Logs every RTP packet `p` receives from here on, with its stream and numbering.
+pub fn log_packets(p: &mut Peer) -> PacketLog {
+    let log: PacketLog = Arc::default();
+    let mut tracks = std::mem::replace(&mut p.tracks, mpsc::unbounded_channel().1);
+    let l = log.clone();
+    tokio::spawn(async move {
+        while let Some(track) = tracks.recv().await {
+            let l = l.clone();
+            tokio::spawn(async move {
+                while let Some(evt) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt {
+                        l.lock().expect("log").push(Arrival {
+                            ssrc: pkt.header.ssrc,
+                            payload_type: pkt.header.payload_type,
+                            seq: pkt.header.sequence_number,
+                            first: pkt.payload.first().copied().unwrap_or(0),
+                            at: Instant::now(),
+                        });
+                    }
+                }
+            });
+        }
+    });
+    log
+}
+
 /// (first payload byte, sequence number, arrival) of every packet a peer received; tests
 /// mark each sender's packets with their first byte.
 pub type Arrivals = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
