@@ -174,15 +174,22 @@ const SITE_LEVEL: u8 = 60;
 
 /// Both microphones talk (50 packets/s each) for `d`.
 async fn talk(deputy: &Mic, site: &Mic, seq: &mut u16, d: Duration) {
+    talking(Some(deputy), site, seq, d).await;
+}
+
+/// The room's microphone talks, and the deputy's if there is one, for `d`.
+async fn talking(deputy: Option<&Mic>, site: &Mic, seq: &mut u16, d: Duration) {
     let t0 = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     while t0.elapsed() < d {
         tick.tick().await;
         *seq = seq.wrapping_add(1);
-        let _ = deputy
-            .track
-            .write_rtp(opus_packet(deputy, *seq, DEPUTY, DEPUTY_LEVEL))
-            .await;
+        if let Some(deputy) = deputy {
+            let _ = deputy
+                .track
+                .write_rtp(opus_packet(deputy, *seq, DEPUTY, DEPUTY_LEVEL))
+                .await;
+        }
         let _ = site
             .track
             .write_rtp(opus_packet(site, *seq, SITE, SITE_LEVEL))
@@ -387,20 +394,6 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
     s.stop().await;
 }
 
-/// Only the room talks (50 packets/s) for `d`.
-async fn room_talks(site: &Mic, seq: &mut u16, d: Duration) {
-    let t0 = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    while t0.elapsed() < d {
-        tick.tick().await;
-        *seq = seq.wrapping_add(1);
-        let _ = site
-            .track
-            .write_rtp(opus_packet(site, *seq, SITE, SITE_LEVEL))
-            .await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deputy_in_the_hall_given_the_floor_does_not_open_their_delegations_room() {
     let Hall {
@@ -430,7 +423,7 @@ async fn a_deputy_in_the_hall_given_the_floor_does_not_open_their_delegations_ro
         .ok(json!({"command": "grant_floor", "request": 1}))
         .await;
     let granted = Instant::now();
-    room_talks(&site_mic, &mut seq, Duration::from_millis(800)).await;
+    talking(None, &site_mic, &mut seq, Duration::from_millis(800)).await;
     assert_eq!(
         heard_after(&log, SITE, granted),
         0,
@@ -451,7 +444,7 @@ async fn a_deputy_in_the_hall_given_the_floor_does_not_open_their_delegations_ro
         .ok(json!({"command": "grant_floor", "request": 2}))
         .await;
     let granted = Instant::now();
-    room_talks(&site_mic, &mut seq, Duration::from_millis(800)).await;
+    talking(None, &site_mic, &mut seq, Duration::from_millis(800)).await;
     assert!(
         heard_after(&log, SITE, granted) > 0,
         "the room carries a deputy who sits there"

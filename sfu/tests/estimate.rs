@@ -10,7 +10,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{publish, publish_to, subscribe_as, subscribe_from, twcc_peer};
+use common::{publish, subscribe_as, subscribe_from, twcc_peer};
 use dienhong_sfu::driver::Driver;
 use dienhong_sfu::feedback::{INITIAL_ESTIMATE, SenderEstimate, subscriber_chain};
 use dienhong_sfu::routing::{Kind, ParticipantId};
@@ -19,7 +19,6 @@ use rtc::interceptor::{
     TaggedPacket, TwccReceiverBuilder,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TransportContext, TransportMessage};
 use std::sync::Arc;
@@ -200,17 +199,7 @@ fn the_chain_stamps_a_transport_wide_sequence_number_on_every_packet() {
 async fn a_subscriber_reporting_transport_wide_feedback_gets_an_estimate_from_the_sfu() {
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let (_publisher, tracks) = publish_to(
-        &sfu,
-        &rt,
-        "S01",
-        Kind::Site,
-        &[(RtpCodecKind::Video, 1111), (RtpCodecKind::Audio, 2222)],
-    )
-    .await;
-    sfu.set_floor(Some(ParticipantId("S01".into())))
-        .await
-        .expect("floor");
+    let (_publisher, tracks) = common::speaking_site(&sfu, &rt).await;
     let mut reporting = subscribe_as(&sfu, twcc_peer(rt.clone()).await, "D1", Kind::Display).await;
     let mut silent = subscribe_from(&sfu, &rt, "D2", Kind::Display).await;
     for sub in [&mut reporting, &mut silent] {

@@ -7,7 +7,7 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use common::{build_peer, publish, publish_to, subscribe_as};
+use common::{build_peer, publish, subscribe_as};
 use dienhong_sfu::driver::{Driver, VP8_PT, VP8_RTX_PT, subscribing_media_engine};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::peer_connection::configuration::interceptor_registry::configure_nack;
@@ -26,17 +26,7 @@ type Log = Arc<Mutex<Vec<(u32, u8, u16)>>>;
 async fn a_packet_a_subscriber_asks_for_again_is_resent_on_its_retransmission_stream() {
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let (_publisher, tracks) = publish_to(
-        &sfu,
-        &rt,
-        "S01",
-        Kind::Site,
-        &[(RtpCodecKind::Video, 1111), (RtpCodecKind::Audio, 2222)],
-    )
-    .await;
-    sfu.set_floor(Some(ParticipantId("S01".into())))
-        .await
-        .expect("floor");
+    let (_publisher, tracks) = common::speaking_site(&sfu, &rt).await;
 
     // The subscriber: VP8 with RTX, and NACK.
     let mut media = subscribing_media_engine().expect("media");

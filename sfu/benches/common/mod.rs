@@ -460,6 +460,26 @@ pub async fn publish_to(
     (p, locals)
 }
 
+/// A delegation site `S01` publishing camera (SSRC 1111) and microphone (2222), given the
+/// floor: what every subscriber receives. Returns the site's peer and its two tracks.
+pub async fn speaking_site(
+    sfu: &dienhong_sfu::driver::Driver,
+    rt: &Arc<dyn Runtime>,
+) -> (Peer, Vec<Arc<TrackLocalStaticRTP>>) {
+    let site = publish_to(
+        sfu,
+        rt,
+        "S01",
+        dienhong_sfu::routing::Kind::Site,
+        &[(RtpCodecKind::Video, 1111), (RtpCodecKind::Audio, 2222)],
+    )
+    .await;
+    sfu.set_floor(Some(dienhong_sfu::routing::ParticipantId("S01".into())))
+        .await
+        .expect("floor");
+    site
+}
+
 /// A subscriber: the driver's offer for `who`, answered by a new async peer (not yet
 /// waited for: check `connected`).
 pub async fn subscribe_from(
