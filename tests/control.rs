@@ -443,6 +443,14 @@ async fn hostile_input_gets_typed_errors_or_closes_while_another_client_keeps_wo
     bad.send(json!({"type": "command", "v": 1, "command_id": "", "command": {"command": "tick"}}))
         .await;
     assert_eq!(bad.next().await["code"], "invalid_command_id");
+    bad.send(json!({"type": "command", "v": 1, "command_id": "where",
+        "command": {"command": "check_in", "deputy": "DB001", "location": "moon"}}))
+        .await;
+    assert_eq!(
+        bad.next().await["code"],
+        "invalid_message",
+        "a location that is not hall, site or remote"
+    );
     bad.send(json!({"type": "ping", "v": 1})).await;
     assert_eq!(bad.next().await["type"], "pong");
 
