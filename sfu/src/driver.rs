@@ -27,7 +27,7 @@
 
 use crate::feedback::{self, Estimates, Request, SenderEstimate};
 use crate::forward::{
-    SlotState, audio_level, extmap_id, simulcast_rids, strip_extensions, vp8_keyframe,
+    SlotState, audio_level, extmap_id, simulcast_rids, strip_extensions, vp8_ids, vp8_keyframe,
 };
 use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
@@ -1853,6 +1853,7 @@ impl Core {
             // Extensions are negotiated per leg: none are carried over.
             strip_extensions(&mut pkt.header);
             let keyframe = video && vp8_keyframe(&pkt.payload);
+            let ids = if video { vp8_ids(&pkt.payload) } else { None };
             // Taken out for the loop (nothing in it changes the fan-out) and put back.
             let targets = self.fanout.remove(&track).unwrap_or_default();
             for &i in &targets {
@@ -1873,7 +1874,7 @@ impl Core {
                     continue;
                 };
                 let mut p = pkt.clone();
-                if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload) {
+                if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload, ids) {
                     p.payload = payload.into();
                 }
                 p.header.ssrc = slot.ssrc;

@@ -82,8 +82,8 @@ pub fn vp8_ids(payload: &[u8]) -> Option<Vp8Ids> {
 
 impl Vp8Numbering {
     /// The payload to send instead, when its numbers change.
-    fn rewrite(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
-        let ids = vp8_ids(payload)?;
+    fn rewrite(&mut self, payload: &[u8], ids: Option<Vp8Ids>) -> Option<Vec<u8>> {
+        let ids = ids?;
         if self.rebase {
             self.rebase = false;
             if let (Some((incoming, _, _)), Some(last)) = (ids.picture, self.last_picture) {
@@ -176,8 +176,11 @@ impl SlotState {
     /// through), when its picture numbers must change: after a layer switch or a change of
     /// source they continue from the last picture sent, as the receiver's decoder expects
     /// of one stream. `None`: send it as it is.
-    pub fn vp8_payload(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
-        self.vp8.rewrite(payload)
+    ///
+    /// `ids` are the payload's picture numbers ([`vp8_ids`]), read once per packet for all
+    /// its subscribers.
+    pub fn vp8_payload(&mut self, payload: &[u8], ids: Option<Vp8Ids>) -> Option<Vec<u8>> {
+        self.vp8.rewrite(payload, ids)
     }
 
     /// Another track feeds this slot from now on (a programme slot following the speaker):
@@ -346,6 +349,10 @@ mod tests {
         vec![0x90, 0xe0, 0x80 | hi, lo, tl0, 0x20, 0x00, 0x01, 0x02]
     }
 
+    fn rewrite(s: &mut SlotState, payload: &[u8]) -> Option<Vec<u8>> {
+        s.vp8_payload(payload, vp8_ids(payload))
+    }
+
     fn ids_of(payload: &[u8]) -> (u16, u8) {
         let ids = vp8_ids(payload).expect("ids");
         (ids.picture.expect("picture").0, ids.tl0.expect("tl0").0)
@@ -383,19 +390,19 @@ mod tests {
         for (i, pic) in [1000u16, 1001].iter().enumerate() {
             let seq = 10 + i as u16;
             assert!(s.admit(Layer::Low, seq, 0, true, true, 0).is_some());
-            assert_eq!(s.vp8_payload(&vp8_wide(*pic, 40 + i as u8)), None);
+            assert_eq!(rewrite(&mut s, &vp8_wide(*pic, 40 + i as u8)), None);
         }
         // Switch to the high layer, which numbers its pictures from 7 and TL0 from 200.
         s.target = Some(Layer::High);
         assert!(s.admit(Layer::High, 500, 0, true, true, 10).is_some());
-        let first = s.vp8_payload(&vp8_wide(7, 200)).expect("rewritten");
+        let first = rewrite(&mut s, &vp8_wide(7, 200)).expect("rewritten");
         assert_eq!(ids_of(&first), (1002, 42));
         assert_eq!(&first[5..], &vp8_wide(7, 200)[5..], "the rest is untouched");
         // Two packets of the next picture keep one number.
         assert!(s.admit(Layer::High, 501, 0, false, true, 20).is_some());
-        let a = s.vp8_payload(&vp8_wide(8, 200)).expect("rewritten");
+        let a = rewrite(&mut s, &vp8_wide(8, 200)).expect("rewritten");
         assert!(s.admit(Layer::High, 502, 0, false, true, 20).is_some());
-        let b = s.vp8_payload(&vp8_wide(8, 201)).expect("rewritten");
+        let b = rewrite(&mut s, &vp8_wide(8, 201)).expect("rewritten");
         assert_eq!(ids_of(&a), (1003, 42));
         assert_eq!(ids_of(&b), (1003, 43));
     }
@@ -407,10 +414,10 @@ mod tests {
             ..SlotState::default()
         };
         assert!(s.admit(Layer::Low, 1, 0, true, true, 0).is_some());
-        assert_eq!(s.vp8_payload(&vp8_wide(0x7fff, 255)), None);
+        assert_eq!(rewrite(&mut s, &vp8_wide(0x7fff, 255)), None);
         s.target = Some(Layer::Mid);
         assert!(s.admit(Layer::Mid, 90, 0, true, true, 5).is_some());
-        let out = s.vp8_payload(&vp8_wide(300, 9)).expect("rewritten");
+        let out = rewrite(&mut s, &vp8_wide(300, 9)).expect("rewritten");
         assert_eq!(ids_of(&out), (0, 0));
     }
 

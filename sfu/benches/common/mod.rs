@@ -368,39 +368,13 @@ pub struct Arrival {
 /// Every RTP packet a peer received, in order.
 pub type PacketLog = Arc<Mutex<Vec<Arrival>>>;
 
-/// Logs every RTP packet `p` receives from here on, with its stream and numbering.
-pub fn log_packets(p: &mut Peer) -> PacketLog {
-    let log: PacketLog = Arc::default();
-    let mut tracks = std::mem::replace(&mut p.tracks, mpsc::unbounded_channel().1);
-    let l = log.clone();
-    tokio::spawn(async move {
-        while let Some(track) = tracks.recv().await {
-            let l = l.clone();
-            tokio::spawn(async move {
-                while let Some(evt) = track.poll().await {
-                    if let TrackRemoteEvent::OnRtpPacket(pkt) = evt {
-                        l.lock().expect("log").push(Arrival {
-                            ssrc: pkt.header.ssrc,
-                            payload_type: pkt.header.payload_type,
-                            seq: pkt.header.sequence_number,
-                            first: pkt.payload.first().copied().unwrap_or(0),
-                            at: Instant::now(),
-                        });
-                    }
-                }
-            });
-        }
-    });
-    log
-}
-
-/// (first payload byte, sequence number, arrival) of every packet a peer received; tests
-/// mark each sender's packets with their first byte.
-pub type Arrivals = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
-
-/// Logs every packet `p` receives from here on.
-pub fn log_arrivals(p: &mut Peer) -> Arrivals {
-    let log: Arrivals = Arc::default();
+/// Logs, for every RTP packet `p` receives from here on, what `entry` makes of it (taking
+/// the peer's track channel).
+fn log_each<T: Send + 'static>(
+    p: &mut Peer,
+    entry: fn(&rtc::rtp::Packet) -> Option<T>,
+) -> Arc<Mutex<Vec<T>>> {
+    let log: Arc<Mutex<Vec<T>>> = Arc::default();
     let mut tracks = std::mem::replace(&mut p.tracks, mpsc::unbounded_channel().1);
     let l = log.clone();
     tokio::spawn(async move {
@@ -409,19 +383,41 @@ pub fn log_arrivals(p: &mut Peer) -> Arrivals {
             tokio::spawn(async move {
                 while let Some(evt) = track.poll().await {
                     if let TrackRemoteEvent::OnRtpPacket(pkt) = evt
-                        && let Some(m) = pkt.payload.first()
+                        && let Some(e) = entry(&pkt)
                     {
-                        l.lock().expect("log").push((
-                            *m,
-                            pkt.header.sequence_number,
-                            Instant::now(),
-                        ));
+                        l.lock().expect("log").push(e);
                     }
                 }
             });
         }
     });
     log
+}
+
+/// Logs every RTP packet `p` receives from here on, with its stream and numbering.
+pub fn log_packets(p: &mut Peer) -> PacketLog {
+    log_each(p, |pkt| {
+        Some(Arrival {
+            ssrc: pkt.header.ssrc,
+            payload_type: pkt.header.payload_type,
+            seq: pkt.header.sequence_number,
+            first: pkt.payload.first().copied().unwrap_or(0),
+            at: Instant::now(),
+        })
+    })
+}
+
+/// (first payload byte, sequence number, arrival) of every packet a peer received; tests
+/// mark each sender's packets with their first byte.
+pub type Arrivals = Arc<Mutex<Vec<(u8, u16, Instant)>>>;
+
+/// Logs every packet `p` receives from here on.
+pub fn log_arrivals(p: &mut Peer) -> Arrivals {
+    log_each(p, |pkt| {
+        pkt.payload
+            .first()
+            .map(|m| (*m, pkt.header.sequence_number, Instant::now()))
+    })
 }
 
 /// A publisher: an async peer with local tracks of these kinds and SSRCs, published to the
