@@ -1,23 +1,60 @@
 #!/usr/bin/env bash
-# Installs what the interoperability tests need beyond Rust: an independent WebRTC stack
-# (aiortc, with numpy to look at decoded pixels), and for the browser test Debian's Chromium
-# and the websockets package that drives it over the DevTools protocol.
-# Safe to run again: it installs only what is missing. Without root, it installs what it can
-# and says what it could not.
+# Installs what the interoperability and browser tests need beyond Rust: an independent
+# WebRTC stack (aiortc, with numpy to look at decoded pixels) for tests/interop/, and for the
+# browser tests (tests/browser/) Debian's Chromium, Node.js with npm, and the npm packages
+# pinned in tests/browser/package-lock.json (playwright-core, which drives the system
+# Chromium and never downloads a browser, and axe-core).
+# Safe to run again: it installs only what is missing or stale. Without root, it installs
+# what it can and says what it could not.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import aiortc, numpy, websockets' 2>/dev/null; then
-  echo "== installing aiortc, numpy and websockets (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check aiortc numpy websockets
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+apt_updated=
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! python3 -c 'import aiortc, numpy' 2>/dev/null; then
+  echo "== installing aiortc and numpy (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check aiortc numpy
 fi
 
 if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     echo "== installing chromium (Debian)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
   else
-    echo "!! chromium is not installed and this user cannot install it: the browser test will be skipped" >&2
+    echo "!! chromium is not installed and this user cannot install it: the browser tests will be skipped" >&2
+  fi
+fi
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if can_apt; then
+    echo "== installing nodejs and npm (Debian)"
+    apt_install nodejs npm
+  else
+    echo "!! node or npm is not installed and this user cannot install them: the browser tests will be skipped" >&2
+  fi
+fi
+
+browser=tests/browser
+if command -v npm >/dev/null 2>&1; then
+  # playwright-core refuses to start on a Node.js older than 20.
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "!! node $(node --version) is too old for playwright-core (20 or newer): the browser tests will fail or be skipped" >&2
+  fi
+  # npm writes node_modules/.package-lock.json on every install: it is newer than the
+  # committed lock file exactly when node_modules matches it.
+  if [ ! -f "$browser/node_modules/.package-lock.json" ] ||
+    [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+    echo "== installing the browser tests' npm packages (npm ci)"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$browser" --no-audit --no-fund --loglevel=error >/dev/null
   fi
 fi

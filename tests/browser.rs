@@ -1,15 +1,26 @@
 //! The media plane end to end in a real browser: headless Chromium with a fake camera and
 //! microphone publishes through the SFU from the room app (`/room`, WHIP) and the hall
-//! display (`/display`, WHEP) must decode the pictures (`framesDecoded > 0` in its own
-//! WebRTC stats). The real binary and Chromium run in a network namespace of their own with
-//! only loopback, driven over the DevTools protocol by `tests/browser/e2e.py`.
+//! display (`/display`, WHEP) must decode the pictures (`framesDecoded` in its own WebRTC
+//! stats); a room app whose token the server refuses must fall back to its login form. The
+//! real binary and Chromium run in a network namespace of their own with only loopback,
+//! driven by playwright-core from `tests/browser/media.mjs` (on the harness in
+//! `tests/browser/harness.mjs`), which also photographs both pages and checks them with
+//! axe-core.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `unshare` flags that give a new network namespace here, if any do.
+/// The `unshare` flags that give a new network namespace here, if any do. A PID namespace
+/// too where possible: killing `unshare` then takes the server and Chromium with it.
 fn namespace_flags() -> Option<&'static [&'static str]> {
-    [&["-n"][..], &["-r", "-n"][..]].into_iter().find(|flags| {
+    [
+        &["-n", "-p", "-f", "--kill-child"][..],
+        &["-r", "-n", "-p", "-f", "--kill-child"][..],
+        &["-n"][..],
+        &["-r", "-n"][..],
+    ]
+    .into_iter()
+    .find(|flags| {
         Command::new("unshare")
             .args(*flags)
             .arg("true")
@@ -30,52 +41,75 @@ fn available(program: &str, args: &[&str]) -> bool {
 
 #[test]
 fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     let flags = namespace_flags();
     let ready = flags.is_some()
         && available("chromium", &["--version"])
-        && available("python3", &["-c", "import websockets"]);
+        && available(
+            "node",
+            &[
+                "-e",
+                "process.exit(+process.versions.node.split('.')[0] >= 20 ? 0 : 1)",
+            ],
+        )
+        && std::path::Path::new(dir)
+            .join("node_modules/playwright-core/package.json")
+            .exists();
     if !ready {
         assert!(
             std::env::var_os("DIENHONG_REQUIRE_BROWSER").is_none(),
-            "DIENHONG_REQUIRE_BROWSER is set but chromium, python3 with websockets, or a network namespace is missing (scripts/test-deps.sh installs the first two)"
+            "DIENHONG_REQUIRE_BROWSER is set but chromium, node 20 or newer, tests/browser/node_modules (npm ci) or a network namespace is missing (scripts/test-deps.sh installs the first three)"
         );
-        eprintln!("skipped: chromium, python3 websockets or unshare is not available");
+        eprintln!(
+            "skipped: chromium, node 20+, tests/browser/node_modules or unshare is not available"
+        );
         return;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/e2e.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/media.mjs");
     let bin = env!("CARGO_BIN_EXE_dienhong");
     let mut child = Command::new("unshare")
         .args(flags.unwrap_or_default())
         .args([
             "sh",
             "-c",
-            "ip link set lo up && exec python3 \"$0\" --bin \"$1\" --seconds 40",
+            "ip link set lo up && node \"$0\" --bin \"$1\" --seconds 40",
         ])
         .args([script, bin])
         .stdout(Stdio::piped())
         .spawn()
         .expect("unshare");
+    // Read the output as it comes, so a full pipe never stalls the script.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
     let t0 = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        if t0.elapsed() > Duration::from_secs(120) {
+        if t0.elapsed() > Duration::from_secs(180) {
             let _ = child.kill();
-            panic!("the browser check did not end within two minutes");
+            let _ = child.wait();
+            panic!("the browser test did not end within three minutes");
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut stdout, &mut out).expect("output");
-    }
+    let out = reader.join().expect("output");
     let result: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))
         .unwrap_or_else(|e| panic!("no result line ({e}): {out}"));
+    println!("{result}");
+    assert!(status.success(), "{result}");
+    assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["room_state"], "live", "{result}");
     assert!(
         result["frames_decoded"].as_u64().unwrap_or(0) > 0,
         "the display decoded no frame: {result}"
     );
-    assert!(status.success(), "{result}");
+    assert!(
+        result["invalid_token"]["login_shown_after_ms"].is_u64(),
+        "the room app with a refused token did not show its login form: {result}"
+    );
 }
