@@ -89,9 +89,9 @@ const Dh = {
       try { message += `: ${(await r.json()).message}`; } catch (_) { /* not JSON */ }
       throw new Error(message);
     }
-    const location = r.headers.get("location");
+    const session = r.headers.get("location");
     await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
-    return location;
+    return session;
   },
 
   /// Wires the page's login form; calls `enter(token)` once a token is known (from the

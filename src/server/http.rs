@@ -9,17 +9,11 @@ use crate::sitting::{Role, SittingId};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-const INDEX_HTML: &str = include_str!("../../web-client/index.html");
-const ROOM_HTML: &str = include_str!("../../web-client/room.html");
-const DISPLAY_HTML: &str = include_str!("../../web-client/display.html");
-const MEDIA_JS: &str = include_str!("../../web-client/media.js");
-const MEDIA_CSS: &str = include_str!("../../web-client/media.css");
 
 /// An error answered as JSON `{code, message}`; internals are logged, never sent.
 #[derive(Debug, Serialize)]
@@ -59,17 +53,6 @@ pub(super) fn router(app: Arc<App>) -> Router {
         },
     );
     Router::new()
-        .route("/", get(index))
-        .route("/room", get(|| page(ROOM_HTML)))
-        .route("/display", get(|| page(DISPLAY_HTML)))
-        .route(
-            "/media.js",
-            get(|| asset("text/javascript; charset=utf-8", MEDIA_JS)),
-        )
-        .route(
-            "/media.css",
-            get(|| asset("text/css; charset=utf-8", MEDIA_CSS)),
-        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/sittings", get(list_sittings))
@@ -77,30 +60,13 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/api/sittings/{id}/roster", get(roster))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
         .route("/ws", get(websocket))
         .merge(super::whip::router(max_sdp_bytes))
-        .fallback(not_found)
+        .fallback(super::assets::serve)
         .layer(DefaultBodyLimit::max(16 * 1024))
         .layer(trace)
         .with_state(app)
-}
-
-async fn index() -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(INDEX_HTML))
-}
-
-async fn page(html: &'static str) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-cache")], Html(html))
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
 }
 
 async fn healthz() -> &'static str {
@@ -150,7 +116,7 @@ async fn roster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
         .into_response())
 }
 
-async fn not_found() -> ApiError {
+pub(super) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
 }
 
@@ -259,6 +225,34 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Statu
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who the bearer of this token is: pages ask on load, so an expired or revoked token sends
+/// the user back to log in instead of failing later in the middle of something.
+async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    Ok(Json(Me {
+        actor: claims.sub.0,
+        roles: claims.roles,
+        expires_at: claims.exp.0,
+    }))
+}
+
+#[derive(Serialize)]
+struct Me {
+    actor: String,
+    roles: Vec<Role>,
+    expires_at: i64,
+}
+
+/// Whether `origin` is this server itself (the pages it serves), whatever name and port it
+/// was reached by: `http://` or `https://` and exactly the request's `Host`.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+}
+
 #[derive(Deserialize)]
 struct WsQuery {
     token: Option<String>,
@@ -271,7 +265,10 @@ async fn websocket(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     if let Some(origin) = headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| app.origin_allowed(o));
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| same_origin(o, host) || app.origin_allowed(o));
         if !allowed {
             tracing::warn!(origin = ?origin, "WebSocket from a foreign origin refused");
             return Err(ApiError::new(
@@ -295,4 +292,32 @@ async fn websocket(
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| crate::control::session::run(socket, app, claims, limits)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn a_page_of_this_server_is_its_own_origin_and_another_site_is_not() {
+        assert!(same_origin(
+            "http://127.0.0.1:18080",
+            Some("127.0.0.1:18080")
+        ));
+        assert!(same_origin(
+            "https://hop.quochoi.vn",
+            Some("hop.quochoi.vn")
+        ));
+        assert!(!same_origin("http://evil.example", Some("127.0.0.1:18080")));
+        assert!(!same_origin(
+            "http://127.0.0.1:18081",
+            Some("127.0.0.1:18080")
+        ));
+        assert!(!same_origin(
+            "http://127.0.0.1:18080.evil",
+            Some("127.0.0.1:18080")
+        ));
+        assert!(!same_origin("null", Some("127.0.0.1:18080")));
+        assert!(!same_origin("http://127.0.0.1:18080", None));
+    }
 }

@@ -5,6 +5,7 @@
 //! `App::start` + `run(listener, app, shutdown)` keep the binary thin and let tests start a
 //! real server on port 0.
 
+mod assets;
 mod http;
 pub mod summary;
 mod whip;

@@ -203,14 +203,24 @@ struct SnapshotMessage<'a> {
     state: &'a serde_json::Value,
 }
 
-/// Blanks the counts of secret votes that are still open. Participation is public as it
-/// happens (`secret_ballot_taken`); live counts beside it would let anyone who asks for
-/// snapshots often enough tie a choice to the deputy who just took part. The counts become
-/// public with the result, at the close.
+/// Blanks the counts of secret votes that have no result: those still open, and those
+/// voided before they closed. Participation is public as it happens
+/// (`secret_ballot_taken`); live counts beside it would let anyone who asks for snapshots
+/// often enough tie a choice to the deputy who just took part. The counts become public
+/// with the result, at the close, and only then; so a client folding the events it receives
+/// arrives at exactly this state.
 fn hide_open_secret_tallies(json: &mut serde_json::Value, state: &SittingState) {
     for (id, vote) in &state.votes {
+        let has_result = matches!(
+            vote.status,
+            sitting::VoteStatus::Closed { .. }
+                | sitting::VoteStatus::Voided {
+                    result: Some(_),
+                    ..
+                }
+        );
         if vote.method == sitting::Method::Secret
-            && vote.is_open()
+            && !has_result
             && let Some(v) = json
                 .get_mut("votes")
                 .and_then(|votes| votes.get_mut(id.0.to_string()))

@@ -1,0 +1,265 @@
+// Media for every page: WHIP (publish) and WHEP (receive the programme) against the
+// server's SFU (RFC 9725), and the chair console's receiving connection negotiated over the
+// WebSocket (`media_subscribe`). A token the server no longer accepts (401) sends the user
+// back to log in.
+
+import { ServerError, toLogin } from "./core.js";
+
+/// Waits for ICE gathering to finish, at most `ms`: the offer then carries its candidates.
+function gathered(pc, ms = 2000) {
+  return new Promise((resolve) => {
+    if (pc.iceGatheringState === "complete") { resolve(); return; }
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ms);
+  });
+}
+
+/// Negotiates `pc` over WHIP (`/whip`) or WHEP (`/whep`); returns the session's URL.
+export async function negotiate(pc, path, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const r = await fetch(path, {
+    method: "POST",
+    headers: { "content-type": "application/sdp", authorization: `Bearer ${token}` },
+    body: pc.localDescription.sdp,
+  });
+  if (r.status === 401) {
+    // The token expired or was revoked (a kiosk's daily token): log in again.
+    toLogin("expired");
+    throw new ServerError("token_expired");
+  }
+  if (r.status !== 201) {
+    let code = "media_unavailable";
+    try { code = (await r.json()).code || code; } catch (_) { /* not JSON */ }
+    throw new ServerError(code);
+  }
+  const sessionUrl = r.headers.get("location");
+  await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
+  return sessionUrl;
+}
+
+async function endSession(sessionUrl, token) {
+  if (!sessionUrl) return;
+  try {
+    await fetch(sessionUrl, { method: "DELETE", headers: { authorization: `Bearer ${token}` }, keepalive: true });
+  } catch (_) { /* the server releases it when ICE consent lapses */ }
+}
+
+/// Frames decoded so far by a peer connection's video receivers.
+export async function framesDecoded(pc) {
+  if (!pc) return 0;
+  let n = 0;
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") n += r.framesDecoded || 0;
+  });
+  return n;
+}
+
+/// The programme (WHEP) in a <video>: the speaker while someone holds the floor, the hall
+/// otherwise. Pulls again when the connection fails, or when nothing is decoded for 5 s
+/// (a receiver that connected before anything was published).
+export class Programme {
+  constructor(video, auth, onState = () => {}) {
+    this.video = video;
+    this.auth = auth;
+    this.onState = onState;
+    this.pc = null;
+    this.session = null;
+    this.state = "idle";
+    this.idleSince = null;
+    this.stopped = false;
+    this.watcher = setInterval(() => this.watch(), 1000);
+    window.addEventListener("pagehide", () => endSession(this.session, this.auth.token));
+  }
+
+  set(state) { this.state = state; this.onState(state); }
+
+  async start() {
+    this.stopped = false;
+    this.set("connecting");
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    this.video.srcObject = stream;
+    pc.addEventListener("track", (ev) => stream.addTrack(ev.track));
+    pc.addEventListener("connectionstatechange", () => {
+      if (this.pc !== pc) return;
+      if (pc.connectionState === "connected") this.set("receiving");
+      if (pc.connectionState === "failed") this.retry();
+    });
+    try {
+      this.session = await negotiate(pc, "/whep", this.auth.token);
+    } catch (e) {
+      if (e.code === "token_expired") return;
+      this.set("refused");
+      setTimeout(() => this.retry(), 5000);
+    }
+  }
+
+  async retry() {
+    if (this.stopped) return;
+    this.set("lost");
+    await this.close();
+    setTimeout(() => { if (!this.stopped) this.start(); }, 2000);
+  }
+
+  async close() {
+    const { pc, session } = this;
+    this.pc = null;
+    this.session = null;
+    await endSession(session, this.auth.token);
+    if (pc) pc.close();
+  }
+
+  async stop() { this.stopped = true; await this.close(); this.set("stopped"); }
+
+  frames() { return framesDecoded(this.pc); }
+
+  async watch() {
+    if (this.stopped || !this.pc) return;
+    const n = await this.frames();
+    if (this.state !== "receiving" || n > 0) { this.idleSince = null; return; }
+    if (this.idleSince === null) this.idleSince = Date.now();
+    else if (Date.now() - this.idleSince > 20000) { this.idleSince = null; this.retry(); }
+  }
+}
+
+/// Camera and microphone published over WHIP. `simulcast` sends three layers (the chair's
+/// console takes the smallest as a thumbnail). Starts again by itself when the connection
+/// fails, until stopped.
+export class Publisher {
+  constructor(auth, { simulcast = true, preview = null, onState = () => {} } = {}) {
+    this.auth = auth;
+    this.simulcast = simulcast;
+    this.preview = preview;
+    this.onState = onState;
+    this.pc = null;
+    this.session = null;
+    this.stream = null;
+    this.state = "idle";
+    this.wanted = false;
+    window.addEventListener("pagehide", () => endSession(this.session, this.auth.token));
+  }
+
+  set(state) { this.state = state; this.onState(state); }
+
+  async start() {
+    this.wanted = true;
+    this.set("connecting");
+    try {
+      this.stream = this.stream || await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+    } catch (_) {
+      this.set("noDevice");
+      return;
+    }
+    if (!this.wanted) { this.releaseDevices(); return; }
+    if (this.preview) this.preview.srcObject = this.stream;
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    for (const track of this.stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    for (const track of this.stream.getVideoTracks()) {
+      pc.addTransceiver(track, {
+        direction: "sendonly",
+        sendEncodings: this.simulcast
+          ? [
+            { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+            { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+            { rid: "f", maxBitrate: 1500000 },
+          ]
+          : [{ maxBitrate: 1500000 }],
+      });
+    }
+    pc.addEventListener("connectionstatechange", () => {
+      if (this.pc !== pc) return;
+      if (pc.connectionState === "connected") this.set("live");
+      if (pc.connectionState === "failed") this.restart();
+    });
+    try {
+      this.session = await negotiate(pc, "/whip", this.auth.token);
+    } catch (e) {
+      if (e.code === "token_expired") return;
+      this.set("refused");
+      setTimeout(() => this.restart(), 5000);
+    }
+  }
+
+  async restart() {
+    if (!this.wanted) return;
+    this.set("lost");
+    await this.close();
+    setTimeout(() => { if (this.wanted && !this.pc) this.start(); }, 2000);
+  }
+
+  async close() {
+    const { pc, session } = this;
+    this.pc = null;
+    this.session = null;
+    await endSession(session, this.auth.token);
+    if (pc) pc.close();
+  }
+
+  releaseDevices() {
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    this.stream = null;
+    if (this.preview) this.preview.srcObject = null;
+  }
+
+  async stop() {
+    this.wanted = false;
+    await this.close();
+    this.releaseDevices();
+    this.set("stopped");
+  }
+}
+
+/// A receiving connection negotiated over the WebSocket (`media_subscribe`): every track
+/// published, named by participant (`a=msid`), for the chair console's grid. `onTrack(
+/// participant, stream)` is called for each participant's stream as it appears.
+export class Console {
+  constructor(client, onTrack) {
+    this.client = client;
+    this.onTrack = onTrack;
+    this.pc = null;
+    this.media = null;
+    client.on("media", (msg) => this.handle(msg));
+  }
+
+  async start() {
+    const pc = new RTCPeerConnection();
+    this.pc = pc;
+    pc.addEventListener("track", (ev) => {
+      for (const stream of ev.streams) this.onTrack(stream.id, stream);
+    });
+    pc.addEventListener("icecandidate", (ev) => {
+      if (this.media != null && ev.candidate) {
+        this.client.mediaSend({ type: "media_candidate", media: this.media, candidate: ev.candidate.candidate });
+      }
+    });
+    const offer = await this.client.mediaRequest({ type: "media_subscribe" });
+    this.media = offer.media;
+    await this.answer(offer);
+  }
+
+  async answer(offer) {
+    await this.pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.client.mediaRequest({ type: "media_answer", media: this.media, sdp: this.pc.localDescription.sdp });
+  }
+
+  handle(msg) {
+    if (msg.type === "media_sdp" && msg.media === this.media && msg.sdp_type === "offer") {
+      this.answer(msg).catch(() => this.restart());
+    }
+    if (msg.type === "media_closed" && msg.media === this.media) this.restart();
+  }
+
+  restart() {
+    if (this.pc) this.pc.close();
+    this.pc = null;
+    this.media = null;
+    setTimeout(() => this.start().catch(() => this.restart()), 2000);
+  }
+}
