@@ -13,6 +13,10 @@
 //! `--events` changes, and the tool reports how long each event took to reach all of them,
 //! and the server's memory per connection when `--server-pid` is given.
 //!
+//! `--crowd` (`crowd` mode): the deputies a sitting run from the browsers does not drive
+//! (all but `--skip`) follow it, check in once it opens and vote in each vote; prints one
+//! JSON line with what they did and the acknowledgement times.
+//!
 //! Run against a freshly seeded demo server: `dienhong demo --database sqlite:/tmp/load.db`.
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+mod crowd;
 
 #[derive(Parser, Clone)]
 #[command(about = "Load and correctness tool for a dienhong server")]
@@ -49,6 +55,20 @@ struct Args {
     /// Fan-out mode: the server's pid, to report its memory per connection.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Crowd mode: every deputy of the roster but those in `--skip` follows the sitting
+    /// someone else runs (from the browser), checks in once it is open, and votes in every
+    /// vote that opens.
+    #[arg(long)]
+    crowd: bool,
+    /// Crowd mode: deputies the crowd leaves alone (comma-separated codes).
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Crowd mode: stop after this many votes closed.
+    #[arg(long, default_value_t = 1)]
+    votes: usize,
+    /// Crowd mode: stop after this many seconds in any case.
+    #[arg(long, default_value_t = 300)]
+    seconds: u64,
 }
 
 fn now_ms() -> i64 {
@@ -633,6 +653,7 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.connections {
         Some(n) => fanout_mode(&args, n).await,
+        None if args.crowd => crowd::run(&args).await,
         None => sitting_mode(&args).await,
     };
     match result {
