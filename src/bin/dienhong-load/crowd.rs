@@ -38,7 +38,11 @@ fn choice_of(code: &str) -> &'static str {
 
 /// Where a deputy sits: every tenth in the hall, the others at their delegation's site.
 fn location_of(index: usize) -> &'static str {
-    if index % 10 == 0 { "hall" } else { "site" }
+    if index.is_multiple_of(10) {
+        "hall"
+    } else {
+        "site"
+    }
 }
 
 /// The deputies of the sitting's roster, less those skipped.
@@ -141,10 +145,10 @@ async fn follow_inner(
                     Some("checked_in") if e["deputy"] == code => present = true,
                     Some("checked_out") if e["deputy"] == code => present = false,
                     Some("vote_opened") => open_vote = e["vote"].as_u64(),
-                    Some("vote_closed") | Some("vote_voided") => {
-                        if e["vote"].as_u64().is_some_and(|x| voted.contains(&x)) {
-                            closed_votes += 1;
-                        }
+                    Some("vote_closed") | Some("vote_voided")
+                        if e["vote"].as_u64().is_some_and(|x| voted.contains(&x)) =>
+                    {
+                        closed_votes += 1;
                     }
                     _ => {}
                 }
