@@ -1,4 +1,10 @@
-//! The media plane end to end in a real browser: headless Chromium with a fake camera and
+//! The web client in a real browser, in two tests that run one after the other.
+//!
+//! A whole sitting (`tests/browser/sitting.mjs`): every role in its own browser context,
+//! everything done by clicking and typing, the 495 other deputies driven by `dienhong-load
+//! --crowd`; see that script for the steps.
+//!
+//! The media plane end to end: headless Chromium with a fake camera and
 //! microphone publishes through the SFU from the room app (`/room`, WHIP) and the hall
 //! display (`/display`, WHEP) must decode the pictures (`framesDecoded` in its own WebRTC
 //! stats); a room app whose token the server refuses must fall back to its login form. The
@@ -39,8 +45,14 @@ fn available(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-#[test]
-fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures() {
+/// One browser test at a time: each starts a server and a browser on a two-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `tests/browser/<script>` with node in a network namespace with only loopback, with
+/// `args`; returns its result line, or None when the browser tools are missing (allowed
+/// only without DIENHONG_REQUIRE_BROWSER).
+fn run_script(script: &str, args: &[&str], limit: Duration) -> Option<serde_json::Value> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
     let flags = namespace_flags();
     let ready = flags.is_some()
@@ -63,18 +75,14 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
         eprintln!(
             "skipped: chromium, node 20+, tests/browser/node_modules or unshare is not available"
         );
-        return;
+        return None;
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/media.mjs");
-    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let script = format!("{dir}/{script}");
     let mut child = Command::new("unshare")
         .args(flags.unwrap_or_default())
-        .args([
-            "sh",
-            "-c",
-            "ip link set lo up && node \"$0\" --bin \"$1\" --seconds 40",
-        ])
-        .args([script, bin])
+        .args(["sh", "-c", "ip link set lo up && exec node \"$@\"", "sh"])
+        .arg(&script)
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .expect("unshare");
@@ -90,10 +98,10 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        if t0.elapsed() > Duration::from_secs(180) {
+        if t0.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the browser test did not end within three minutes");
+            panic!("{script} did not end within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -103,6 +111,19 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
     println!("{result}");
     assert!(status.success(), "{result}");
     assert_eq!(result["ok"], true, "{result}");
+    Some(result)
+}
+
+#[test]
+fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures() {
+    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let Some(result) = run_script(
+        "media.mjs",
+        &["--bin", bin, "--seconds", "40"],
+        Duration::from_secs(180),
+    ) else {
+        return;
+    };
     assert_eq!(result["room_state"], "live", "{result}");
     assert!(
         result["frames_decoded"].as_u64().unwrap_or(0) > 0,
@@ -111,5 +132,24 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
     assert!(
         result["invalid_token"]["login_shown_after_ms"].is_u64(),
         "the room app with a refused token did not show its login form: {result}"
+    );
+}
+
+#[test]
+fn a_whole_sitting_runs_from_the_browsers_with_a_full_chamber() {
+    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let load = env!("CARGO_BIN_EXE_dienhong-load");
+    let Some(result) = run_script(
+        "sitting.mjs",
+        &["--bin", bin, "--load-bin", load],
+        Duration::from_secs(420),
+    ) else {
+        return;
+    };
+    assert_eq!(result["present"], 500, "{result}");
+    assert_eq!(result["ballots"], 500, "{result}");
+    assert!(
+        result["timings"]["grant_to_first_frame_ms"].is_u64(),
+        "{result}"
     );
 }

@@ -68,7 +68,13 @@ $("queue").addEventListener("keydown", (ev) => {
   if (ev.altKey && ev.key === "ArrowDown") { ev.preventDefault(); moveRequest(request, 1); }
   if (!ev.altKey && ev.key === "ArrowUp") { ev.preventDefault(); li.previousElementSibling?.focus(); }
   if (!ev.altKey && ev.key === "ArrowDown") { ev.preventDefault(); li.nextElementSibling?.focus(); }
-  if (ev.key === "Enter") { ev.preventDefault(); act(client, { command: "grant_floor", request }); }
+  if (ev.key === "Enter") {
+    ev.preventDefault();
+    // The request leaves the queue: the focus goes where the chair will want it next.
+    act(client, { command: "grant_floor", request }).then((ok) => {
+      if (ok) requestAnimationFrame(() => $("revoke").focus());
+    });
+  }
 });
 let dragged = null;
 $("queue").addEventListener("dragstart", (ev) => {
@@ -131,10 +137,17 @@ $("vote-live").addEventListener("click", (ev) => {
   }
 });
 
+/// A bar's filled part; its width set from script (no inline style attribute in the markup).
+function barFill(choice, bp) {
+  const el = h("span", { class: `fill ${choice}` });
+  el.style.width = `${bp / 100}%`;
+  return el;
+}
+
 function resultBars(r) {
   const bar = (choice, count, bp) => h("div", { class: "bar" },
     h("span", {}, t(`choice_${choice}`)),
-    h("span", { class: "track" }, h("span", { class: `fill ${choice}`, style: `width:${bp / 100}%; display:block` })),
+    h("span", { class: "track" }, barFill(choice, bp)),
     h("span", { id: `result-${choice}` }, `${count} · ${percent(bp)}`));
   return h("div", { class: "bars" },
     bar("yes", r.tally.yes, r.yes_bp_of_members),
@@ -174,7 +187,7 @@ function renderVote(s) {
   }
   if (v.status.status !== "voided") {
     parts.push(h("div", { class: "row" },
-      h("label", { style: "margin:0" }, h("span", {}, t("voidReason")), h("input", { id: "void-reason", maxlength: "200" })),
+      h("label", { class: "tight" }, h("span", {}, t("voidReason")), h("input", { id: "void-reason", maxlength: "200" })),
       h("button", { type: "button", class: "secondary", "data-action": "void", "data-vote": v.id, id: "void-vote" }, t("voidVote"))));
   }
   // Keep a reason being typed across re-renders.

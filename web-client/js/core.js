@@ -75,12 +75,18 @@ export async function whoami(auth) {
   return { ...auth, ...me };
 }
 
-/// Forgets the log-in and goes to the log-in page, which brings the user back here.
-export function toLogin(reason) {
+/// Forgets the tab's log-in (a token the server refused).
+export function forgetAuth() {
   sessionStorage.removeItem(AUTH_KEY);
+}
+
+/// Forgets the log-in and goes to the log-in page, which brings the user back here (with
+/// the same query, so a kiosk's `?autostart=1` survives).
+export function toLogin(reason) {
+  forgetAuth();
   const q = new URLSearchParams();
   if (reason) q.set("reason", reason);
-  if (location.pathname !== "/login") q.set("next", location.pathname);
+  if (location.pathname !== "/login") q.set("next", location.pathname + location.search);
   location.assign(`/login?${q}`);
 }
 
@@ -122,10 +128,18 @@ export async function requireAuth() {
 export async function chooseSitting() {
   const wanted = new URLSearchParams(location.search).get("sitting");
   if (wanted) return wanted;
-  const r = await fetch("/api/sittings", { cache: "no-store" });
-  const list = await r.json();
-  const live = list.find((s) => s.phase !== "closed") || list[list.length - 1];
-  return live ? live.sitting : null;
+  // A server that is not up yet (a kiosk started before it) is waited for.
+  for (let wait = 500; ; wait = Math.min(wait * 2, 8000)) {
+    try {
+      const r = await fetch("/api/sittings", { cache: "no-store" });
+      if (r.ok) {
+        const list = await r.json();
+        const live = list.find((s) => s.phase !== "closed") || list[list.length - 1];
+        if (live) return live.sitting;
+      }
+    } catch (_) { /* not reachable yet */ }
+    await new Promise((res) => setTimeout(res, wait));
+  }
 }
 
 let tabNonce = null;
@@ -191,8 +205,15 @@ export class Client {
   me() { return this.actor(this.auth.actor); }
 
   async start() {
-    const r = await fetch(`/api/sittings/${encodeURIComponent(this.sitting)}/roster`);
-    if (r.ok) this.roster = await r.json();
+    // The roster is needed for names; a server that is not up yet is waited for.
+    for (let wait = 500; ; wait = Math.min(wait * 2, 8000)) {
+      try {
+        const r = await fetch(`/api/sittings/${encodeURIComponent(this.sitting)}/roster`);
+        if (r.ok) { this.roster = await r.json(); break; }
+      } catch (_) { /* not reachable yet */ }
+      this.setStatus("reconnecting");
+      await new Promise((res) => setTimeout(res, wait));
+    }
     this.connect();
     setInterval(() => this.heartbeat(), PING_EVERY_MS / 2);
     return this;
@@ -295,6 +316,9 @@ export class Client {
       case "pong":
         // Half the round trip is the best guess of the one-way delay.
         if (this.pingSent) this.offset = msg.now + (Date.now() - this.pingSent) / 2 - Date.now();
+        // A resume with nothing missed brings no message: the answer to our ping says the
+        // connection works and the state is current.
+        if (this.synced && this.status !== "online") { this.backoff = 500; this.setStatus("online"); }
         break;
       case "snapshot":
         this.state = msg.state;

@@ -1,7 +1,7 @@
 // The deputy app: check in saying where I sit, follow the programme and the speaker, ask to
 // speak and withdraw, speak when given the floor (camera and microphone go live), vote when
 // a vote opens, read the current item's documents.
-import { t, errorText, onLang } from "./i18n.js";
+import { t, errorText, onLang, currentLang } from "./i18n.js";
 import { h, fill, text, clock, notice, act, who, boot, every } from "./ui.js";
 import { queueOf, openVote } from "./state.js";
 import { Programme, Publisher } from "./media.js";
@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 
 // --- programme -----------------------------------------------------------------------
 const programme = new Programme($("programme"), client.auth, (s) => text("programme-state", t(s)));
+onLang(() => text("programme-state", t(programme.state)));
 programme.start();
 // Browsers start a page's video silent until the user asks for sound.
 const soundLabel = () => { $("sound").textContent = $("programme").muted ? t("soundOn") : t("soundOff"); };
@@ -130,14 +131,24 @@ function acknowledgeReceived(s) {
     client.command({ command: "acknowledge_document", document: d.id, version: v, ack: "received" }).catch(() => {});
   }
 }
-function openDoc(d) {
-  const v = d.versions[d.versions.length - 1];
+// The document open in the page (its id), shown again after every change and in the other
+// language.
+let opened = null;
+function renderViewer(s) {
   const view = $("doc-view");
-  view.hidden = false;
+  const d = opened == null ? null : s.documents[opened];
+  view.hidden = !d;
+  if (!d) return;
+  const v = d.versions[d.versions.length - 1];
+  const size = new Intl.NumberFormat(currentLang() === "vi" ? "vi-VN" : "en-GB").format(v.size);
   fill(view,
     h("h3", {}, v.title),
-    h("p", { class: "muted" }, `${t("version")} ${d.versions.length} · ${v.media_type} · ${v.size.toLocaleString()} B`),
-    h("p", { class: "muted", style: "word-break: break-all" }, `SHA-256 ${v.sha256}`));
+    h("p", { class: "muted" }, `${t("version")} ${d.versions.length} · ${v.media_type} · ${size} B`),
+    h("p", { class: "muted hash" }, `SHA-256 ${v.sha256}`));
+}
+function openDoc(d) {
+  opened = d.id;
+  renderViewer(client.state);
   const acks = d.acks[me] || {};
   if (acks[d.versions.length] !== "read") {
     client.command({ command: "acknowledge_document", document: d.id, version: d.versions.length, ack: "read" })
@@ -194,6 +205,7 @@ function render(s) {
   }) : h("li", { class: "muted" }, t("queueEmpty")));
   fill("agenda", s.agenda.map((i) => h("li", { class: i.id === s.current_item ? "current" : "", "aria-current": i.id === s.current_item ? "step" : null }, i.title)));
   renderDocs(s);
+  renderViewer(s);
   acknowledgeReceived(s);
 }
 

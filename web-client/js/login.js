@@ -14,7 +14,8 @@ onLang(showReason);
 
 function destination(roles) {
   const next = params.get("next");
-  return next && /^\/[a-z]+$/.test(next) ? next : landingFor(roles);
+  // Back to the page that sent the user here (with its query), if it is one of ours.
+  return next && /^\/[a-z]+(\?[\w=&%.-]*)?$/.test(next) ? next : landingFor(roles);
 }
 
 const existing = savedAuth();

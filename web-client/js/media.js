@@ -91,19 +91,23 @@ export class Programme {
       if (pc.connectionState === "failed") this.retry();
     });
     try {
-      this.session = await negotiate(pc, "/whep", this.auth.token);
+      const session = await negotiate(pc, "/whep", this.auth.token);
+      // A connection replaced while it was negotiating ends here.
+      if (this.pc !== pc) { endSession(session, this.auth.token); return; }
+      this.session = session;
     } catch (e) {
-      if (e.code === "token_expired") return;
+      if (e.code === "token_expired" || this.pc !== pc) return;
       this.set("refused");
       setTimeout(() => this.retry(), 5000);
     }
   }
 
   async retry() {
-    if (this.stopped) return;
+    if (this.stopped || this.retrying) return;
+    this.retrying = true;
     this.set("lost");
     await this.close();
-    setTimeout(() => { if (!this.stopped) this.start(); }, 2000);
+    setTimeout(() => { this.retrying = false; if (!this.stopped && !this.pc) this.start(); }, 2000);
   }
 
   async close() {
@@ -178,19 +182,22 @@ export class Publisher {
       if (pc.connectionState === "failed") this.restart();
     });
     try {
-      this.session = await negotiate(pc, "/whip", this.auth.token);
+      const session = await negotiate(pc, "/whip", this.auth.token);
+      if (this.pc !== pc) { endSession(session, this.auth.token); return; }
+      this.session = session;
     } catch (e) {
-      if (e.code === "token_expired") return;
+      if (e.code === "token_expired" || this.pc !== pc) return;
       this.set("refused");
       setTimeout(() => this.restart(), 5000);
     }
   }
 
   async restart() {
-    if (!this.wanted) return;
+    if (!this.wanted || this.restarting) return;
+    this.restarting = true;
     this.set("lost");
     await this.close();
-    setTimeout(() => { if (this.wanted && !this.pc) this.start(); }, 2000);
+    setTimeout(() => { this.restarting = false; if (this.wanted && !this.pc) this.start(); }, 2000);
   }
 
   async close() {

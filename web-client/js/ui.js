@@ -1,7 +1,7 @@
 // Small DOM helpers every page shares: building elements, the header with the language
 // switch, the user and log-out, the connection banner, timers and notices.
 
-import { t, toggleLang, translateStatic, onLang, errorText } from "./i18n.js";
+import { t, toggleLang, translateStatic, onLang, errorText, currentLang } from "./i18n.js";
 import { logout } from "./core.js";
 
 /// `h("button", {class: "x", onclick: f}, "text", child)`: an element. Attributes that are
@@ -45,7 +45,8 @@ export function clock(ms) {
 
 /// Basis points (1/100 of a percent) as a percentage with two decimals.
 export function percent(bp) {
-  return `${(bp / 100).toFixed(2)} %`;
+  const n = (bp / 100).toFixed(2);
+  return `${currentLang() === "vi" ? n.replace(".", ",") : n} %`;
 }
 
 /// The page's header: title, who is logged in, connection state, language, log-out.
@@ -63,9 +64,9 @@ export function mountHeader(titleKey, client, auth) {
   );
   const banner = document.getElementById("banner");
   const showConn = () => {
-    const s = client ? client.status : "online";
+    const s = client ? client.status : "none";
     status.dataset.state = s;
-    status.textContent = s === "online" ? t("online") : s === "connecting" ? t("loading") : "";
+    status.textContent = !client ? "" : s === "online" ? t("online") : s === "connecting" ? t("loading") : "";
     if (banner) {
       const bad = s === "reconnecting" || s === "offline";
       banner.hidden = !bad;

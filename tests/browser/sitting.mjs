@@ -1,0 +1,328 @@
+// A whole sitting in real browsers, every role in its own browser context with a fake camera
+// and microphone, everything done by clicking and typing in the pages:
+//  1. the chair opens the sitting and five deputies check in from the deputy app;
+//  2. a deputy asks to speak and the chair gives the floor;
+//  3. every page shows the speaker and the timer, and the deputy pages and the hall display
+//     decode the speaker's video;
+//  4. the chair opens a named vote, the deputies vote (one by keyboard only, one changes
+//     the ballot) and the clerk records one ballot on a deputy's behalf with a reason;
+//  5. at the close the hall display's result matches the clerk's roll call and the server's
+//     own snapshot;
+//  6. a document published at the clerk station appears on the deputy page with its badge;
+//  7. the room app comes back by itself after its network is cut and restored.
+// The other 495 deputies are driven by `dienhong-load --crowd`: they check in once the chair
+// opens the sitting and vote when the vote opens, so the console and the display are shown
+// working, and counting right, with a full chamber.
+// Every page is photographed in both languages at both widths, checked for layout and for
+// accessibility (axe-core). Prints one JSON line with the timings it measured.
+import { spawn } from "node:child_process";
+import {
+  assert, poll, sleep, startServer, launchBrowser, newRole, loginViaForm, shoot, checkAxe,
+  parseArgs, runTest, apiLogin,
+} from "./harness.mjs";
+
+const args = parseArgs({ bin: "", loadBin: "", shots: "true" });
+const DEPUTIES = ["DB001", "DB002", "DB003", "DB004", "DB005"];
+const PHONE = { width: 390, height: 844 };
+
+/// Presses Tab until the focused element matches `selector` (at most `max` times).
+async function tabTo(page, selector, max = 250) {
+  for (let i = 0; i < max; i++) {
+    if (await page.evaluate((sel) => document.activeElement && document.activeElement.matches(sel), selector)) return;
+    await page.keyboard.press("Tab");
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+const T0 = Date.now();
+/// Progress on stderr, so a stuck step shows where it stuck.
+const step = (what) => process.stderr.write(`[${((Date.now() - T0) / 1000).toFixed(1)} s] ${what}\n`);
+
+const textOf = (page, sel) => page.locator(sel).first().textContent({ timeout: 10_000 });
+
+/// Starts the crowd: every other deputy follows the sitting, checks in and votes once.
+function startCrowd(base) {
+  const child = spawn(args.loadBin, ["--url", base, "--crowd", "--skip", DEPUTIES.join(","), "--votes", "1", "--seconds", "240"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, RUST_LOG: "warn" },
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => { out += d; });
+  child.stderr.on("data", (d) => { err += d; });
+  const done = new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
+  return { child, done };
+}
+
+/// The server's own snapshot, taken over a fresh WebSocket of an observer.
+async function serverSnapshot(browser, base) {
+  const token = await apiLogin(base, "OBSERVER");
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${base}/healthz`);
+  const snap = await page.evaluate(async (token) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${location.host}/ws?token=${token}`);
+    ws.onmessage = async (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.type === "welcome") {
+        const list = await (await fetch("/api/sittings")).json();
+        ws.send(JSON.stringify({ type: "subscribe", v: 1, sitting: list[0].sitting }));
+      }
+      if (m.type === "snapshot") { ws.close(); resolve(m); }
+    };
+    ws.onerror = () => reject(new Error("websocket"));
+  }), token);
+  await ctx.close();
+  return snap;
+}
+
+runTest(async () => {
+  const server = await startServer({ bin: args.bin });
+  const base = server.base;
+  const browser = await launchBrowser();
+  const timings = {};
+
+  // Log-in: a wrong password says so plainly; each role lands on its own page.
+  const chairCtx = await newRole(browser, base, { name: "chair" });
+  const chair = await chairCtx.newPage();
+  await chair.goto(`${base}/login`);
+  await loginViaForm(chair, "CHAIR", "wrong");
+  await poll(async () => (await textOf(chair, "#login-error")).length > 0, { what: "the wrong-password message" });
+  await loginViaForm(chair, "CHAIR", "demo");
+  await chair.waitForURL(`${base}/chair`);
+  await chair.locator("#open-sitting").waitFor({ state: "visible" });
+
+  // Deputies log in; from the click on "log in" to an app that is connected and shows its
+  // state is timed for each.
+  const deputies = [];
+  const interactive = [];
+  const ready = (page) => poll(() => page.evaluate(() => !!window.dienhong && window.dienhong.status() === "online"), {
+    intervalMs: 10, what: "the deputy app to be connected",
+  });
+  for (const [i, code] of DEPUTIES.entries()) {
+    const ctx = await newRole(browser, base, { name: code, viewport: i === 0 ? PHONE : undefined });
+    const page = await ctx.newPage();
+    await page.goto(`${base}/login`);
+    const t = Date.now();
+    await loginViaForm(page, code);
+    await page.waitForURL(`${base}/deputy`);
+    await page.locator("#checkin-button").waitFor({ state: "visible" });
+    await ready(page);
+    interactive.push(Date.now() - t);
+    deputies.push({ code, page, ctx });
+  }
+  interactive.sort((a, b) => a - b);
+  timings.login_to_interactive_ms = { median: interactive[2], max: interactive[4] };
+  // The deputy app's weight, loaded afresh with the cache off: everything it loads, all of
+  // it from this server.
+  const cdp = await deputies[0].ctx.newCDPSession(deputies[0].page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+  await deputies[0].page.reload();
+  await deputies[0].page.locator("#checkin-button").waitFor({ state: "visible" });
+  await ready(deputies[0].page);
+  await cdp.send("Network.setCacheDisabled", { cacheDisabled: false });
+  const weight = await deputies[0].page.evaluate(() => {
+    const entries = [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")];
+    const code = entries.filter((e) => !new URL(e.name).pathname.startsWith("/api/"));
+    const size = (list) => list.reduce((n, e) => n + (e.decodedBodySize || 0), 0);
+    return {
+      // The app itself (page, scripts, styles); the sitting's data (the roster) apart.
+      bytes: size(code),
+      data: size(entries) - size(code),
+      files: code.length,
+      foreign: entries.map((e) => e.name).filter((u) => new URL(u).origin !== location.origin && !u.startsWith("blob:")),
+    };
+  });
+  assert(weight.foreign.length === 0, `the deputy app fetched from elsewhere: ${weight.foreign}`);
+  assert(weight.bytes > 10_000 && weight.bytes < 150_000, `the deputy app weighs ${weight.bytes} bytes`);
+
+  const clerkCtx = await newRole(browser, base, { name: "clerk" });
+  const clerk = await clerkCtx.newPage();
+  await clerk.goto(`${base}/login`);
+  await loginViaForm(clerk, "CLERK1");
+  await clerk.waitForURL(`${base}/clerk`);
+
+  const displayCtx = await newRole(browser, base, { name: "display" });
+  const display = await displayCtx.newPage();
+  await display.goto(`${base}/display`);
+  await loginViaForm(display, "OBSERVER");
+
+  step('1. The chair opens the sitting and takes up item 3; five deputies check in.');
+  // 1. The chair opens the sitting and takes up item 3; five deputies check in.
+  await chair.click("#open-sitting");
+  await chair.locator("#agenda button[data-item='3']").click();
+  await poll(async () => (await chair.locator("#agenda li.current").count()) === 1, { what: "the current item on the console" });
+  const locations = ["hall", "site", "remote", "site", "hall"];
+  for (const [i, d] of deputies.entries()) {
+    await d.page.check(`#checkin input[value='${locations[i]}']`);
+    await d.page.click("#checkin-button");
+  }
+  step('the crowd');
+  // The rest of the chamber arrives.
+  const crowd = startCrowd(base);
+  await poll(async () => (await textOf(chair, "#present-count")) === "500", {
+    timeoutMs: 90_000, intervalMs: 500, what: "all 500 deputies present on the console",
+  });
+  await poll(async () => (await textOf(chair, "#quorum-mark")) === "✔", { what: "the quorum on the console" });
+
+  step('2. One deputy asks to speak; the chair gives the floor from the queue.');
+  // 2. One deputy asks to speak; the chair gives the floor from the queue.
+  const speaker = deputies[1];
+  await speaker.page.click("#ask button[data-kind='discussion']");
+  await poll(async () => (await textOf(speaker.page, "#my-place")).includes("1"), { what: "the speaker's own place in the queue" });
+  // The chair works the floor with the keyboard: Tab to the request, Enter gives the floor.
+  await chair.locator("#queue li[data-request]").first().waitFor();
+  await tabTo(chair, "#queue li[data-request]");
+  const grantAt = Date.now();
+  await chair.keyboard.press("Enter");
+
+  step('3. Every page shows the speaker and the timer; the pictures are decoded.');
+  // 3. Every page shows the speaker and the timer; the pictures are decoded.
+  const name = await speaker.page.evaluate((code) => window.dienhong.client.actor(code).name, speaker.code);
+  for (const [label, page] of [["chair", chair], ["display", display], ...deputies.map((d) => [d.code, d.page])]) {
+    await poll(async () => (await textOf(page, "#speaker-name")).includes(name), { what: `${label} to show the speaker ${name}` });
+    await poll(async () => /\d+:\d\d/.test(await textOf(page, "#speaker-timer")), { what: `${label} to show the timer` });
+  }
+  await poll(async () => (await speaker.page.evaluate(() => window.dienhong.media.publisher())) === "live", {
+    timeoutMs: 20_000, what: "the speaker's camera to go live",
+  });
+  await poll(async () => (await display.evaluate(() => window.dienhongMedia.framesDecoded())) > 0, {
+    timeoutMs: 20_000, intervalMs: 25, what: "the display to decode the speaker's video",
+  });
+  timings.grant_to_first_frame_ms = Date.now() - grantAt;
+  // The speaker's own page shows the speaker's own preview; the SFU sends nobody their own
+  // picture back.
+  for (const d of deputies.filter((x) => x !== speaker)) {
+    await poll(async () => (await d.page.evaluate(() => window.dienhong.media.frames())) > 0, {
+      timeoutMs: 20_000, what: `${d.code}'s page to decode the speaker's video`,
+    });
+  }
+  // The chair ends the speech with the keyboard.
+  await tabTo(chair, "#revoke");
+  await chair.keyboard.press("Enter");
+  await poll(async () => !(await display.evaluate(() => document.querySelector("#speaker-name")?.textContent || "")).includes(name), {
+    what: "the display to drop the speaker",
+  });
+
+  step('4. A named vote.');
+  // 4. A named vote.
+  // The chair opens it with the keyboard only.
+  await tabTo(chair, "#vote-form [name=question]");
+  await chair.keyboard.type("Thông qua Nghị quyết về chuyển đổi số?");
+  await tabTo(chair, "#vote-form [name=window]");
+  await chair.keyboard.press("Control+A");
+  await chair.keyboard.type("300");
+  await chair.keyboard.press("Enter");
+  for (const d of deputies) await d.page.locator("#vote-panel").waitFor({ state: "visible" });
+  step('ballots');
+  // DB001 votes with the keyboard only: the panel takes the focus when it opens.
+  await tabTo(deputies[0].page, "#vote-panel button[data-choice='yes']");
+  await deputies[0].page.keyboard.press("Enter");
+  await deputies[1].page.click("#vote-panel button[data-choice='no']");
+  await deputies[2].page.click("#vote-panel button[data-choice='yes']");
+  await deputies[3].page.click("#vote-panel button[data-choice='abstain']");
+  for (const d of deputies.slice(0, 4)) {
+    await poll(async () => (await textOf(d.page, "#vote-recorded")).length > 3, { what: `${d.code}'s confirmation` });
+  }
+  // DB002 changes the ballot.
+  await deputies[1].page.click("#vote-panel button[data-choice='yes']");
+  await poll(async () => (await deputies[1].page.getAttribute("#vote-panel button[data-choice='yes']", "aria-pressed")) === "true", {
+    what: "the changed ballot to be confirmed",
+  });
+  step('ballot on behalf');
+  // The clerk records DB005's ballot on their behalf.
+  await clerk.fill("#behalf-form [name=deputy]", "DB005");
+  await clerk.selectOption("#behalf-form [name=choice]", "no");
+  await clerk.fill("#behalf-form [name=reason]", "Thiết bị của đại biểu bị hỏng");
+  await clerk.click("#behalf-form [type=submit]");
+  await poll(async () => (await textOf(chair, "#vote-count")).startsWith("500 / 500"), {
+    timeoutMs: 90_000, intervalMs: 500, what: "500 ballots on the console",
+  });
+
+
+  step("5. The close: the display, the clerk's roll call and the server agree.");
+  // 5. The close: the display, the clerk's roll call and the server agree.
+  await tabTo(chair, "#close-vote");
+  await chair.keyboard.press("Enter");
+  // The crowd stops once it has seen its vote closed.
+  const crowdResult = await crowd.done;
+  assert(crowdResult.code === 0, () => `the crowd failed (${crowdResult.code}): ${crowdResult.out}\n${crowdResult.err.slice(-2000)}`);
+  const crowdReport = JSON.parse(crowdResult.out.trim().split("\n").pop());
+  await display.locator("#result").waitFor({ state: "visible", timeout: 10_000 });
+  const snap = await serverSnapshot(browser, base);
+  const vote = snap.state.votes["1"];
+  assert(vote.status.status === "closed", `vote 1 is ${JSON.stringify(vote.status)}`);
+  const r = vote.status.result;
+  const expected = { yes: 3 + crowdReport.ballots.yes, no: 1 + crowdReport.ballots.no, abstain: 1 + crowdReport.ballots.abstain };
+  assert(r.tally.yes === expected.yes && r.tally.no === expected.no && r.tally.abstain === expected.abstain,
+    `server tally ${JSON.stringify(r.tally)}, expected ${JSON.stringify(expected)}`);
+  assert(r.participants === 500 && r.present === 500, `participants ${r.participants}, present ${r.present}`);
+  assert(vote.ballots.DB005.on_behalf && vote.ballots.DB005.on_behalf.clerk === "CLERK1", "DB005's ballot on behalf");
+  assert(vote.ballots.DB002.changes === 1, "DB002's change");
+  for (const [choice, n] of Object.entries(r.tally)) {
+    const shown = await textOf(display, `#result-${choice}`);
+    assert(shown.includes(String(n)), `the display shows ${shown} for ${choice}, the server ${n}`);
+    const onConsole = await textOf(chair, `#result-${choice}`);
+    assert(onConsole.includes(String(n)), `the console shows ${onConsole} for ${choice}, the server ${n}`);
+  }
+  assert((await display.getAttribute("#result", "data-passed")) === String(r.passed), "the display's verdict");
+  const roll = await clerk.locator("#roll-call").textContent();
+  assert(roll.includes("Thiết bị của đại biểu bị hỏng"), "the roll call shows the reason for the ballot on behalf");
+  for (const d of DEPUTIES) {
+    const n = await clerk.evaluate((code) => window.dienhong.client.actor(code).name, d);
+    assert(roll.includes(n), `the roll call lists ${d}`);
+  }
+
+  step('6. A document published at the clerk station reaches the deputy with its badge.');
+  // 6. A document published at the clerk station reaches the deputy with its badge.
+  await clerk.selectOption("#publish-form [name=item]", "3");
+  await clerk.fill("#publish-form [name=title]", "Tờ trình dự thảo Nghị quyết");
+  await clerk.fill("#publish-form [name=media_type]", "application/pdf");
+  await clerk.fill("#publish-form [name=size]", "123456");
+  await clerk.fill("#publish-form [name=sha256]", "ab".repeat(32));
+  await clerk.click("#publish-form [type=submit]");
+  const reader = deputies[0].page;
+  await poll(async () => (await reader.locator("#documents li .badge").count()) === 1, { what: "the new document's badge" });
+  await reader.click("#documents li button");
+  await poll(async () => (await reader.locator("#documents li .badge").count()) === 0, { what: "the badge to go once read" });
+
+  step('7. The room app publishes, loses its network and comes back by itself.');
+  // 7. The room app publishes, loses its network and comes back by itself.
+  const roomCtx = await newRole(browser, base, { name: "room" });
+  const room = await roomCtx.newPage();
+  await room.goto(`${base}/room?autostart=1`);
+  await loginViaForm(room, "SITE01");
+  await poll(async () => (await room.evaluate(() => window.dienhongMedia && window.dienhongMedia.state())) === "live", {
+    timeoutMs: 20_000, what: "the room app to go live",
+  });
+  await roomCtx.setOffline(true);
+  await poll(async () => (await room.evaluate(() => window.dienhong.status())) !== "online", {
+    timeoutMs: 30_000, what: "the room app to notice it is offline",
+  });
+  await sleep(2000);
+  await roomCtx.setOffline(false);
+  await poll(async () => (await room.evaluate(() => window.dienhong.status())) === "online", {
+    timeoutMs: 30_000, what: "the room app to reconnect by itself",
+  });
+  await poll(async () => (await room.evaluate(() => window.dienhongMedia.state())) === "live", {
+    timeoutMs: 30_000, what: "the room app to publish again",
+  });
+
+  step('screenshots and accessibility');
+  // Every page, both languages, both widths; accessibility.
+  if (args.shots === "true") {
+    for (const [label, page] of [["chair", chair], ["clerk", clerk], ["display", display], ["room", room], ["deputy", deputies[0].page]]) {
+      await shoot(page, label);
+      await checkAxe(page, label);
+    }
+    const loginPage = await (await newRole(browser, base, { name: "login" })).newPage();
+    await loginPage.goto(`${base}/login`);
+    await shoot(loginPage, "login");
+    await checkAxe(loginPage, "login");
+  }
+  return {
+    timings, deputy_app: { bytes: weight.bytes, files: weight.files, data_bytes: weight.data }, present: r.present, ballots: r.participants,
+    crowd: { checked_in: crowdReport.checked_in, ack_ms: crowdReport.ack_ms },
+  };
+}, { timeoutMs: 240_000 });
