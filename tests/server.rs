@@ -66,7 +66,50 @@ async fn a_newcomer_gets_health_readiness_and_the_seeded_demo_sitting() {
     let body: serde_json::Value = missing.json().await.expect("json error");
     assert_eq!(body["code"], "no_such_sitting");
     let page = client.get(&base).send().await.expect("index");
-    assert!(page.text().await.expect("text").contains("Phiên họp"));
+    let page = page.text().await.expect("text");
+    assert!(page.contains("<html lang=\"vi\""), "{page}");
+    assert!(
+        page.contains("href=\"/login\""),
+        "the public page leads to the log-in: {page}"
+    );
+    for path in ["/login", "/deputy", "/chair", "/clerk", "/room", "/display"] {
+        let r = client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect(path);
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/html")),
+            "{path}"
+        );
+    }
+    let script = client
+        .get(format!("{base}/js/core.js"))
+        .send()
+        .await
+        .expect("core.js");
+    assert_eq!(script.status(), 200);
+    let etag = script.headers()["etag"].clone();
+    let again = client
+        .get(format!("{base}/js/core.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("core.js again");
+    assert_eq!(
+        again.status(),
+        304,
+        "a script the browser has is not sent again"
+    );
+    let outside = client
+        .get(format!("{base}/js/..%2f..%2fCargo.toml"))
+        .send()
+        .await
+        .expect("outside");
+    assert_eq!(outside.status(), 404);
     running.stop().await;
 }
 

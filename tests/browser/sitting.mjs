@@ -296,6 +296,15 @@ runTest(async () => {
   await poll(async () => (await room.evaluate(() => window.dienhongMedia && window.dienhongMedia.state())) === "live", {
     timeoutMs: 20_000, what: "the room app to go live",
   });
+  // The chair's console shows the site: a picture in its tile and its sound level.
+  await poll(async () => (await chair.evaluate(() => {
+    const v = document.querySelector(".site[data-participant='SITE01'] video");
+    return v ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
+  })) > 0, { timeoutMs: 20_000, what: "the site's picture on the chair's console" });
+  await poll(async () => (await chair.evaluate(() => {
+    const l = document.querySelector(".site[data-participant='SITE01'] .level > i");
+    return l ? parseFloat(l.style.width) || 0 : 0;
+  })) > 0, { timeoutMs: 20_000, what: "the site's sound level on the chair's console" });
   await roomCtx.setOffline(true);
   await poll(async () => (await room.evaluate(() => window.dienhong.status())) !== "online", {
     timeoutMs: 30_000, what: "the room app to notice it is offline",
@@ -309,6 +318,20 @@ runTest(async () => {
     timeoutMs: 30_000, what: "the room app to publish again",
   });
 
+  step("8. A revoked log-in sends the deputy back to the log-in page.");
+  // 8. The token of DB005's tab is revoked (as when it expires, or is logged out elsewhere):
+  // the page goes back to log in, says why, and holds on to nothing.
+  const gone = deputies[4].page;
+  const token = await gone.evaluate(() => JSON.parse(sessionStorage.getItem("dh.auth")).token);
+  const out = await fetch(`${base}/api/logout`, { method: "POST", headers: { authorization: `Bearer ${token}` } });
+  assert(out.status === 204, `logout answered ${out.status}`);
+  await gone.waitForURL(/\/login\?/, { timeout: 15_000 });
+  await poll(async () => (await textOf(gone, "#login-error")).length > 0, { what: "the expired log-in to be explained" });
+  assert(await gone.evaluate(() => sessionStorage.getItem("dh.auth") === null), "the revoked token is forgotten");
+  await loginViaForm(gone, "DB005");
+  await gone.waitForURL(`${base}/deputy`);
+  await gone.locator("#checked").waitFor({ state: "visible" });
+
   step('screenshots and accessibility');
   // Every page, both languages, both widths; accessibility.
   if (args.shots === "true") {
@@ -316,6 +339,11 @@ runTest(async () => {
       await shoot(page, label);
       await checkAxe(page, label);
     }
+    const publicPage = await (await newRole(browser, base, { name: "public" })).newPage();
+    await publicPage.goto(`${base}/`);
+    await publicPage.locator("#sittings section, #sittings article, #sittings .card").first().waitFor();
+    await shoot(publicPage, "public");
+    await checkAxe(publicPage, "public");
     const loginPage = await (await newRole(browser, base, { name: "login" })).newPage();
     await loginPage.goto(`${base}/login`);
     await shoot(loginPage, "login");

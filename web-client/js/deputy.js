@@ -30,14 +30,29 @@ const publisher = new Publisher(client.auth, {
   preview: $("self"),
   onState: (s) => text("camera-state", s === "live" ? t("cameraLive") : s === "noDevice" ? t("cameraFailed") : t("cameraStarting")),
 });
+// While I wait in the queue the connection is made ready, sending black and silence (the
+// SFU forwards a deputy only with the floor anyway); given the floor, the camera and
+// microphone go live on it at once instead of after a whole negotiation.
 let speaking = false;
+let readying = false;
 function followFloor(s) {
   const mine = !!(s.floor && s.floor.deputy === me);
-  if (mine === speaking) return;
-  speaking = mine;
-  // My own voice must not come back to me through the programme.
-  $("programme").muted = mine ? true : $("sound").getAttribute("aria-pressed") !== "true";
-  if (mine) publisher.start(); else publisher.stop();
+  const queued = s.queue.some((r) => s.requests[r]?.deputy === me);
+  if (mine !== speaking) {
+    speaking = mine;
+    // My own voice must not come back to me through the programme.
+    $("programme").muted = mine ? true : $("sound").getAttribute("aria-pressed") !== "true";
+  }
+  if (mine) {
+    publisher.setEnabled(true);
+    publisher.start();
+  } else if (queued && s.phase === "open") {
+    if (!readying) { readying = true; publisher.setEnabled(false); publisher.start(); }
+    return;
+  } else if (publisher.wanted) {
+    publisher.stop();
+  }
+  readying = false;
 }
 
 // --- check-in ------------------------------------------------------------------------

@@ -145,12 +145,21 @@ export class Publisher {
     this.stream = null;
     this.state = "idle";
     this.wanted = false;
+    this.enabled = true;
     window.addEventListener("pagehide", () => endSession(this.session, this.auth.token));
   }
 
   set(state) { this.state = state; this.onState(state); }
 
+  /// Sends the camera and microphone (true) or black and silence (false) over the same
+  /// connection: a connection made ready beforehand goes live at once.
+  setEnabled(on) {
+    this.enabled = on;
+    if (this.stream) this.stream.getTracks().forEach((t) => { t.enabled = on; });
+  }
+
   async start() {
+    if (this.wanted && (this.pc || this.state === "connecting")) return;
     this.wanted = true;
     this.set("connecting");
     try {
@@ -160,6 +169,7 @@ export class Publisher {
       return;
     }
     if (!this.wanted) { this.releaseDevices(); return; }
+    this.setEnabled(this.enabled);
     if (this.preview) this.preview.srcObject = this.stream;
     const pc = new RTCPeerConnection();
     this.pc = pc;
