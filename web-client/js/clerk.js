@@ -26,7 +26,7 @@ addStrings({
     cloc_hall: "Hội trường", cloc_site: "Điểm cầu của đoàn", cloc_remote: "Trực tuyến từ xa", cloc_unsaid: "Chưa rõ nơi tham dự",
     checkinNote: "Điểm danh không có ô lý do: hệ thống ghi là do bạn (thư ký) điểm danh thay đại biểu.",
     clerkCheckOut: "Ghi rời phiên họp", checkedInOk: "Đã điểm danh thay đại biểu.", checkedOutOk: "Đã ghi đại biểu rời phiên họp.",
-    selfCheckIn: "tự điểm danh", byClerk: "thư ký điểm danh thay",
+    selfCheckIn: "tự điểm danh", byClerk: "Thư ký điểm danh thay", byClerkName: "do {name} điểm danh thay",
     pickFile: "Chọn tệp (chỉ để điền các ô dưới đây; tệp không được tải lên)",
     hashing: "Đang tính mã băm SHA-256…", hashDone: "Đã điền từ tệp; tệp không được tải lên.",
     hashUnavailable: "Trình duyệt không tính được mã băm ở đây; xin nhập tay.",
@@ -52,7 +52,7 @@ addStrings({
     cloc_hall: "Hall", cloc_site: "Delegation site", cloc_remote: "Remote", cloc_unsaid: "Place not given",
     checkinNote: "A check-in has no reason field: it is recorded as made by you, the clerk, on the deputy's behalf.",
     clerkCheckOut: "Check out", checkedInOk: "The deputy is checked in.", checkedOutOk: "The deputy is checked out.",
-    selfCheckIn: "checked in themself", byClerk: "checked in by a clerk",
+    selfCheckIn: "checked in themself", byClerk: "Checked in by a clerk", byClerkName: "checked in by {name}",
     pickFile: "Pick a file (fills in the fields below; the file itself is not uploaded)",
     hashing: "Computing the SHA-256…", hashDone: "Filled in from the file; the file was not uploaded.",
     hashUnavailable: "This browser cannot compute the hash here; please type it in.",
@@ -270,7 +270,7 @@ function renderMissing(s, v) {
       ? h("div", { class: "table-wrap names-wrap", tabindex: "0", role: "region", "aria-label": t("presentNotVoted") },
         h("ul", { class: "names", id: "not-voted" }, missing.map((d) => {
           const w = who(client, d);
-          return h("li", { dataset: { deputy: d } }, w.name, " ", h("span", { class: "muted small" }, `${d} · ${w.delegation}`));
+          return h("li", { dataset: { deputy: d } }, w.name, " ", h("span", { class: "muted small" }, d));
         })))
       : h("p", { class: "ok" }, t("everyoneVoted")));
     return;
@@ -575,7 +575,7 @@ function renderDocs(s) {
           h("td", {}, v.title, h("br"), h("span", { class: "muted small mono hash", title: v.sha256 }, v.sha256.slice(0, 16) + "…")),
           h("td", { class: "num" }, String(d.versions.length)),
           h("td", {}, v.media_type),
-          h("td", { class: "num" }, v.size.toLocaleString()),
+          h("td", { class: "num" }, v.size.toLocaleString(currentLang() === "vi" ? "vi-VN" : "en-GB")),
           h("td", {}, accessText(d.access)),
           h("td", { class: "num" }, ackCounts(d)));
       })))));
@@ -617,7 +617,7 @@ function deputyItem(s, id) {
     h("span", { class: "dep-state" },
       h("span", { class: `pill ${here ? "here" : "away"}` }, here ? t("present") : t("notPresent")),
       here ? h("span", { class: "muted small" }, ` ${t(loc ? `cloc_${loc}` : "cloc_unsaid")}`) : null,
-      here ? h("span", { class: "muted small" }, ` · ${by ? `${t("byClerk")}: ${client.actor(by).name || by}` : t("selfCheckIn")}`) : null));
+      here ? h("span", { class: "muted small" }, ` · ${by ? t("byClerkName").replace("{name}", client.actor(by).name || by) : t("selfCheckIn")}`) : null));
 }
 
 function renderAttendance(s) {
