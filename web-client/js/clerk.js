@@ -177,6 +177,7 @@ function renderVoteSelect(s) {
 }
 $("roll-vote").addEventListener("change", (ev) => {
   selected = ev.target.value ? Number(ev.target.value) : null;
+  rollAt = 0;
   render();
 });
 
@@ -320,6 +321,25 @@ function renderRoll(s) {
     wrap.hidden = true;
   }
   renderMissing(s, v);
+}
+
+// A 500-ballot vote brings hundreds of ballots a second: the roll call (hundreds of rows) is
+// redrawn at most every ROLL_EVERY_MS, and once more after the last change.
+const ROLL_EVERY_MS = 400;
+let rollAt = 0;
+let rollTimer = null;
+function renderRollSoon(s) {
+  const wait = rollAt + ROLL_EVERY_MS - performance.now();
+  if (wait <= 0) {
+    rollAt = performance.now();
+    renderRoll(s);
+  } else if (!rollTimer) {
+    rollTimer = setTimeout(() => {
+      rollTimer = null;
+      rollAt = performance.now();
+      renderRoll(client.state);
+    }, wait);
+  }
 }
 
 // --- deputies in the forms -------------------------------------------------------------------
@@ -685,7 +705,7 @@ function render() {
   roster();
   presenceSig = presence(s);
   renderSummary(s);
-  renderRoll(s);
+  renderRollSoon(s);
   renderPresentList(s);
   renderBehalf(s);
   renderCheckin(s);
@@ -697,6 +717,7 @@ function render() {
 client.on("state", render);
 onLang(() => {
   document.title = t("pageTitle");
+  rollAt = 0;
   render();
 });
 document.title = t("pageTitle");
