@@ -159,7 +159,19 @@ runTest(async () => {
     await d.page.click("#checkin-button");
   }
   step('the crowd');
-  // The rest of the chamber arrives.
+  // The rest of the chamber arrives. How long the console's and the display's main
+  // threads are busy at a stretch (long tasks) is recorded from here to the vote's close.
+  const watchLongTasks = (page) => page.evaluate(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
+      .observe({ type: "longtask", buffered: false });
+  });
+  const longTasks = async (page) => page.evaluate(() => {
+    const l = window.longTasks || [];
+    return { count: l.length, max_ms: Math.round(Math.max(0, ...l)), total_ms: Math.round(l.reduce((a, b) => a + b, 0)) };
+  });
+  await watchLongTasks(chair);
+  await watchLongTasks(display);
   const crowd = startCrowd(base);
   await poll(async () => (await textOf(chair, "#present-count")) === "500", {
     timeoutMs: 90_000, intervalMs: 500, what: "all 500 deputies present on the console",
@@ -245,6 +257,8 @@ runTest(async () => {
   // 5. The close: the display, the clerk's roll call and the server agree.
   await tabTo(chair, "#close-vote");
   await chair.keyboard.press("Enter");
+  timings.chair_long_tasks = await longTasks(chair);
+  timings.display_long_tasks = await longTasks(display);
   // The crowd stops once it has seen its vote closed.
   const crowdResult = await crowd.done;
   assert(crowdResult.code === 0, () => `the crowd failed (${crowdResult.code}): ${crowdResult.out}\n${crowdResult.err.slice(-2000)}`);

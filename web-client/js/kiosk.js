@@ -111,10 +111,7 @@ export function keepMediaAlive(client, media, { stuckMs = 20000 } = {}) {
     if (!seen || seen[0] !== m.state) { since.set(m, [m.state, Date.now()]); return 0; }
     return Date.now() - seen[1];
   };
-  const kick = (m) => {
-    if (!m) return;
-    if (typeof m.restart === "function") { if (m.wanted) m.restart(); } else if (!m.stopped) m.retry();
-  };
+  const kick = (m) => { if (m && m.wanted) m.restart(); };
   let down = false;
   client.on("connection", (s) => {
     if (s === "reconnecting" || s === "offline") { down = true; return; }

@@ -56,59 +56,57 @@ export async function framesDecoded(pc) {
   return n;
 }
 
-/// The programme (WHEP) in a <video>: the speaker while someone holds the floor, the hall
-/// otherwise. Pulls again when the connection fails, or when nothing is decoded for 5 s
-/// (a receiver that connected before anything was published).
-export class Programme {
-  constructor(video, auth, onState = () => {}) {
-    this.video = video;
+/// One WHIP or WHEP session that keeps itself up: `connect(pc)` negotiates it, a failed
+/// connection is replaced after 2 s (and a refused one after 5 s) until `stop()`, and a
+/// connection replaced while it was still negotiating is ended, never kept beside the new.
+class HttpSession {
+  constructor(auth, path, liveState, onState) {
     this.auth = auth;
+    this.path = path;
+    this.liveState = liveState;
     this.onState = onState;
     this.pc = null;
     this.session = null;
     this.state = "idle";
-    this.idleSince = null;
-    this.stopped = false;
-    this.watcher = setInterval(() => this.watch(), 1000);
+    this.wanted = false;
+    this.again = false;
     window.addEventListener("pagehide", () => endSession(this.session, this.auth.token));
   }
 
   set(state) { this.state = state; this.onState(state); }
 
-  async start() {
-    this.stopped = false;
-    this.set("connecting");
-    const pc = new RTCPeerConnection();
+  /// Whether the page stopped this session (the other side of `wanted`).
+  get stopped() { return !this.wanted; }
+
+  async connect(pc) {
     this.pc = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const stream = new MediaStream();
-    this.video.srcObject = stream;
-    pc.addEventListener("track", (ev) => stream.addTrack(ev.track));
     pc.addEventListener("connectionstatechange", () => {
       if (this.pc !== pc) return;
-      if (pc.connectionState === "connected") this.set("receiving");
-      if (pc.connectionState === "failed") this.retry();
+      if (pc.connectionState === "connected") this.set(this.liveState);
+      if (pc.connectionState === "failed") this.restart();
     });
     try {
-      const session = await negotiate(pc, "/whep", this.auth.token);
-      // A connection replaced while it was negotiating ends here.
+      const session = await negotiate(pc, this.path, this.auth.token);
       if (this.pc !== pc) { endSession(session, this.auth.token); return; }
       this.session = session;
     } catch (e) {
       if (e.code === "token_expired" || this.pc !== pc) return;
       this.set("refused");
-      setTimeout(() => this.retry(), 5000);
+      setTimeout(() => this.restart(), 5000);
     }
   }
 
-  async retry() {
-    if (this.stopped || this.retrying) return;
-    this.retrying = true;
+  /// Replaces the connection (once, however often it is asked meanwhile).
+  async restart() {
+    if (!this.wanted || this.again) return;
+    this.again = true;
     this.set("lost");
     await this.close();
-    setTimeout(() => { this.retrying = false; if (!this.stopped && !this.pc) this.start(); }, 2000);
+    setTimeout(() => { this.again = false; if (this.wanted && !this.pc) this.start(); }, 2000);
   }
+
+  /// The name the receiving pages use for `restart`.
+  retry() { return this.restart(); }
 
   async close() {
     const { pc, session } = this;
@@ -118,38 +116,60 @@ export class Programme {
     if (pc) pc.close();
   }
 
-  async stop() { this.stopped = true; await this.close(); this.set("stopped"); }
+  async stop() {
+    this.wanted = false;
+    await this.close();
+    this.released();
+    this.set("stopped");
+  }
+
+  /// What a subclass lets go of when stopped.
+  released() {}
+}
+
+/// The programme (WHEP) in a <video>: the speaker while someone holds the floor, the hall
+/// otherwise. Pulls again when the connection fails, or when nothing is decoded for 20 s.
+export class Programme extends HttpSession {
+  constructor(video, auth, onState = () => {}) {
+    super(auth, "/whep", "receiving", onState);
+    this.video = video;
+    this.idleSince = null;
+    setInterval(() => this.watch(), 1000);
+  }
+
+  async start() {
+    this.wanted = true;
+    this.set("connecting");
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    this.video.srcObject = stream;
+    pc.addEventListener("track", (ev) => stream.addTrack(ev.track));
+    await this.connect(pc);
+  }
 
   frames() { return framesDecoded(this.pc); }
 
   async watch() {
-    if (this.stopped || !this.pc) return;
+    if (!this.wanted || !this.pc) return;
     const n = await this.frames();
     if (this.state !== "receiving" || n > 0) { this.idleSince = null; return; }
     if (this.idleSince === null) this.idleSince = Date.now();
-    else if (Date.now() - this.idleSince > 20000) { this.idleSince = null; this.retry(); }
+    else if (Date.now() - this.idleSince > 20000) { this.idleSince = null; this.restart(); }
   }
 }
 
 /// Camera and microphone published over WHIP. `simulcast` sends three layers (the chair's
-/// console takes the smallest as a thumbnail). Starts again by itself when the connection
-/// fails, until stopped.
-export class Publisher {
+/// console takes the smallest as a thumbnail).
+export class Publisher extends HttpSession {
   constructor(auth, { simulcast = true, preview = null, onState = () => {} } = {}) {
-    this.auth = auth;
+    super(auth, "/whip", "live", onState);
     this.simulcast = simulcast;
     this.preview = preview;
-    this.onState = onState;
-    this.pc = null;
-    this.session = null;
     this.stream = null;
-    this.state = "idle";
-    this.wanted = false;
     this.enabled = true;
-    window.addEventListener("pagehide", () => endSession(this.session, this.auth.token));
   }
-
-  set(state) { this.state = state; this.onState(state); }
 
   /// Sends the camera and microphone (true) or black and silence (false) over the same
   /// connection: a connection made ready beforehand goes live at once.
@@ -168,11 +188,10 @@ export class Publisher {
       this.set("noDevice");
       return;
     }
-    if (!this.wanted) { this.releaseDevices(); return; }
+    if (!this.wanted) { this.released(); return; }
     this.setEnabled(this.enabled);
     if (this.preview) this.preview.srcObject = this.stream;
     const pc = new RTCPeerConnection();
-    this.pc = pc;
     for (const track of this.stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendonly" });
     for (const track of this.stream.getVideoTracks()) {
       pc.addTransceiver(track, {
@@ -186,49 +205,13 @@ export class Publisher {
           : [{ maxBitrate: 1500000 }],
       });
     }
-    pc.addEventListener("connectionstatechange", () => {
-      if (this.pc !== pc) return;
-      if (pc.connectionState === "connected") this.set("live");
-      if (pc.connectionState === "failed") this.restart();
-    });
-    try {
-      const session = await negotiate(pc, "/whip", this.auth.token);
-      if (this.pc !== pc) { endSession(session, this.auth.token); return; }
-      this.session = session;
-    } catch (e) {
-      if (e.code === "token_expired" || this.pc !== pc) return;
-      this.set("refused");
-      setTimeout(() => this.restart(), 5000);
-    }
+    await this.connect(pc);
   }
 
-  async restart() {
-    if (!this.wanted || this.restarting) return;
-    this.restarting = true;
-    this.set("lost");
-    await this.close();
-    setTimeout(() => { this.restarting = false; if (this.wanted && !this.pc) this.start(); }, 2000);
-  }
-
-  async close() {
-    const { pc, session } = this;
-    this.pc = null;
-    this.session = null;
-    await endSession(session, this.auth.token);
-    if (pc) pc.close();
-  }
-
-  releaseDevices() {
+  released() {
     if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
     this.stream = null;
     if (this.preview) this.preview.srcObject = null;
-  }
-
-  async stop() {
-    this.wanted = false;
-    await this.close();
-    this.releaseDevices();
-    this.set("stopped");
   }
 }
 

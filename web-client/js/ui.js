@@ -13,7 +13,9 @@ export function h(tag, attrs = {}, ...children) {
     if (v == null || v === false) continue;
     if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
     else if (k === "class") el.className = v;
-    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "dataset") {
+      for (const [dk, dv] of Object.entries(v)) if (dv != null) el.dataset[dk] = dv;
+    }
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, v);
   }
