@@ -150,6 +150,6 @@ fn a_whole_sitting_runs_from_the_browsers_with_a_full_chamber() {
     assert_eq!(result["ballots"], 500, "{result}");
     assert!(
         result["timings"]["grant_to_first_frame_ms"].is_u64(),
-        "{result}"
+        "the display showed no picture after the grant: {result}"
     );
 }

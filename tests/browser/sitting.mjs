@@ -180,14 +180,39 @@ runTest(async () => {
 
   step('2. One deputy asks to speak; the chair gives the floor from the queue.');
   // 2. One deputy asks to speak; the chair gives the floor from the queue.
+  // Another deputy asked first, with a question; the chair moves the discussion ahead.
   const speaker = deputies[1];
+  const place = (d) => textOf(d.page, "#my-place");
+  await deputies[0].page.click("#ask button[data-kind='question']");
+  await poll(async () => (await place(deputies[0])).includes("1 / 1"), { what: "the first request's place" });
   await speaker.page.click("#ask button[data-kind='discussion']");
-  await poll(async () => (await textOf(speaker.page, "#my-place")).includes("1"), { what: "the speaker's own place in the queue" });
-  // The chair works the floor with the keyboard: Tab to the request, Enter gives the floor.
-  await chair.locator("#queue li[data-request]").first().waitFor();
+  await poll(async () => (await place(speaker)).includes("2 / 2"), { what: "the speaker's own place in the queue" });
+  // The chair works the queue and the floor with the keyboard: Tab to the first request,
+  // Alt+↓ moves it down, ↑ goes to the one now first, Enter gives it the floor.
+  await poll(async () => (await chair.locator("#queue li[data-request]").count()) === 2, { what: "two requests on the console" });
   await tabTo(chair, "#queue li[data-request]");
+  await chair.keyboard.press("Alt+ArrowDown");
+  await poll(async () => (await place(speaker)).includes("1 / 2"), { what: "the speaker moved to the front" });
+  await poll(async () => (await place(deputies[0])).includes("2 / 2"), { what: "the question moved back" });
+  await poll(() => chair.evaluate(() => document.activeElement && document.activeElement.matches("#queue li:nth-child(2)")), {
+    what: "the focus to follow the moved request",
+  });
+  await chair.keyboard.press("ArrowUp");
+  // Where the time from the grant to the first picture goes: the event reaching the
+  // speaker's and the display's pages, and the display's first frame.
+  const mark = (page) => page.evaluate(() => {
+    window.grantMarks = {};
+    window.dienhong.client.on("event", (m) => {
+      if (m.event.type === "floor_granted" && !window.grantMarks.event) window.grantMarks.event = Date.now();
+    });
+    const v = document.querySelector("#programme");
+    if (v && v.requestVideoFrameCallback) v.requestVideoFrameCallback(() => { window.grantMarks.frame = Date.now(); });
+  });
+  await mark(display);
+  await mark(speaker.page);
   const grantAt = Date.now();
   await chair.keyboard.press("Enter");
+  await poll(async () => (await place(deputies[0])).includes("1 / 1"), { what: "the question first once the floor is given" });
 
   step('3. Every page shows the speaker and the timer; the pictures are decoded.');
   // 3. Every page shows the speaker and the timer; the pictures are decoded.
@@ -202,7 +227,18 @@ runTest(async () => {
   await poll(async () => (await display.evaluate(() => window.dienhongMedia.framesDecoded())) > 0, {
     timeoutMs: 20_000, intervalMs: 25, what: "the display to decode the speaker's video",
   });
-  timings.grant_to_first_frame_ms = Date.now() - grantAt;
+  // As the page's own statistics tell it (polled; Chromium refreshes them at intervals).
+  timings.grant_to_frames_decoded_stat_ms = Date.now() - grantAt;
+  const marks = async (page) => {
+    const m = await page.evaluate(() => window.grantMarks);
+    return { event_ms: m.event ? m.event - grantAt : null, frame_ms: m.frame ? m.frame - grantAt : null };
+  };
+  const onDisplay = await marks(display);
+  // The first picture the display put on screen (requestVideoFrameCallback), the figure a
+  // person sees.
+  timings.grant_to_first_frame_ms = onDisplay.frame_ms;
+  timings.grant_event_at_display_ms = onDisplay.event_ms;
+  timings.grant_event_at_speaker_ms = (await marks(speaker.page)).event_ms;
   // The speaker's own page shows the speaker's own preview; the SFU sends nobody their own
   // picture back.
   for (const d of deputies.filter((x) => x !== speaker)) {

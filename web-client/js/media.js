@@ -174,8 +174,15 @@ export class Publisher extends HttpSession {
   /// Sends the camera and microphone (true) or black and silence (false) over the same
   /// connection: a connection made ready beforehand goes live at once.
   setEnabled(on) {
+    const was = this.enabled;
     this.enabled = on;
-    if (this.stream) this.stream.getTracks().forEach((t) => { t.enabled = on; });
+    if (!this.pc || was === on) return;
+    // Taking the tracks off the senders stops the encoders; putting them back starts them
+    // with a keyframe at once, without waiting for the SFU to ask for one.
+    for (const tr of this.pc.getTransceivers()) {
+      const track = this.tracks.get(tr);
+      if (track) tr.sender.replaceTrack(on ? track : null).catch(() => {});
+    }
   }
 
   async start() {
@@ -189,12 +196,15 @@ export class Publisher extends HttpSession {
       return;
     }
     if (!this.wanted) { this.released(); return; }
-    this.setEnabled(this.enabled);
     if (this.preview) this.preview.srcObject = this.stream;
     const pc = new RTCPeerConnection();
-    for (const track of this.stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+    // Each transceiver's own track, to take off and put back (setEnabled).
+    this.tracks = new Map();
+    for (const track of this.stream.getAudioTracks()) {
+      this.tracks.set(pc.addTransceiver(track, { direction: "sendonly" }), track);
+    }
     for (const track of this.stream.getVideoTracks()) {
-      pc.addTransceiver(track, {
+      this.tracks.set(pc.addTransceiver(track, {
         direction: "sendonly",
         sendEncodings: this.simulcast
           ? [
@@ -203,7 +213,10 @@ export class Publisher extends HttpSession {
             { rid: "f", maxBitrate: 1500000 },
           ]
           : [{ maxBitrate: 1500000 }],
-      });
+      }), track);
+    }
+    if (!this.enabled) {
+      for (const [tr] of this.tracks) tr.sender.replaceTrack(null).catch(() => {});
     }
     await this.connect(pc);
   }
