@@ -355,6 +355,12 @@ runTest(async () => {
     const l = document.querySelector(".site[data-participant='SITE01'] .level > i");
     return l ? parseFloat(l.style.width) || 0 : 0;
   })) > 0, { timeoutMs: 20_000, what: "the site's sound level on the chair's console" });
+  // The chair mutes the site's microphone on the console; the server confirms it.
+  const muteButton = chair.locator(".site[data-participant='SITE01'] button[data-participant]");
+  await muteButton.click();
+  await poll(async () => (await muteButton.getAttribute("aria-pressed")) === "true", { what: "the site muted on the console" });
+  await muteButton.click();
+  await poll(async () => (await muteButton.getAttribute("aria-pressed")) === "false", { what: "the site unmuted" });
   await roomCtx.setOffline(true);
   await poll(async () => (await room.evaluate(() => window.dienhong.status())) !== "online", {
     timeoutMs: 30_000, what: "the room app to notice it is offline",

@@ -2,7 +2,7 @@
 // the queue (reordered by drag or keyboard), the floor and its timer, votes (open, close,
 // void, run again, live tally, result), and the grid of the chamber and the 63 sites with
 // a picture and a sound level from each, with a mute per site.
-import { t, onLang } from "./i18n.js";
+import { t, onLang, errorText } from "./i18n.js";
 import { h, fill, text, clock, percent, notice, act, who, boot, every } from "./ui.js";
 import { queueOf, openVote, latestVote, membersOf, quorumMet } from "./state.js";
 import { Console } from "./media.js";
@@ -247,7 +247,7 @@ $("sites").addEventListener("click", async (ev) => {
     b.setAttribute("aria-pressed", String(next));
     b.textContent = next ? t("unmute") : t("mute");
   } catch (e) {
-    notice(e.code, "error");
+    notice(errorText(e.code), "error");
   }
 });
 client.on("media", (msg) => {
@@ -322,6 +322,18 @@ function render(s) {
   const idx = s.agenda.findIndex((x) => x.id === s.current_item);
   $("next-item").disabled = idx >= s.agenda.length - 1;
 
+  renderAttendance(s);
+  renderSites(s);
+}
+
+// Attendance changes far less often than ballots arrive: the table of delegations and the
+// list of 500 present deputies are rebuilt only when who is present changed.
+let attendanceShown = null;
+function renderAttendance(s) {
+  const present = Object.keys(s.present).sort();
+  const key = present.join(",");
+  if (key === attendanceShown) return;
+  attendanceShown = key;
   const byDelegation = new Map();
   for (const a of Object.values(client.roster.actors)) {
     if (!a.roles.includes("deputy") || !a.delegation) continue;
@@ -332,9 +344,7 @@ function render(s) {
   }
   fill($("attendance").tBodies[0], [...byDelegation.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([code, e]) =>
     h("tr", { dataset: { delegation: code } }, h("td", {}, client.delegationName(code)), h("td", {}, String(e.present)), h("td", {}, String(e.members)))));
-  const list = Object.keys(s.present).sort().map((id) => h("option", { value: id }, client.actor(id).name));
-  fill("present-deputies", list);
-  renderSites(s);
+  fill("present-deputies", present.map((id) => h("option", { value: id }, client.actor(id).name)));
 }
 
 client.on("state", render);
