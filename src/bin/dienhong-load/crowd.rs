@@ -2,8 +2,8 @@
 //! sitting over its own WebSocket as a deputy's app would, checks in once the sitting is
 //! open (most at their delegation's site, every tenth in the hall), and casts one ballot in
 //! every vote that opens (a choice fixed by the deputy's code, so a run is reproducible).
-//! It stops after `--votes` votes it saw closed, when the sitting closes, or after
-//! `--seconds`, and prints one JSON line: how many checked in, the ballots by choice, the
+//! It stops after `--votes` votes it saw closed or when the sitting closes, and fails when
+//! `--seconds` pass first (nothing was measured); it prints one JSON line: how many checked in, the ballots by choice, the
 //! acknowledgement times, and every refusal.
 
 use super::{Args, login, pct, ws_config};
@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Debug, Default)]
 struct Outcome {
     checked_in: bool,
+    /// Stopped by `--seconds` before its votes closed or the sitting closed.
+    timed_out: bool,
     ballots: Vec<&'static str>,
     ack: Vec<Duration>,
     errors: Vec<String>,
@@ -117,11 +119,17 @@ async fn follow_inner(
         std::collections::HashMap::new();
     let mut n = 0u32;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || closed_votes >= args.votes || phase == "closed" {
+        if closed_votes >= args.votes || phase == "closed" {
             break;
         }
-        let Ok(Some(msg)) = tokio::time::timeout(left, stream.next()).await else {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(next) = tokio::time::timeout(left, stream.next()).await else {
+            out.timed_out = true;
+            break;
+        };
+        let Some(msg) = next else {
+            out.errors
+                .push(format!("{code}: the server closed the connection"));
             break;
         };
         let Message::Text(text) = msg.context("the connection")? else {
@@ -203,6 +211,7 @@ async fn follow_inner(
 
 /// Runs the crowd; Ok(false) when any command was refused or left unanswered.
 pub async fn run(args: &Args) -> Result<bool> {
+    super::open_phase(args).await?;
     let codes = deputies(args).await?;
     let http = reqwest::Client::new();
     let mut tokens = Vec::with_capacity(codes.len());
@@ -244,11 +253,22 @@ pub async fn run(args: &Args) -> Result<bool> {
         "checked_in": outcomes.iter().filter(|o| o.checked_in).count(),
         "ballots": {"yes": count("yes"), "no": count("no"), "abstain": count("abstain")},
         "ack_ms": {"p50": ms(pct(&mut ack, 0.5)), "p99": ms(pct(&mut ack, 0.99)), "max": ms(pct(&mut ack, 1.0))},
+        "timed_out": outcomes.iter().filter(|o| o.timed_out).count(),
         "errors": errors.len(),
         "first_errors": errors.iter().take(10).collect::<Vec<_>>(),
     });
     println!("{report}");
-    Ok(errors.is_empty())
+    let timed_out = outcomes.iter().filter(|o| o.timed_out).count();
+    if timed_out > 0 {
+        // Not a measurement of anything: say why instead of reporting zeros as a result.
+        tracing::error!(
+            timed_out,
+            votes = args.votes,
+            "deputies gave up after --seconds before {} vote(s) closed (was the sitting opened, and a vote opened and closed?)",
+            args.votes
+        );
+    }
+    Ok(errors.is_empty() && timed_out == 0)
 }
 
 #[cfg(test)]

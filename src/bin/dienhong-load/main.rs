@@ -563,7 +563,29 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The sitting's phase from its public summary; an error when the sitting is closed, since
+/// nothing can then be measured in it.
+pub(crate) async fn open_phase(args: &Args) -> Result<String> {
+    let summary: Value = reqwest::Client::new()
+        .get(format!("{}/api/sittings/{}", args.url, args.sitting))
+        .send()
+        .await?
+        .error_for_status()
+        .with_context(|| format!("the sitting {}", args.sitting))?
+        .json()
+        .await?;
+    let phase = summary["phase"].as_str().unwrap_or_default().to_owned();
+    if phase == "closed" {
+        bail!(
+            "the sitting {} is closed, so nothing can be measured in it: start the server on a fresh database",
+            args.sitting
+        );
+    }
+    Ok(phase)
+}
+
 async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
+    open_phase(args).await?;
     let http = reqwest::Client::new();
     let token = login(&http, args, "OBSERVER").await?;
     let chair_token = login(&http, args, "CHAIR").await?;
@@ -607,6 +629,13 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
         let (r, _) = chair
             .command(json!({"command": "add_agenda_item", "title": format!("Mục đo {i}"), "position": null}))
             .await?;
+        if r["type"] != "ack" {
+            bail!(
+                "the chair's command was refused ({}: {}); no event was made to measure",
+                r["code"],
+                r["message"]
+            );
+        }
         last = r["seq"].as_u64().unwrap_or(last);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -637,7 +666,16 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
             (a.saturating_sub(b)) as f64 / n as f64
         )?;
     }
-    Ok(fanout.len() == n * args.events)
+    let complete = fanout.len() == n * args.events;
+    if !complete {
+        writeln!(
+            out,
+            "incomplete: {} of {} deliveries arrived",
+            fanout.len(),
+            n * args.events
+        )?;
+    }
+    Ok(complete)
 }
 
 #[tokio::main]
