@@ -405,6 +405,19 @@ runTest(async () => {
     await shoot(loginPage, "login");
     await checkAxe(loginPage, "login");
   }
+  step("9. The chair closes the sitting, confirming it in a dialog.");
+  // 9. Escape keeps the sitting open; confirming closes it, and the deputies see it.
+  await chair.click("#close-sitting");
+  await chair.locator("#confirm-close").waitFor({ state: "visible" });
+  await chair.keyboard.press("Escape");
+  await chair.locator("#confirm-close").waitFor({ state: "hidden" });
+  await sleep(500);
+  assert((await serverSnapshot(browser, base)).state.phase === "open", "Escape closed the sitting");
+  await chair.click("#close-sitting");
+  await chair.click("#confirm-close-yes");
+  await poll(async () => (await serverSnapshot(browser, base)).state.phase === "closed", { what: "the sitting to close" });
+  await poll(async () => (await textOf(deputies[0].page, "#phase-note")).length > 0, { what: "the deputy app to say the sitting is closed" });
+
   return {
     timings, deputy_app: { bytes: weight.bytes, files: weight.files, data_bytes: weight.data }, present: r.present, ballots: r.participants,
     crowd: { checked_in: crowdReport.checked_in, ack_ms: crowdReport.ack_ms },

@@ -20,8 +20,12 @@ $("suspend-form").addEventListener("submit", async (ev) => {
   const reason = new FormData(ev.target).get("reason");
   if (await act(client, { command: "suspend_sitting", reason }, ev.submitter)) ev.target.reset();
 });
-$("close-sitting").addEventListener("click", (ev) => {
-  if (window.confirm(t("confirmClose"))) act(client, { command: "close_sitting" }, ev.currentTarget);
+// Closing cannot be undone: the chair confirms it in a dialog (Escape or "cancel" keeps
+// the sitting open).
+$("close-sitting").addEventListener("click", () => $("confirm-close").showModal());
+$("confirm-close").addEventListener("close", () => {
+  if ($("confirm-close").returnValue === "close") act(client, { command: "close_sitting" }, $("close-sitting"));
+  $("confirm-close").returnValue = "";
 });
 
 // --- the floor -------------------------------------------------------------------------

@@ -65,6 +65,7 @@ export const STRINGS = {
     roomHelp: "Micro của điểm cầu chỉ được phát tới hội trường khi chủ tọa cho đại biểu của đoàn phát biểu.",
     publicNote: "Trang trạng thái công khai.", events: "Sự kiện đã ghi", error: "Không tải được trạng thái",
     votesCounted: "đã biểu quyết", soundOn: "Bật tiếng", soundOff: "Tắt tiếng",
+    cancel: "Hủy", confirmCloseHelp: "Sau khi bế mạc, phiên họp không thể mở lại; mọi thao tác đều đã được ghi lại.",
   },
   en: {
     other: "Tiếng Việt", appName: "Hybrid sitting", loading: "Loading…",
@@ -118,6 +119,7 @@ export const STRINGS = {
     roomHelp: "The room's microphone reaches the hall only while the chair gives the floor to a deputy of this delegation.",
     publicNote: "Public status page.", events: "Events recorded", error: "Could not load the status",
     votesCounted: "voted", soundOn: "Sound on", soundOff: "Sound off",
+    cancel: "Cancel", confirmCloseHelp: "Once closed, the sitting cannot be opened again; everything done in it is recorded.",
   },
 };
 
