@@ -243,7 +243,7 @@ runTest(async () => {
   // picture back.
   for (const d of deputies.filter((x) => x !== speaker)) {
     await poll(async () => (await d.page.evaluate(() => window.dienhong.media.frames())) > 0, {
-      timeoutMs: 20_000, what: `${d.code}'s page to decode the speaker's video`,
+      timeoutMs: 30_000, what: `${d.code}'s page to decode the speaker's video`,
     });
   }
   // The chair ends the speech with the keyboard.

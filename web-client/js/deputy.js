@@ -35,9 +35,13 @@ const publisher = new Publisher(client.auth, {
 // microphone go live on it at once instead of after a whole negotiation.
 let speaking = false;
 let readying = false;
+let lastSpeaker = null;
 function followFloor(s) {
   const mine = !!(s.floor && s.floor.deputy === me);
   const queued = s.queue.some((r) => s.requests[r]?.deputy === me);
+  const speaker = s.floor ? s.floor.deputy : null;
+  if (speaker && speaker !== me && speaker !== lastSpeaker) programme.expectMedia();
+  lastSpeaker = speaker;
   if (mine !== speaking) {
     speaking = mine;
     // My own voice must not come back to me through the programme.
