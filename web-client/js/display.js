@@ -71,8 +71,14 @@ function renderItem(s) {
   $("phase").dataset.phase = s.phase;
 }
 
+// A new speaker's picture is due at once: if none comes, the programme is pulled again
+// after 5 s rather than after the 20 s idle rule.
+let lastSpeaker = null;
+
 function renderSpeaker(s) {
   const f = s.floor;
+  if (f && f.deputy !== lastSpeaker && programme) programme.expectMedia();
+  lastSpeaker = f ? f.deputy : null;
   $("speaker-none").hidden = !!f;
   $("speaker-timer-label").hidden = !f;
   if (!f) {
