@@ -121,9 +121,6 @@ export function who(client, id) {
   return { name: a.name || id, delegation: d };
 }
 
-/// Re-renders on every language change too.
-export function rerenderOnLang(f) { onLang(f); }
-
 /// Starts a page that follows the sitting: checks the log-in (or sends the user to log
 /// in), picks the sitting, connects, and mounts the header. Resolves with the client.
 export async function boot(titleKey, { auth: given } = {}) {
