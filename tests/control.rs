@@ -662,3 +662,49 @@ async fn an_open_secret_vote_shows_who_took_part_but_no_counts_until_it_closes()
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn api_me_names_the_bearer_and_refuses_missing_malformed_and_revoked_tokens() {
+    let s = start().await;
+    let http = reqwest::Client::new();
+    let me = |token: Option<String>| {
+        let mut r = http.get(format!("http://{}/api/me", s.addr));
+        if let Some(t) = token {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        r.send()
+    };
+    let r = me(None).await.expect("me");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["code"],
+        "missing_token"
+    );
+    let r = me(Some("not-a-token".into())).await.expect("me");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["code"],
+        "invalid_token"
+    );
+    let token = s.login("DB001").await;
+    let r = me(Some(token.clone())).await.expect("me");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["actor"], "DB001");
+    assert_eq!(body["roles"], json!(["deputy"]));
+    assert!(body.get("token").is_none(), "{body}");
+    let out = http
+        .post(format!("http://{}/api/logout", s.addr))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    let r = me(Some(token)).await.expect("me");
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.expect("json")["code"],
+        "token_revoked"
+    );
+    s.stop().await;
+}
