@@ -1,0 +1,25 @@
+//! An independent media load generator for dienhong's SFU, built on str0m (another WebRTC
+//! stack than the SFU's webrtc-rs), and a bare str0m forwarding loop to compare it with.
+//!
+//! The generator (`dienhong-media-load`) publishes synthetic Opus and VP8 over WHIP as the
+//! chamber and pulls with N WHEP receivers, each on its own UDP socket, decrypting and
+//! counting every packet. The bare loop (`bare-forward`) answers the same requests and
+//! forwards every packet of the publisher to every receiver on one socket and one thread.
+//!
+//! Modules by concern: [`http`] (a minimal HTTP/1.1 client and server), [`signal`] (login,
+//! WHIP, WHEP), [`payload`] (synthetic payloads and their send timestamps), [`peer`] (str0m
+//! configuration and output draining), [`publisher`], [`receivers`], [`stats`] (histograms,
+//! kernel and process counters), [`report`], [`cpu`] (pinning and CPU time), [`run`] (the
+//! generator's sequence) and [`bare`] (the bare loop).
+
+pub mod bare;
+pub mod cpu;
+pub mod http;
+pub mod payload;
+pub mod peer;
+pub mod publisher;
+pub mod receivers;
+pub mod report;
+pub mod run;
+pub mod signal;
+pub mod stats;
