@@ -91,6 +91,9 @@ pub struct ReceiverReport {
     /// Per kind, over the whole run.
     pub total: [u64; 2],
     pub refused_sends: u64,
+    /// Packets at or below the highest sequence number already seen: retransmissions,
+    /// duplicates or reordering.
+    pub repeated: u64,
 }
 
 /// One I/O thread's account.
@@ -217,6 +220,9 @@ fn feed(
             };
             let seq = *p.seq_no;
             let c = &mut counts[kind];
+            if c.max_seq.is_some_and(|m| seq <= m) {
+                report.repeated += 1;
+            }
             c.received += 1;
             c.first_seq = Some(c.first_seq.map_or(seq, |f| f.min(seq)));
             c.max_seq = Some(c.max_seq.map_or(seq, |m| m.max(seq)));

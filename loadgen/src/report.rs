@@ -63,6 +63,13 @@ pub struct Report {
     /// ICE disconnections seen by the receivers over the run; receivers str0m gave up on.
     pub receiver_ice_disconnects: u64,
     pub receivers_dead: usize,
+    /// The rest of the machine in the window: CPU cores busy with neither the server nor
+    /// the generator (other work skews the figures), and the 1-minute load average.
+    pub others_cores: Option<f64>,
+    pub load_average: Option<f64>,
+    /// Packets at or below the highest sequence number a receiver had seen (retransmitted,
+    /// duplicated or reordered), over the whole run.
+    pub repeated_packets: u64,
     /// Packets of no known payload type or without a send time.
     pub unknown_packets: u64,
     pub notes: Vec<String>,
@@ -238,6 +245,14 @@ pub fn table(r: &Report) -> String {
     row(
         "receiver ICE disconnects / dead",
         format!("{} / {}", r.receiver_ice_disconnects, r.receivers_dead),
+    );
+    row(
+        "repeated (late, resent, duplicate) packets",
+        r.repeated_packets.to_string(),
+    );
+    row(
+        "other work on the machine (cores) / load",
+        format!("{} / {}", f(r.others_cores, 2), f(r.load_average, 2)),
     );
     for n in &r.notes {
         row("note", n.clone());

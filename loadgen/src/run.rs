@@ -142,6 +142,7 @@ struct Marks {
     at: Instant,
     server_cpu: Option<Duration>,
     own_cpu: Option<Duration>,
+    machine: Option<Duration>,
     udp: Option<stats::UdpCounters>,
     drops: (u64, u64),
     audio_sent: u64,
@@ -157,6 +158,7 @@ fn marks(o: &Options, p: &Publisher, ports: &HashSet<u16>) -> Marks {
             .server_pid
             .and_then(|pid| cpu::process_cpu(&pid.to_string())),
         own_cpu: cpu::process_cpu("self"),
+        machine: stats::machine_busy(),
         udp: stats::udp_counters(),
         drops: stats::socket_drops(ports),
         audio_sent: p.counters.audio_sent.load(Relaxed),
@@ -271,6 +273,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
 
     let c = &publisher.counters;
     let pub_connected = c.connected.load(Ordering::Relaxed);
+    let pub_dead = c.dead.load(Ordering::Relaxed);
     let whip_delete_status = server.delete(&publisher.location, &pub_token);
     let pstate = crate::report::PublisherState {
         connected_at_end: pub_connected,
@@ -279,7 +282,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
             0 => None,
             ms => Some(ms as f64 / 1e3),
         },
-        dead: c.dead.load(Ordering::Relaxed),
+        dead: pub_dead,
         keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
         late_in_window: m1.late - m0.late,
         whip_delete_status,
@@ -371,6 +374,7 @@ fn build(
         r.unknown_packets += t.unknown;
         for rx in &t.receivers {
             refused_sends += rx.refused_sends;
+            r.repeated_packets += rx.repeated;
             r.receiver_ice_disconnects += rx.ice_disconnects;
             r.receivers_dead += usize::from(rx.dead);
             match rx.setup_ms {
@@ -461,6 +465,19 @@ fn build(
         r.udp.rcvbuf_errors = b.rcvbuf_errors.saturating_sub(a.rcvbuf_errors);
         r.udp.sndbuf_errors = b.sndbuf_errors.saturating_sub(a.sndbuf_errors);
     }
+    if let (Some(a), Some(b), Some(g0), Some(g1)) = (m0.machine, m1.machine, m0.own_cpu, m1.own_cpu)
+    {
+        let server = match (m0.server_cpu, m1.server_cpu) {
+            (Some(s0), Some(s1)) => s1.saturating_sub(s0),
+            _ => Duration::ZERO,
+        };
+        let others = b
+            .saturating_sub(a)
+            .saturating_sub(g1.saturating_sub(g0))
+            .saturating_sub(server);
+        r.others_cores = Some(others.as_secs_f64() / window);
+    }
+    r.load_average = stats::load_average();
     r.udp.at_generator = m1.drops.0.saturating_sub(m0.drops.0);
     r.udp.elsewhere = m1.drops.1.saturating_sub(m0.drops.1);
     let cpus = cpu::allowed_cpus();

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-/// Latency histogram: 10 µs buckets up to 2 s, and the largest value seen.
+/// Latency histogram: 10 µs buckets up to 20 s, and the largest value seen.
 #[derive(Debug, Clone)]
 pub struct Histogram {
     buckets: Vec<u32>,
@@ -13,7 +13,7 @@ pub struct Histogram {
 }
 
 const BUCKET_NS: u64 = 10_000;
-const BUCKETS: usize = 200_000;
+const BUCKETS: usize = 2_000_000;
 
 impl Default for Histogram {
     fn default() -> Histogram {
@@ -74,6 +74,37 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     }
     let rank = ((sorted.len() as f64) * q).ceil().max(1.0) as usize;
     sorted.get(rank.min(sorted.len()) - 1).copied()
+}
+
+/// CPU time the whole machine spent busy (all but idle and iowait), from `/proc/stat`.
+pub fn machine_busy() -> Option<std::time::Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy: u64 = v
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, x)| x)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(std::time::Duration::from_nanos(busy * 1_000_000_000 / hz))
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The machine's UDP counters of interest.
@@ -157,5 +188,7 @@ mod tests {
     #[test]
     fn kernel_counters_are_readable() {
         assert!(udp_counters().is_some());
+        assert!(machine_busy().is_some());
+        assert!(load_average().is_some());
     }
 }
