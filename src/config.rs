@@ -136,6 +136,12 @@ pub struct MediaConfig {
     pub max_sdp_bytes: usize,
     /// Media connections one account may hold at once.
     pub max_legs_per_actor: usize,
+    /// Measured utilisation of the media I/O thread (0–1) from which load is shed.
+    pub shed_above: f64,
+    /// Utilisation under which shed load is given back.
+    pub restore_below: f64,
+    /// Projected utilisation from which new ordinary receivers are refused (503).
+    pub admit_ceiling: f64,
     /// STUN/TURN servers handed to clients.
     pub ice_servers: Vec<IceServerConfig>,
 }
@@ -309,6 +315,17 @@ impl Config {
         if m.max_sdp_bytes < 1024 || m.max_sdp_bytes > 1024 * 1024 || m.max_legs_per_actor == 0 {
             return Err(ConfigError::Invalid(
                 "media: max_sdp_bytes must be 1 KiB to 1 MiB and max_legs_per_actor positive"
+                    .into(),
+            ));
+        }
+        let share = |x: f64| (0.0..=1.0).contains(&x);
+        if !share(m.shed_above)
+            || !share(m.restore_below)
+            || !share(m.admit_ceiling)
+            || m.restore_below >= m.shed_above
+        {
+            return Err(ConfigError::Invalid(
+                "media: shed_above, restore_below and admit_ceiling must be 0 to 1, restore_below under shed_above"
                     .into(),
             ));
         }

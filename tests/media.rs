@@ -618,6 +618,69 @@ async fn whip_post(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_the_sfu_has_no_room_for_gets_503_with_retry_after_and_the_chair_still_gets_in()
+{
+    // An admission ceiling of 0: no room for anyone ordinary, whatever the measured load.
+    let mut config = ANY_PORT.to_vec();
+    config.push(("DIENHONG__MEDIA__ADMIT_CEILING", "0"));
+    let s = start_with(&config).await;
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    // A receive-only offer, as a WHEP player makes.
+    let mut p = common::peer(rt.clone()).await;
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        p.pc.add_transceiver_from_kind(kind, None)
+            .await
+            .expect("recvonly");
+    }
+    let offer = p.pc.create_offer(None).await.expect("offer");
+    p.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), p.gathered.recv()).await;
+    let offer = p.pc.local_description().await.expect("sdp").sdp;
+
+    let observer = s.login("OBSERVER").await;
+    let r = whip_post(
+        &s,
+        "/whep",
+        Some(&observer),
+        "application/sdp",
+        offer.clone(),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let body: Value = r.json().await.expect("json error");
+    assert_eq!(body["code"], "media_overloaded", "{body}");
+    // Over the WebSocket, the same typed refusal.
+    let mut deputy = s.client("DB002").await;
+    let r = media_request(
+        &mut deputy,
+        json!({"type": "media_subscribe", "v": 1, "request_id": "s1"}),
+    )
+    .await;
+    assert_eq!(r["code"], "media_overloaded", "{r}");
+    // The chair presides: always admitted.
+    let chair = s.login("CHAIR").await;
+    let r = whip_post(&s, "/whep", Some(&chair), "application/sdp", offer).await;
+    assert_eq!(r.status().as_u16(), 201);
+    // The load is there for operators.
+    let health: Value = reqwest::get(format!("http://{}/healthz/media", s.addr))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["legs"], 1, "{health}");
+    assert!(
+        health["load"]["capacity_pps"]
+            .as_f64()
+            .is_some_and(|c| c > 0.0),
+        "{health}"
+    );
+    assert_eq!(health["load"]["shed"]["video_off"], 0, "{health}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_publishes_a_webrtc_peer_and_refuses_bad_requests() {
     let s = start_with(&ANY_PORT).await;
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");

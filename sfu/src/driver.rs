@@ -25,10 +25,13 @@
 //! that send TWCC rather than REMB), RTX, renegotiation when tracks are published after a
 //! subscriber joined (the client subscribes again).
 
+mod meter;
+
 use crate::feedback::{self, Estimates, Request, SenderEstimate};
 use crate::forward::{
     SlotState, audio_level, extmap_id, simulcast_rids, strip_extensions, vp8_ids, vp8_keyframe,
 };
+use crate::load::{Admission, LoadReport, LoadTuning};
 use crate::routing::{
     self, Action, Forward, Kind, Layer, Media, ParticipantId, Router, Track, TrackId, Tuning,
 };
@@ -62,6 +65,7 @@ use std::io::IoSlice;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -89,6 +93,12 @@ pub enum DriverError {
     /// The driver thread has stopped.
     #[error("the media driver has stopped")]
     Stopped,
+    /// No room for another receiver now (measured load): try again after this long.
+    #[error("the media server is at capacity; try again in {retry_after_s} s")]
+    Overloaded {
+        /// Seconds.
+        retry_after_s: u64,
+    },
 }
 
 fn rtc_err(e: impl std::fmt::Display) -> DriverError {
@@ -192,6 +202,7 @@ pub struct Driver {
     tx: std_mpsc::Sender<Cmd>,
     events: tokio::sync::broadcast::Sender<LegEvent>,
     local: SocketAddr,
+    load: Arc<Mutex<LoadReport>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -218,6 +229,17 @@ impl Driver {
         advertise: Option<std::net::IpAddr>,
         tuning: Tuning,
     ) -> Result<Driver, DriverError> {
+        Driver::start_with(bind, advertise, tuning, LoadTuning::default())
+    }
+
+    /// As [`Driver::start_tuned`], with the load governor tuned otherwise (when to shed,
+    /// when to refuse new receivers).
+    pub fn start_with(
+        bind: SocketAddr,
+        advertise: Option<std::net::IpAddr>,
+        tuning: Tuning,
+        load_tuning: LoadTuning,
+    ) -> Result<Driver, DriverError> {
         let sock = UdpSocket::bind(bind)?;
         let s2 = socket2::SockRef::from(&sock);
         // The default 208 KB receive buffer overflows at a few hundred subscribers.
@@ -229,7 +251,9 @@ impl Driver {
         let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
         let (tx, rx) = std_mpsc::channel();
         let (events, _) = tokio::sync::broadcast::channel(1024);
+        let load = Arc::new(Mutex::new(LoadReport::default()));
         let core = Core {
+            meter: meter::Meter::new(load_tuning, load.clone()),
             events: events.clone(),
             next_id: 1,
             ids: HashMap::new(),
@@ -260,6 +284,7 @@ impl Driver {
             tx,
             events,
             local,
+            load,
             thread: Some(thread),
         })
     }
@@ -278,6 +303,11 @@ impl Driver {
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The I/O thread's load as last measured: utilisation, capacity, what is shed.
+    pub fn load(&self) -> LoadReport {
+        self.load.lock().map(|r| *r).unwrap_or_default()
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, DriverError> {
@@ -620,6 +650,8 @@ struct Leg {
 
 struct Core {
     events: tokio::sync::broadcast::Sender<LegEvent>,
+    /// The thread's own load, and the governor deciding what to shed and whom to admit.
+    meter: meter::Meter,
     /// The next leg id, and where each live leg is in `legs`.
     next_id: u64,
     ids: HashMap<LegId, usize>,
@@ -1046,6 +1078,22 @@ impl Core {
         presiding: bool,
         offer: RTCSessionDescription,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
+        self.admit(&who, kind, presiding)?;
+        let made = self.pull(who, kind, presiding, offer);
+        if made.is_err() {
+            self.meter.release();
+        }
+        made
+    }
+
+    /// [`Core::subscribe_with_offer`] once admitted.
+    fn pull(
+        &mut self,
+        who: ParticipantId,
+        kind: Kind,
+        presiding: bool,
+        offer: RTCSessionDescription,
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
         let offered_audio = offer
             .sdp
             .lines()
@@ -1140,6 +1188,9 @@ impl Core {
         self.by_addr.retain(|_, v| *v != i);
         self.by_ufrag.retain(|_, v| *v != i);
         let now = self.now_ms();
+        if matches!(l.kind, LegKind::Subscriber { .. }) {
+            self.meter.release();
+        }
         if let LegKind::Publisher { audio, video, .. } = l.kind {
             for t in [audio, video].into_iter().flatten() {
                 let a = self.router.unpublish(t, now);
@@ -1160,7 +1211,43 @@ impl Core {
         Ok(())
     }
 
+    /// Refuses a new receiving leg when there is no room for it (measured load), unless
+    /// it is the chamber's, a presiding participant's, a chair console's or the floor
+    /// holder's.
+    fn admit(
+        &mut self,
+        who: &ParticipantId,
+        kind: Kind,
+        presiding: bool,
+    ) -> Result<(), DriverError> {
+        let protected = presiding
+            || matches!(kind, Kind::Chamber | Kind::ChairConsole)
+            || self.router.protected(who);
+        match self.meter.admit(self.now_ms(), protected) {
+            Admission::Admit => Ok(()),
+            Admission::Refuse { retry_after_s } => {
+                tracing::info!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
+                Err(DriverError::Overloaded { retry_after_s })
+            }
+        }
+    }
+
     fn subscribe(
+        &mut self,
+        who: ParticipantId,
+        kind: Kind,
+        presiding: bool,
+    ) -> Result<(LegId, RTCSessionDescription), DriverError> {
+        self.admit(&who, kind, presiding)?;
+        let made = self.offer_receiver(who, kind, presiding);
+        if made.is_err() {
+            self.meter.release();
+        }
+        made
+    }
+
+    /// [`Core::subscribe`] once admitted.
+    fn offer_receiver(
         &mut self,
         who: ParticipantId,
         kind: Kind,
@@ -1401,6 +1488,9 @@ impl Core {
         for i in 0..self.legs.len() {
             if self.legs[i].as_ref().is_some_and(|l| &l.owner == who) {
                 if let Some(mut l) = self.legs[i].take() {
+                    if matches!(l.kind, LegKind::Subscriber { .. }) {
+                        self.meter.release();
+                    }
                     let _ = l.pc.close();
                     self.flush_closed(&mut l);
                     self.free.push(i);
@@ -1849,6 +1939,7 @@ impl Core {
         let now_ms = self.now_ms();
         for (track, layer, gated, video, mut pkt) in packets {
             *self.stats.received.entry(track).or_default() += 1;
+            self.meter.received(track);
             self.ssrc_of.insert((track, layer), pkt.header.ssrc);
             // Extensions are negotiated per leg: none are carried over.
             strip_extensions(&mut pkt.header);
@@ -1886,6 +1977,7 @@ impl Core {
                     && tx.write_rtp(now, p).is_ok()
                 {
                     *self.stats.forwarded.entry(track).or_default() += 1;
+                    self.meter.forwarded();
                 }
                 self.flush(i);
             }
@@ -1964,10 +2056,40 @@ impl Core {
         }
     }
 
+    /// Ends a load interval; sheds or restores forwarding when the governor says so.
+    fn sample_load(&mut self, now: Instant) {
+        let speaker = self.router.speaker().cloned();
+        let programme: HashMap<TrackId, Media> = self
+            .stats
+            .tracks
+            .iter()
+            .filter(|(owner, _)| {
+                self.joined.get(*owner) == Some(&Kind::Chamber) || speaker.as_ref() == Some(*owner)
+            })
+            .flat_map(|(_, tracks)| tracks.iter().copied())
+            .collect();
+        let sheddable = self.router.shedding_order().len();
+        let at = self.now_ms();
+        if let Some(shed) = self
+            .meter
+            .sample(now, at, |t| programme.get(&t).copied(), sheddable)
+        {
+            tracing::warn!(
+                low_layers = shed.low_layers,
+                video_off = shed.video_off,
+                "media load: shedding changed"
+            );
+            let a = self.router.set_shed(shed, at);
+            self.actions.extend(a);
+            self.rebuild_fanout();
+        }
+    }
+
     fn run(mut self, cmds: std_mpsc::Receiver<Cmd>) {
         let mut buf = vec![0u8; 2048];
         let mut batch: Vec<(BytesMut, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
         let mut next_timers = Instant::now();
+        let mut working = Instant::now();
         loop {
             while let Ok(cmd) = cmds.try_recv() {
                 if !self.command(cmd) {
@@ -1982,7 +2104,9 @@ impl Core {
             // and control go first, so a burst of picture packets (a keyframe, fanned out to
             // hundreds) does not hold a speaker's voice behind it.
             let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            self.meter.busy(working.elapsed());
             let _ = poll(&mut fds, PollTimeout::from(2u8));
+            working = Instant::now();
             batch.clear();
             while batch.len() < RECV_BATCH {
                 match self.sock.recv_from(&mut buf) {
@@ -2035,6 +2159,9 @@ impl Core {
                     let _ = self.close_index(i);
                 }
                 self.keyframes_for_connected();
+                if self.meter.due(now) {
+                    self.sample_load(now);
+                }
                 let a = self.router.tick(self.now_ms());
                 // A try one layer up started or ended: the slots take their new targets.
                 let moved = a

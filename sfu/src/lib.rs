@@ -9,6 +9,8 @@
 //!   at keyframes, sequence number and timestamp rewriting.
 //! - [`feedback`]: the RTCP the SFU acts on (keyframe requests, REMB estimates) and the
 //!   interceptors of each leg (NACK, reports, transport-wide feedback).
+//! - [`load`]: how loaded the I/O thread is, as pure code: capacity estimated from measured
+//!   load, what to shed past it, and whether a new receiver is admitted.
 //! - [`driver`]: the I/O driver that applies them to real peers: every peer connection on
 //!   one UDP socket, one thread driving webrtc-rs's sans-IO core (the architecture chosen
 //!   from the forwarding benchmark, `docs/benchmarks.md`).
@@ -16,4 +18,5 @@
 pub mod driver;
 pub mod feedback;
 pub mod forward;
+pub mod load;
 pub mod routing;

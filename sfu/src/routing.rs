@@ -23,6 +23,13 @@
 //!   what it receives) and that has been held below the best layer for a while is tried one
 //!   layer up for a while ([`Router::set_probing`]); kept if its estimate follows, dropped at
 //!   once if the estimate falls, with the wait before the next try doubled.
+//!
+//! Under overload ([`Router::set_shed`], decided from measured load by [`crate::load`]) the
+//! SFU sheds by priority: first ordinary receivers get the lowest layer of the main picture,
+//! then the least important receivers get no picture at all (sound is always kept). Never
+//! shed: the chamber, presiding participants, chair consoles, the floor holder and the site
+//! that carries them. Among the rest, displays and pulls go first, then remote deputies,
+//! then delegation rooms; within each, the latest to join first.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,10 +139,28 @@ pub enum Action {
     },
 }
 
+/// How much forwarding is shed under overload, in the priority order of the module header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shed {
+    /// Ordinary receivers get the lowest layer of the main picture.
+    pub low_layers: bool,
+    /// How many of the least important receivers get no picture (sound kept).
+    pub video_off: usize,
+}
+
+impl Shed {
+    /// Whether anything is shed.
+    pub fn active(&self) -> bool {
+        self.low_layers || self.video_off > 0
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Participant {
     kind: Kind,
     presiding: bool,
+    /// Order of arrival: among equals, the latest is shed first.
+    arrival: u64,
     /// Bandwidth estimate for what it receives (TWCC/REMB), bits/s.
     estimate: Option<u64>,
     probing: Probing,
@@ -208,6 +233,10 @@ pub struct Router {
     keyframes: BTreeMap<(TrackId, Layer), Millis>,
     /// Keyframe requests held back by the throttle, to send when it allows.
     pending_keyframes: BTreeSet<(TrackId, Layer)>,
+    /// What is shed now, and the receivers it takes the picture from.
+    shed: Shed,
+    video_off: BTreeSet<ParticipantId>,
+    arrivals: u64,
 }
 
 impl Router {
@@ -227,11 +256,13 @@ impl Router {
         presiding: bool,
         now: Millis,
     ) -> Vec<Action> {
+        self.arrivals += 1;
         self.participants.insert(
             id,
             Participant {
                 kind,
                 presiding,
+                arrival: self.arrivals,
                 estimate: None,
                 probing: Probing::default(),
             },
@@ -342,6 +373,49 @@ impl Router {
             backoff: tuning.probe_after,
         };
         self.reconcile_scope(Some(id), now)
+    }
+
+    /// Sheds forwarding under overload (or restores it): see the module header.
+    pub fn set_shed(&mut self, shed: Shed, now: Millis) -> Vec<Action> {
+        if shed == self.shed {
+            return Vec::new();
+        }
+        self.shed = shed;
+        self.reconcile(now)
+    }
+
+    /// What is shed now.
+    pub fn shed(&self) -> Shed {
+        self.shed
+    }
+
+    /// Whether `id` is never shed, nor refused for lack of room: the chamber, presiding
+    /// participants, chair consoles, the floor holder and the site carrying them.
+    pub fn protected(&self, id: &ParticipantId) -> bool {
+        let Some(p) = self.participants.get(id) else {
+            return false;
+        };
+        matches!(p.kind, Kind::Chamber | Kind::ChairConsole)
+            || p.presiding
+            || self.floor.as_ref() == Some(id)
+            || self.floor_site.as_ref() == Some(id)
+    }
+
+    /// Receivers that may be shed, the first to shed first.
+    pub fn shedding_order(&self) -> Vec<ParticipantId> {
+        let rank = |k: Kind| match k {
+            Kind::Display => 0,
+            Kind::RemoteDeputy => 1,
+            _ => 2,
+        };
+        let mut order: Vec<(u8, std::cmp::Reverse<u64>, &ParticipantId)> = self
+            .participants
+            .iter()
+            .filter(|(id, _)| !self.protected(id))
+            .map(|(id, p)| (rank(p.kind), std::cmp::Reverse(p.arrival), id))
+            .collect();
+        order.sort();
+        order.into_iter().map(|(_, _, id)| id.clone()).collect()
     }
 
     /// Whether `id` receives a main picture below its best layer.
@@ -471,7 +545,11 @@ impl Router {
             }
             Media::Video => {
                 let main = owner.kind == Kind::Chamber || speaking;
-                if main {
+                if self.video_off.contains(to) {
+                    None
+                } else if main && self.shed.low_layers && !self.protected(to) {
+                    Some(Forward::Video(lowest(track)))
+                } else if main {
                     Some(Forward::Video(self.main_layer(track_id, track, to, sub)))
                 } else if console && owner.kind != Kind::ChairConsole {
                     Some(Forward::Video(lowest(track)))
@@ -558,6 +636,15 @@ impl Router {
     /// For one subscriber (a new estimate, which may come several times a second from each
     /// of hundreds) the cost is one pass over the tracks, not over every forwarding.
     fn reconcile_scope(&mut self, only: Option<&ParticipantId>, now: Millis) -> Vec<Action> {
+        if only.is_none() {
+            // Who is shed changes only with who is here, the floor and the shed level: all
+            // of which reconcile everyone.
+            self.video_off = self
+                .shedding_order()
+                .into_iter()
+                .take(self.shed.video_off)
+                .collect();
+        }
         let mut wanted: BTreeMap<(TrackId, ParticipantId), Forward> = BTreeMap::new();
         let speaker = self.speaker();
         let subscribers: Vec<(&ParticipantId, &Participant)> = match only {

@@ -16,6 +16,8 @@ use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
 use crate::sitting::{ActorId, DelegationKind, Location, Millis, Phase, Role, Roster, SittingId};
 use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessionDescription};
+use dienhong_sfu::load::{LoadReport, LoadTuning};
+use dienhong_sfu::routing::Tuning;
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +45,9 @@ pub enum MediaError {
     /// The SFU has stopped.
     #[error("the media plane is unavailable")]
     Unavailable,
+    /// No room for another receiver now; try again after this many seconds.
+    #[error("the media server is at capacity; try again in {0} s")]
+    Overloaded(u64),
 }
 
 impl MediaError {
@@ -55,6 +60,7 @@ impl MediaError {
             MediaError::InvalidSdp(_) => "invalid_sdp",
             MediaError::TooManyLegs => "too_many_media",
             MediaError::Unavailable => "media_unavailable",
+            MediaError::Overloaded(_) => "media_overloaded",
         }
     }
 }
@@ -65,6 +71,7 @@ impl From<DriverError> for MediaError {
             DriverError::Rtc(m) => MediaError::InvalidSdp(m),
             DriverError::NoSuchPeer => MediaError::NoSuchLeg,
             DriverError::Io(_) | DriverError::Stopped => MediaError::Unavailable,
+            DriverError::Overloaded { retry_after_s } => MediaError::Overloaded(retry_after_s),
         }
     }
 }
@@ -194,11 +201,18 @@ impl Media {
             return Ok(None);
         };
         let advertise = config.public_ip().map_err(MediaStartError::Config)?;
+        let load = LoadTuning {
+            high: config.shed_above,
+            low: config.restore_below,
+            admit_ceiling: config.admit_ceiling,
+            ..LoadTuning::default()
+        };
         let driver = bind_in_range(
             config.bind_ip,
             config.udp_port_min,
             config.udp_port_max,
             advertise,
+            load,
         )?;
         tracing::info!(
             udp = %driver.local_addr(),
@@ -226,6 +240,16 @@ impl Media {
         tokio::spawn(follow_floor(media.clone(), handle, stop.clone()));
         tokio::spawn(sample_levels(media.clone(), stop));
         Ok(Some(media))
+    }
+
+    /// Media connections open now.
+    pub fn open_legs(&self) -> usize {
+        self.legs.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// The SFU's load as last measured: utilisation, estimated capacity, what is shed.
+    pub fn load(&self) -> LoadReport {
+        self.driver.load()
     }
 
     /// The sitting whose floor the SFU follows.
@@ -546,10 +570,12 @@ fn bind_in_range(
     min: u16,
     max: u16,
     advertise: Option<IpAddr>,
+    load: LoadTuning,
 ) -> Result<Driver, MediaStartError> {
     let mut last = None;
     for port in min..=max {
-        match Driver::start_advertising(SocketAddr::new(ip, port), advertise) {
+        let bind = SocketAddr::new(ip, port);
+        match Driver::start_with(bind, advertise, Tuning::default(), load) {
             Ok(d) => return Ok(d),
             Err(e) => last = Some(e),
         }

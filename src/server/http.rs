@@ -55,6 +55,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/healthz/media", get(media_health))
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
         .route("/api/sittings/{id}/roster", get(roster))
@@ -71,6 +72,20 @@ pub(super) fn router(app: Arc<App>) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// The SFU's load for operators and monitoring: utilisation of its I/O thread, the
+/// capacity estimated from it (packets/s and receivers), what is shed, and legs open.
+async fn media_health(State(app): State<Arc<App>>) -> Response {
+    match app.media() {
+        Some(m) => Json(serde_json::json!({
+            "sitting": m.sitting(),
+            "legs": m.open_legs(),
+            "load": m.load(),
+        }))
+        .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "media plane not running").into_response(),
+    }
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

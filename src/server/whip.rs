@@ -49,8 +49,24 @@ fn media_error(e: MediaError) -> ApiError {
         MediaError::NoSuchLeg => StatusCode::NOT_FOUND,
         MediaError::InvalidSdp(_) => StatusCode::BAD_REQUEST,
         MediaError::TooManyLegs => StatusCode::TOO_MANY_REQUESTS,
+        MediaError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     ApiError::new(status, e.code(), e.to_string())
+}
+
+/// A refusal, with `Retry-After` when the SFU is at capacity.
+fn refusal(e: MediaError) -> Response {
+    let retry = match &e {
+        MediaError::Overloaded(s) => Some(*s),
+        _ => None,
+    };
+    let mut response = media_error(e).into_response();
+    if let Some(s) = retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    response
 }
 
 fn media_of(app: &App) -> Result<Arc<Media>, ApiError> {
@@ -96,11 +112,14 @@ async fn create(
     let ufrag = offer
         .lines()
         .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:").map(str::to_owned));
-    let (leg, answer) = match way {
+    let created = match way {
         Way::Whip => media.publish(&claims.sub, offer).await,
         Way::Whep => media.subscribe_with_offer(&claims.sub, offer).await,
-    }
-    .map_err(media_error)?;
+    };
+    let (leg, answer) = match created {
+        Ok(x) => x,
+        Err(e) => return Ok(refusal(e)),
+    };
     let id = uuid::Uuid::new_v4().simple().to_string();
     media.add_resource(
         id.clone(),

@@ -457,6 +457,108 @@ fn a_participant_that_leaves_stops_everything_it_sent_and_received() {
     assert!(receivers(&r, S01_MIC).is_empty());
 }
 
+#[test]
+fn overload_lowers_ordinary_receivers_to_the_lowest_layer_first_and_never_the_protected() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    let actions = r.set_shed(
+        Shed {
+            low_layers: true,
+            video_off: 0,
+        },
+        1_000,
+    );
+    let layer = |r: &Router, who: &str| r.forwarding(S01_VIDEO, &p(who));
+    for who in ["S79", "DEP", "TV"] {
+        assert_eq!(layer(&r, who), Some(Forward::Video(Layer::Low)), "{who}");
+    }
+    for who in ["HALL", "CHAIR"] {
+        assert_eq!(layer(&r, who), Some(Forward::Video(Layer::High)), "{who}");
+    }
+    assert!(actions.contains(&Action::RequestKeyframe {
+        track: S01_VIDEO,
+        layer: Layer::Low
+    }));
+    // Nothing else changes: every sound still reaches the same receivers.
+    assert_eq!(
+        receivers(&r, S01_MIC),
+        ["HALL", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]
+    );
+}
+
+#[test]
+fn overload_takes_the_picture_from_displays_then_remote_deputies_then_rooms_latest_first() {
+    let mut r = sitting();
+    assert_eq!(r.shedding_order(), [p("TV"), p("DEP"), p("S79"), p("S01")]);
+    // (shed, who still sees the hall, who still hears it)
+    let table: [(usize, &[&str]); 5] = [
+        (0, &["S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"]),
+        (1, &["S01", "S79", "DEP", "CHAIR", "CONSOLE"]),
+        (2, &["S01", "S79", "CHAIR", "CONSOLE"]),
+        (3, &["S01", "CHAIR", "CONSOLE"]),
+        (99, &["CHAIR", "CONSOLE"]),
+    ];
+    for (n, sees) in table {
+        r.set_shed(
+            Shed {
+                low_layers: true,
+                video_off: n,
+            },
+            10,
+        );
+        assert_eq!(receivers(&r, HALL_VIDEO), sees, "video_off {n}");
+        assert_eq!(
+            receivers(&r, HALL_AUDIO),
+            ["S01", "S79", "DEP", "CHAIR", "CONSOLE", "TV"],
+            "sound is never shed (video_off {n})"
+        );
+    }
+}
+
+#[test]
+fn the_floor_holder_and_the_site_carrying_them_are_never_shed() {
+    let mut r = sitting();
+    r.set_speaker(Some(p("DEP")), Some(p("S79")), 0);
+    // DEP publishes a microphone: it is the speaker; S79 is still protected as their site.
+    assert!(r.protected(&p("DEP")) && r.protected(&p("S79")));
+    assert_eq!(r.shedding_order(), [p("TV"), p("S01")]);
+    r.set_shed(
+        Shed {
+            low_layers: true,
+            video_off: 99,
+        },
+        10,
+    );
+    assert_eq!(
+        receivers(&r, HALL_VIDEO),
+        ["S79", "DEP", "CHAIR", "CONSOLE"]
+    );
+    // The floor moves on: DEP becomes ordinary and is shed at once.
+    r.set_floor(None, 20);
+    assert_eq!(receivers(&r, HALL_VIDEO), ["CHAIR", "CONSOLE"]);
+}
+
+#[test]
+fn ending_the_overload_restores_exactly_what_was_forwarded() {
+    let mut r = sitting();
+    r.set_floor(Some(p("S01")), 0);
+    let before: BTreeMap<_, _> = r.forwarded().map(|(k, f)| (k.clone(), *f)).collect();
+    r.set_shed(
+        Shed {
+            low_layers: true,
+            video_off: 3,
+        },
+        10,
+    );
+    assert_ne!(
+        before,
+        r.forwarded().map(|(k, f)| (k.clone(), *f)).collect()
+    );
+    r.set_shed(Shed::default(), 20);
+    let after: BTreeMap<_, _> = r.forwarded().map(|(k, f)| (k.clone(), *f)).collect();
+    assert_eq!(before, after);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Floor(Option<usize>),
@@ -465,6 +567,7 @@ enum Op {
     Estimate(usize, u64),
     Leave(usize),
     Join(usize),
+    Shed(bool, usize),
     Tick,
 }
 
@@ -476,6 +579,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..7, 50_000u64..5_000_000).prop_map(|(i, e)| Op::Estimate(i, e)),
         (0usize..7).prop_map(Op::Leave),
         (0usize..7).prop_map(Op::Join),
+        (any::<bool>(), 0usize..8).prop_map(|(l, n)| Op::Shed(l, n)),
         Just(Op::Tick),
     ]
 }
@@ -495,8 +599,16 @@ proptest! {
                 Op::Estimate(i, e) => { r.set_estimate(&p(EVERYONE[i]), e, now); }
                 Op::Leave(i) => { r.leave(&p(EVERYONE[i]), now); }
                 Op::Join(i) => { r.join(p(EVERYONE[i]), kinds[i], EVERYONE[i] == "CHAIR", now); }
+                Op::Shed(l, n) => { r.set_shed(Shed { low_layers: l, video_off: n }, now); }
                 Op::Tick => { r.tick(now); }
             }
+            // Shedding never takes sound, nor anything from a protected receiver.
+            let mut unshed = r.clone();
+            unshed.set_shed(Shed::default(), now);
+            let kept = |r: &Router| -> BTreeSet<(TrackId, ParticipantId)> {
+                r.current.keys().filter(|(t, to)| r.tracks[t].media == Media::Audio || r.protected(to)).cloned().collect()
+            };
+            prop_assert_eq!(kept(&r), kept(&unshed));
             for ((track, to), _) in r.forwarded() {
                 let t = &r.tracks[track];
                 prop_assert_ne!(&t.owner, to, "a track is never sent back to its owner");

@@ -1,0 +1,253 @@
+//! How loaded the SFU's I/O is, and what it does about it, as pure code.
+//!
+//! The I/O thread reports, a few times a second, how long it was busy and how many packets
+//! it forwarded ([`Sample`]). From that the [`Governor`] keeps:
+//! - the utilisation of the thread (busy time over wall time, smoothed);
+//! - the capacity, in forwarded packets per second at full utilisation, estimated from the
+//!   measured load (a starting guess until the first real measurement);
+//! - what is shed ([`Shed`]): above a high-water mark it sheds one step at a time, once per
+//!   settling period (first the lowest layers for ordinary receivers, then the picture for
+//!   more and more of the least important ones: the order is the router's); below a
+//!   low-water mark, held for a calm period, it gives one step back, but only when the
+//!   estimate says the step will not push it over again;
+//! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
+//!   chamber, the chair, the floor holder) always; others only while no picture is being
+//!   shed and the projected load, counting receivers admitted but not yet measured, stays
+//!   under a ceiling. A refusal says when to try again.
+//!
+//! No clock and no sockets: the caller passes the time, and the tests drive it with tables.
+
+use crate::routing::{Millis, Shed};
+use serde::Serialize;
+
+/// Thresholds and periods of the governor.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadTuning {
+    /// Utilisation at or above which one more step is shed each `settle`.
+    pub high: f64,
+    /// Utilisation at or below which, held for `calm`, one step is given back.
+    pub low: f64,
+    /// Projected utilisation from which new ordinary receivers are refused (0: all are).
+    pub admit_ceiling: f64,
+    /// Least time between two steps up.
+    pub settle: Millis,
+    /// How long load must stay low before a step is given back (and between two such).
+    pub calm: Millis,
+    /// Capacity assumed (forwarded packets/s at full utilisation) until one is measured.
+    pub initial_capacity_pps: f64,
+    /// How long a receiver admitted counts as projected load before it shows in samples.
+    pub admitted_ramp: Millis,
+    /// What a refused receiver is told to wait, seconds.
+    pub retry_after_s: u64,
+}
+
+impl Default for LoadTuning {
+    fn default() -> Self {
+        LoadTuning {
+            high: 0.85,
+            low: 0.6,
+            admit_ceiling: 0.75,
+            settle: 500,
+            calm: 5_000,
+            initial_capacity_pps: 30_000.0,
+            admitted_ramp: 3_000,
+            retry_after_s: 5,
+        }
+    }
+}
+
+/// What the I/O thread measured over one interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// When the interval ended.
+    pub at: Millis,
+    /// Time spent working (not waiting for packets), microseconds.
+    pub busy_us: u64,
+    /// Length of the interval, microseconds.
+    pub elapsed_us: u64,
+    /// Packets forwarded to receivers in the interval.
+    pub forwarded: u64,
+    /// Packets per second one ordinary receiver of the programme gets (sound and picture).
+    pub receiver_pps: f64,
+    /// Of which the picture.
+    pub receiver_video_pps: f64,
+    /// Receivers that may be shed now (the router's order).
+    pub sheddable: usize,
+}
+
+/// A decision on a new receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// There is room.
+    Admit,
+    /// There is no room: try again after this many seconds.
+    Refuse {
+        /// Seconds.
+        retry_after_s: u64,
+    },
+}
+
+/// What is known of the load, for health and metrics output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// Busy time over wall time of the I/O thread, 0–1, smoothed.
+    pub utilisation: f64,
+    /// Packets forwarded per second, smoothed.
+    pub forwarded_pps: f64,
+    /// Forwarded packets per second at full utilisation, as estimated.
+    pub capacity_pps: f64,
+    /// Whether `capacity_pps` comes from a measurement (not the starting guess).
+    pub measured: bool,
+    /// How many ordinary receivers of the programme fit under the admission ceiling, as
+    /// estimated; none while nothing is published.
+    pub capacity_receivers: Option<u64>,
+    /// What is shed now.
+    pub shed: Shed,
+}
+
+/// The load governor: see the module header.
+#[derive(Debug, Clone)]
+pub struct Governor {
+    tuning: LoadTuning,
+    utilisation: f64,
+    forwarded_pps: f64,
+    capacity_pps: f64,
+    measured: bool,
+    receiver_pps: f64,
+    shed: Shed,
+    last_step: Option<Millis>,
+    calm_since: Option<Millis>,
+    /// Receivers admitted recently: (when, packets/s they will add).
+    admitted: Vec<(Millis, f64)>,
+}
+
+/// Smoothing of each new sample.
+const ALPHA: f64 = 0.5;
+/// Least utilisation at which capacity is estimated (below it, fixed costs dominate).
+const MEASURABLE: f64 = 0.2;
+
+impl Governor {
+    /// A governor with nothing measured yet.
+    pub fn new(tuning: LoadTuning) -> Governor {
+        Governor {
+            tuning,
+            utilisation: 0.0,
+            forwarded_pps: 0.0,
+            capacity_pps: tuning.initial_capacity_pps,
+            measured: false,
+            receiver_pps: 0.0,
+            shed: Shed::default(),
+            last_step: None,
+            calm_since: None,
+            admitted: Vec::new(),
+        }
+    }
+
+    /// Takes one interval's measurement; returns what to shed when that changes.
+    pub fn sample(&mut self, s: &Sample) -> Option<Shed> {
+        if s.elapsed_us == 0 {
+            return None;
+        }
+        let u = (s.busy_us as f64 / s.elapsed_us as f64).clamp(0.0, 1.0);
+        let pps = s.forwarded as f64 * 1e6 / s.elapsed_us as f64;
+        self.utilisation = ALPHA * u + (1.0 - ALPHA) * self.utilisation;
+        self.forwarded_pps = ALPHA * pps + (1.0 - ALPHA) * self.forwarded_pps;
+        self.receiver_pps = s.receiver_pps;
+        if u >= MEASURABLE && pps > 0.0 {
+            let c = pps / u;
+            self.capacity_pps = if self.measured {
+                0.8 * self.capacity_pps + 0.2 * c
+            } else {
+                c
+            };
+            self.measured = true;
+        }
+        let ramp = self.tuning.admitted_ramp;
+        self.admitted.retain(|(t, _)| s.at < t + ramp);
+        let before = self.shed;
+        self.shed.video_off = self.shed.video_off.min(s.sheddable);
+        let step = (s.sheddable / 8).max(1);
+        let since_step =
+            |g: &Governor, period: Millis| g.last_step.is_none_or(|t| s.at >= t + period);
+        if self.utilisation >= self.tuning.high {
+            self.calm_since = None;
+            if since_step(self, self.tuning.settle) {
+                if !self.shed.low_layers {
+                    self.shed.low_layers = true;
+                } else {
+                    self.shed.video_off = (self.shed.video_off + step).min(s.sheddable);
+                }
+                self.last_step = Some(s.at);
+            }
+        } else if self.utilisation <= self.tuning.low && self.shed.active() {
+            let since = *self.calm_since.get_or_insert(s.at);
+            if s.at >= since + self.tuning.calm && since_step(self, self.tuning.calm) {
+                let back = step.min(self.shed.video_off);
+                let projected =
+                    self.utilisation + back as f64 * s.receiver_video_pps / self.capacity_pps;
+                if back > 0 && projected < self.tuning.high * 0.9 {
+                    self.shed.video_off -= back;
+                    self.last_step = Some(s.at);
+                } else if back == 0 {
+                    self.shed.low_layers = false;
+                    self.last_step = Some(s.at);
+                }
+                self.calm_since = Some(s.at);
+            }
+        } else {
+            self.calm_since = None;
+        }
+        (self.shed != before).then_some(self.shed)
+    }
+
+    /// Whether a new receiver getting `receiver_pps` packets/s may join now; `protected`
+    /// ones always may. An admitted receiver counts in the projection until it shows in the
+    /// samples.
+    pub fn admit(&mut self, now: Millis, protected: bool, receiver_pps: f64) -> Admission {
+        if protected {
+            self.admitted.push((now, receiver_pps));
+            return Admission::Admit;
+        }
+        let refuse = Admission::Refuse {
+            retry_after_s: self.tuning.retry_after_s,
+        };
+        if self.shed.video_off > 0 {
+            return refuse;
+        }
+        let pending: f64 = self.admitted.iter().map(|(_, pps)| pps).sum();
+        let projected = self.utilisation + (pending + receiver_pps) / self.capacity_pps;
+        if projected >= self.tuning.admit_ceiling {
+            return refuse;
+        }
+        self.admitted.push((now, receiver_pps));
+        Admission::Admit
+    }
+
+    /// A receiver admitted recently left (or never came): it no longer counts as load to
+    /// come.
+    pub fn release(&mut self) {
+        self.admitted.pop();
+    }
+
+    /// What is shed now.
+    pub fn shed(&self) -> Shed {
+        self.shed
+    }
+
+    /// The load as known now.
+    pub fn report(&self) -> LoadReport {
+        let room = self.tuning.admit_ceiling * self.capacity_pps;
+        LoadReport {
+            utilisation: self.utilisation,
+            forwarded_pps: self.forwarded_pps,
+            capacity_pps: self.capacity_pps,
+            measured: self.measured,
+            capacity_receivers: (self.receiver_pps > 0.0)
+                .then(|| (room / self.receiver_pps).floor() as u64),
+            shed: self.shed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

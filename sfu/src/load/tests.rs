@@ -1,0 +1,159 @@
+//! Table tests of the load governor, on a virtual clock.
+
+use super::*;
+
+/// One 250 ms interval at utilisation `u`, forwarding `pps` packets/s, with `sheddable`
+/// receivers getting 300 packets/s each (250 of them picture).
+fn at(t: Millis, u: f64, pps: f64, sheddable: usize) -> Sample {
+    Sample {
+        at: t,
+        busy_us: (u * 250_000.0) as u64,
+        elapsed_us: 250_000,
+        forwarded: (pps / 4.0) as u64,
+        receiver_pps: 300.0,
+        receiver_video_pps: 250.0,
+        sheddable,
+    }
+}
+
+/// Feeds the same load for `ms`, every 250 ms from `from`; returns the time after.
+fn hold(g: &mut Governor, from: Millis, ms: Millis, u: f64, pps: f64, n: usize) -> Millis {
+    let mut t = from;
+    while t < from + ms {
+        t += 250;
+        g.sample(&at(t, u, pps, n));
+    }
+    t
+}
+
+#[test]
+fn capacity_is_estimated_from_measured_load_not_a_fixed_count() {
+    let mut g = Governor::new(LoadTuning::default());
+    assert!(!g.report().measured);
+    assert_eq!(g.report().capacity_pps, 30_000.0, "the starting guess");
+    // Half busy forwarding 20k/s: about 40k/s at full load.
+    hold(&mut g, 0, 5_000, 0.5, 20_000.0, 64);
+    let r = g.report();
+    assert!(r.measured);
+    assert!((r.capacity_pps - 40_000.0).abs() < 1_000.0, "{r:?}");
+    assert!((r.utilisation - 0.5).abs() < 0.01);
+    // 0.75 × 40k / 300 per receiver.
+    assert_eq!(r.capacity_receivers, Some(100));
+    // An idle thread says nothing about capacity: the estimate stays.
+    hold(&mut g, 5_000, 5_000, 0.01, 100.0, 64);
+    assert!((g.report().capacity_pps - 40_000.0).abs() < 1_000.0);
+}
+
+#[test]
+fn overload_sheds_lower_layers_first_then_pictures_one_step_per_settling_period() {
+    let mut g = Governor::new(LoadTuning::default());
+    let n = 400;
+    // While saturated: a step each 500 ms, 1/8 of the receivers each. The smoothed
+    // utilisation crosses the mark on the third 250 ms sample.
+    let mut steps = Vec::new();
+    let mut t = 0;
+    for _ in 0..16 {
+        t += 250;
+        if let Some(s) = g.sample(&at(t, 1.0, 37_000.0, n)) {
+            steps.push((t, s));
+        }
+    }
+    let shed = |video_off| Shed {
+        low_layers: true,
+        video_off,
+    };
+    assert_eq!(
+        steps[..6],
+        [
+            (750, shed(0)),
+            (1_250, shed(50)),
+            (1_750, shed(100)),
+            (2_250, shed(150)),
+            (2_750, shed(200)),
+            (3_250, shed(250)),
+        ]
+    );
+    // Never more than there are receivers to shed.
+    let t = hold(&mut g, t, 10_000, 1.0, 37_000.0, n);
+    assert_eq!(g.shed().video_off, n);
+    // Receivers leave: the count follows.
+    g.sample(&at(t + 250, 1.0, 37_000.0, 10));
+    assert_eq!(g.shed().video_off, 10);
+}
+
+#[test]
+fn load_between_the_marks_changes_nothing() {
+    let mut g = Governor::new(LoadTuning::default());
+    let t = hold(&mut g, 0, 2_000, 1.0, 37_000.0, 100);
+    let shed = g.shed();
+    assert!(shed.active());
+    hold(&mut g, t, 60_000, 0.7, 26_000.0, 100);
+    assert_eq!(g.shed(), shed, "0.7 is neither over 0.85 nor under 0.6");
+}
+
+#[test]
+fn calm_gives_back_one_step_per_calm_period_and_only_when_it_will_not_overload_again() {
+    let mut g = Governor::new(LoadTuning::default());
+    let t = hold(&mut g, 0, 1_600, 1.0, 40_000.0, 80);
+    assert_eq!(
+        g.shed(),
+        Shed {
+            low_layers: true,
+            video_off: 20
+        }
+    );
+    // Calm at 0.3 (capacity ≈ 40k/s): giving back 10 pictures adds 2.5k/s (≈ 0.06).
+    let t1 = hold(&mut g, t, 4_750, 0.3, 12_000.0, 80);
+    assert_eq!(g.shed().video_off, 20, "not calm for long enough yet");
+    let t2 = hold(&mut g, t1, 750, 0.3, 12_000.0, 80);
+    assert_eq!(g.shed().video_off, 10);
+    let t3 = hold(&mut g, t2, 5_000, 0.3, 12_000.0, 80);
+    assert_eq!(g.shed().video_off, 0);
+    let _ = hold(&mut g, t3, 5_000, 0.3, 12_000.0, 80);
+    assert_eq!(g.shed(), Shed::default(), "the layers come back last");
+
+    // Calm at 0.55, but giving back 10 pictures of 2,000 packets/s each would add 0.5 of
+    // the 40k/s capacity: over the mark again, so nothing is given back.
+    let mut g = Governor::new(LoadTuning::default());
+    let t = hold(&mut g, 0, 1_600, 1.0, 40_000.0, 80);
+    let mut heavy = at(t, 0.55, 22_000.0, 80);
+    heavy.receiver_video_pps = 2_000.0;
+    for k in 1..60 {
+        heavy.at = t + k * 250;
+        g.sample(&heavy);
+    }
+    assert_eq!(g.shed().video_off, 20, "giving back would overload again");
+}
+
+#[test]
+fn new_receivers_are_admitted_while_there_is_room_counting_those_not_yet_measured() {
+    let mut g = Governor::new(LoadTuning::default());
+    // Capacity ≈ 40k/s at 0.25 busy: room for (0.75 − 0.25) × 40k / 300 ≈ 66 more now.
+    let t = hold(&mut g, 0, 5_000, 0.25, 10_000.0, 30);
+    let admitted = (0..200)
+        .take_while(|_| g.admit(t, false, 300.0) == Admission::Admit)
+        .count();
+    assert!((60..=70).contains(&admitted), "{admitted}");
+    assert_eq!(
+        g.admit(t, false, 300.0),
+        Admission::Refuse { retry_after_s: 5 }
+    );
+    // One that leaves at once makes room for one more.
+    g.release();
+    assert_eq!(g.admit(t, false, 300.0), Admission::Admit);
+    assert!(matches!(g.admit(t, false, 300.0), Admission::Refuse { .. }));
+    // The chamber, the chair and the floor holder are never refused.
+    assert_eq!(g.admit(t, true, 300.0), Admission::Admit);
+    // Once the admitted show in the measurement (or the ramp ends), room is judged again.
+    let t = hold(&mut g, t, 3_250, 0.25, 10_000.0, 30);
+    assert_eq!(g.admit(t, false, 300.0), Admission::Admit);
+}
+
+#[test]
+fn nobody_ordinary_is_admitted_while_pictures_are_shed() {
+    let mut g = Governor::new(LoadTuning::default());
+    let t = hold(&mut g, 0, 1_250, 1.0, 37_000.0, 100);
+    assert!(g.shed().video_off > 0);
+    assert!(matches!(g.admit(t, false, 50.0), Admission::Refuse { .. }));
+    assert_eq!(g.admit(t, true, 300.0), Admission::Admit);
+}
