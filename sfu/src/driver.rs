@@ -26,6 +26,9 @@
 //! subscriber joined (the client subscribes again).
 
 mod meter;
+mod port;
+
+use port::{Lane, Port, SEND_BATCH};
 
 use crate::feedback::{self, Estimates, Request, SenderEstimate};
 use crate::forward::{
@@ -37,7 +40,6 @@ use crate::routing::{
 };
 use bytes::BytesMut;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers;
 use rtc::peer_connection::configuration::media_engine::{
@@ -61,9 +63,8 @@ use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTra
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::{BTreeMap, HashMap};
-use std::io::IoSlice;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -202,6 +203,7 @@ pub struct Driver {
     tx: std_mpsc::Sender<Cmd>,
     events: tokio::sync::broadcast::Sender<LegEvent>,
     local: SocketAddr,
+    priority_local: SocketAddr,
     load: Arc<Mutex<LoadReport>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -240,15 +242,17 @@ impl Driver {
         tuning: Tuning,
         load_tuning: LoadTuning,
     ) -> Result<Driver, DriverError> {
-        let sock = UdpSocket::bind(bind)?;
-        let s2 = socket2::SockRef::from(&sock);
-        // The default 208 KB receive buffer overflows at a few hundred subscribers.
-        let _ = s2.set_recv_buffer_size(16 << 20);
-        let _ = s2.set_send_buffer_size(16 << 20);
-        // Read in batches, waiting for the first with poll(2) (see `Core::run`).
-        sock.set_nonblocking(true)?;
-        let local = sock.local_addr()?;
-        let advertised = SocketAddr::new(advertise.unwrap_or(local.ip()), local.port());
+        let general = Port::open(bind, advertise)?;
+        // The publishers' socket: the next port (any free one when the first was too).
+        let next = match bind.port() {
+            0 => 0,
+            p => p.checked_add(1).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no port after 65535")
+            })?,
+        };
+        let priority = Port::open(SocketAddr::new(bind.ip(), next), advertise)?;
+        let local = general.local;
+        let priority_local = priority.local;
         let (tx, rx) = std_mpsc::channel();
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let load = Arc::new(Mutex::new(LoadReport::default()));
@@ -257,10 +261,7 @@ impl Driver {
             events: events.clone(),
             next_id: 1,
             ids: HashMap::new(),
-            sock,
-            outbox: Vec::new(),
-            local,
-            advertised,
+            ports: [priority, general],
             t0: Instant::now(),
             router: Router::new(tuning),
             joined: HashMap::new(),
@@ -284,6 +285,7 @@ impl Driver {
             tx,
             events,
             local,
+            priority_local,
             load,
             thread: Some(thread),
         })
@@ -300,9 +302,15 @@ impl Driver {
         self.call(|r| Cmd::PendingOffer(leg, r)).await
     }
 
-    /// The address the socket is bound to.
+    /// The address of the receivers' socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The address of the socket of publishers and of the receivers never shed (the
+    /// chamber, presiding deputies, chair consoles): read before the other.
+    pub fn priority_addr(&self) -> SocketAddr {
+        self.priority_local
     }
 
     /// The I/O thread's load as last measured: utilisation, capacity, what is shed.
@@ -611,9 +619,6 @@ enum LegKind {
     },
 }
 
-/// Most datagrams per `sendmmsg` call.
-const SEND_BATCH: usize = 64;
-
 /// Most datagrams read before they are handled, audio and control first.
 const RECV_BATCH: usize = 64;
 
@@ -637,6 +642,8 @@ const MAX_REMOTE_CANDIDATES: usize = 32;
 
 struct Leg {
     id: LegId,
+    /// The socket it is on.
+    lane: Lane,
     /// Candidates trickled so far.
     remote_candidates: usize,
     pc: RTCPeerConnection,
@@ -655,20 +662,17 @@ struct Core {
     /// The next leg id, and where each live leg is in `legs`.
     next_id: u64,
     ids: HashMap<LegId, usize>,
-    sock: UdpSocket,
-    /// Datagrams waiting to be sent, in order: sent together ([`Core::send_outbox`]) once the
-    /// packet or command that produced them is handled.
-    outbox: Vec<(BytesMut, SocketAddr)>,
-    local: SocketAddr,
-    /// What peers are told to connect to.
-    advertised: SocketAddr,
+    /// The two sockets, [`Lane::Priority`] first, each with the datagrams waiting to be
+    /// sent on it: sent together ([`Core::send_outbox`]) once the packet or command that
+    /// produced them is handled.
+    ports: [Port; 2],
     t0: Instant,
     router: Router,
     joined: HashMap<ParticipantId, Kind>,
     legs: Vec<Option<Leg>>,
     /// Slots of `legs` freed by departures, reused first so the table does not grow.
     free: Vec<usize>,
-    by_addr: HashMap<SocketAddr, usize>,
+    by_addr: HashMap<(Lane, SocketAddr), usize>,
     by_ufrag: HashMap<String, usize>,
     /// For each track, the legs (and their slot) it is forwarded to now.
     fanout: HashMap<TrackId, Vec<usize>>,
@@ -839,12 +843,24 @@ impl Core {
         Ok((pc, estimate))
     }
 
-    fn add_host_candidate(&self, pc: &mut RTCPeerConnection) -> Result<(), DriverError> {
+    fn port(&self, lane: Lane) -> &Port {
+        match lane {
+            Lane::Priority => &self.ports[0],
+            Lane::General => &self.ports[1],
+        }
+    }
+
+    fn add_host_candidate(
+        &self,
+        pc: &mut RTCPeerConnection,
+        lane: Lane,
+    ) -> Result<(), DriverError> {
+        let advertised = self.port(lane).advertised;
         let candidate = CandidateHostConfig {
             base_config: CandidateConfig {
                 network: "udp".to_owned(),
-                address: self.advertised.ip().to_string(),
-                port: self.advertised.port(),
+                address: advertised.ip().to_string(),
+                port: advertised.port(),
                 component: 1,
                 ..Default::default()
             },
@@ -919,7 +935,7 @@ impl Core {
         let answer = pc.create_answer(None).map_err(rtc_err)?;
         pc.set_local_description(Instant::now(), answer)
             .map_err(rtc_err)?;
-        self.add_host_candidate(&mut pc)?;
+        self.add_host_candidate(&mut pc, Lane::Priority)?;
         let sdp = pc
             .local_description()
             .ok_or_else(|| rtc_err("no local description"))?;
@@ -959,6 +975,7 @@ impl Core {
         let video = has_video.then(|| new_track(Media::Video, self));
         let idx = self.add_leg(Leg {
             id: LegId(0),
+            lane: Lane::Priority,
             remote_candidates: 0,
             pc,
             owner: who,
@@ -1306,12 +1323,19 @@ impl Core {
     ) -> Result<(usize, RTCSessionDescription), DriverError> {
         pc.set_local_description(Instant::now(), local)
             .map_err(rtc_err)?;
-        self.add_host_candidate(&mut pc)?;
+        // The protected receive on the publishers' socket.
+        let lane = if self.router.protected(&who) {
+            Lane::Priority
+        } else {
+            Lane::General
+        };
+        self.add_host_candidate(&mut pc, lane)?;
         let sdp = pc
             .local_description()
             .ok_or_else(|| rtc_err("no local description"))?;
         let idx = self.add_leg(Leg {
             id: LegId(0),
+            lane,
             remote_candidates: 0,
             pc,
             owner: who,
@@ -1759,8 +1783,9 @@ impl Core {
 
     /// Sends what a closing leg still has to say (DTLS close_notify).
     fn flush_closed(&self, leg: &mut Leg) {
+        let sock = &self.port(leg.lane).sock;
         while let Some(msg) = leg.pc.poll_write() {
-            let _ = self.sock.send_to(&msg.message, msg.transport.peer_addr);
+            let _ = sock.send_to(&msg.message, msg.transport.peer_addr);
         }
     }
 
@@ -1769,12 +1794,16 @@ impl Core {
         let Some(Some(leg)) = self.legs.get_mut(idx) else {
             return;
         };
+        let port = match leg.lane {
+            Lane::Priority => &mut self.ports[0],
+            Lane::General => &mut self.ports[1],
+        };
         while let Some(msg) = leg.pc.poll_write() {
-            self.outbox.push((msg.message, msg.transport.peer_addr));
+            port.outbox.push((msg.message, msg.transport.peer_addr));
         }
-        if self.outbox.len() >= SEND_BATCH {
+        if port.outbox.len() >= SEND_BATCH {
             // A full batch goes at once: the first subscribers need not wait for the last.
-            self.send_outbox();
+            port.send();
         }
         let Some(Some(leg)) = self.legs.get_mut(idx) else {
             return;
@@ -1987,57 +2016,33 @@ impl Core {
         }
     }
 
-    /// Sends the outbox, up to [`SEND_BATCH`] datagrams per system call (`sendmmsg`): one
-    /// packet from a publisher becomes one datagram per subscriber.
+    /// Sends what waits on both sockets, the publishers' first.
     fn send_outbox(&mut self) {
-        if self.outbox.is_empty() {
-            return;
+        for port in &mut self.ports {
+            port.send();
         }
-        // Made per call (a few kilobytes): it holds raw pointers, so the core, which moves to
-        // its thread, cannot keep one.
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(SEND_BATCH, None);
-        let fd = self.sock.as_raw_fd();
-        let mut sent = 0;
-        while sent < self.outbox.len() {
-            let end = (sent + SEND_BATCH).min(self.outbox.len());
-            let batch = &self.outbox[sent..end];
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                batch.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
-            let addrs: Vec<Option<SockaddrStorage>> = batch
-                .iter()
-                .map(|(_, a)| Some(SockaddrStorage::from(*a)))
-                .collect();
-            match sendmmsg(fd, &mut headers, &slices, &addrs, [], MsgFlags::empty()) {
-                Ok(results) => {
-                    // The kernel may take fewer than offered: go on from the first not sent.
-                    sent += results.count().max(1);
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => {
-                    // The first datagram was refused (an unreachable address): drop it alone.
-                    tracing::debug!(error = %e, to = %batch[0].1, "datagram not sent");
-                    sent += 1;
-                }
-            }
-        }
-        self.outbox.clear();
     }
 
     /// Hands one datagram to the leg it is for (known by its address, or by the ICE user
     /// fragment its STUN check names), then forwards what the leg decoded.
-    fn receive(&mut self, datagram: BytesMut, from: SocketAddr) {
-        let idx = self.by_addr.get(&from).copied().or_else(|| {
+    fn receive(&mut self, lane: Lane, datagram: BytesMut, from: SocketAddr) {
+        let idx = self.by_addr.get(&(lane, from)).copied().or_else(|| {
             let i = stun_target_ufrag(&datagram).and_then(|u| self.by_ufrag.get(&u).copied())?;
-            self.by_addr.insert(from, i);
+            // A leg answers on its own socket only.
+            if self.legs.get(i)?.as_ref()?.lane != lane {
+                return None;
+            }
+            self.by_addr.insert((lane, from), i);
             Some(i)
         });
+        let local = self.port(lane).local;
         if let Some(i) = idx
             && let Some(Some(leg)) = self.legs.get_mut(i)
         {
             let msg = TaggedBytesMut {
                 now: Instant::now(),
                 transport: TransportContext {
-                    local_addr: self.local,
+                    local_addr: local,
                     peer_addr: from,
                     ecn: None,
                     transport_protocol: TransportProtocol::UDP,
@@ -2085,6 +2090,28 @@ impl Core {
         }
     }
 
+    /// Handles datagrams read together from one socket: sound and control before pictures.
+    fn handle_batch(&mut self, lane: Lane, batch: &mut Vec<(BytesMut, SocketAddr)>) {
+        if batch.len() > 1 {
+            let picture = |(d, from): &(BytesMut, SocketAddr)| match self
+                .by_addr
+                .get(&(lane, *from))
+                .and_then(|i| self.legs.get(*i))
+            {
+                Some(Some(Leg {
+                    kind: LegKind::Publisher { payload_types, .. },
+                    ..
+                })) => is_picture(d, payload_types),
+                _ => false,
+            };
+            // Stable: each kind keeps its order.
+            batch.sort_by_key(picture);
+        }
+        for (datagram, from) in batch.drain(..) {
+            self.receive(lane, datagram, from);
+        }
+    }
+
     fn run(mut self, cmds: std_mpsc::Receiver<Cmd>) {
         let mut buf = vec![0u8; 2048];
         let mut batch: Vec<(BytesMut, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
@@ -2100,42 +2127,29 @@ impl Core {
                 }
                 self.send_outbox();
             }
-            // Wait up to 2 ms for the first datagram, then take what else has arrived: sound
-            // and control go first, so a burst of picture packets (a keyframe, fanned out to
-            // hundreds) does not hold a speaker's voice behind it.
-            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            // Wait up to 2 ms for the first datagram on either socket. Then the publishers'
+            // socket is read and handled first, all of it; then a batch of the receivers'.
+            // Within a batch, sound and control go first, so a burst of picture packets (a
+            // keyframe, fanned out to hundreds) does not hold a speaker's voice behind it.
+            let mut fds = [
+                PollFd::new(self.ports[0].sock.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.ports[1].sock.as_fd(), PollFlags::POLLIN),
+            ];
             self.meter.busy(working.elapsed());
             let _ = poll(&mut fds, PollTimeout::from(2u8));
             working = Instant::now();
-            batch.clear();
-            while batch.len() < RECV_BATCH {
-                match self.sock.recv_from(&mut buf) {
-                    Ok((n, from)) => batch.push((BytesMut::from(&buf[..n]), from)),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "media socket");
+            for lane in [Lane::Priority, Lane::General] {
+                loop {
+                    batch.clear();
+                    self.port(lane).receive(&mut buf, &mut batch, RECV_BATCH);
+                    let full = batch.len() == RECV_BATCH;
+                    self.handle_batch(lane, &mut batch);
+                    // The receivers' socket gets one batch per round: then the publishers'
+                    // is looked at again.
+                    if !full || lane == Lane::General {
                         break;
                     }
                 }
-            }
-            if batch.len() > 1 {
-                let picture = |(d, from): &(BytesMut, SocketAddr)| match self
-                    .by_addr
-                    .get(from)
-                    .and_then(|i| self.legs.get(*i))
-                {
-                    Some(Some(Leg {
-                        kind: LegKind::Publisher { payload_types, .. },
-                        ..
-                    })) => is_picture(d, payload_types),
-                    _ => false,
-                };
-                // Stable: each kind keeps its order.
-                batch.sort_by_key(picture);
-            }
-            for (datagram, from) in batch.drain(..) {
-                self.receive(datagram, from);
             }
             let now = Instant::now();
             if now >= next_timers {

@@ -40,8 +40,8 @@ async fn peers_gone_without_a_goodbye_are_released_when_their_consent_lapses() {
     let port = sfu.local_addr().port();
     let mut events = sfu.events();
 
-    // A site publishes a microphone through one relay.
-    let to_site = relay(sfu.local_addr(), None).await;
+    // A site publishes a microphone through one relay (to the publishers' socket).
+    let to_site = relay(sfu.priority_addr(), None).await;
     let mut site = build_peer(rt.clone(), media_engine(), None).await;
     let mic = Arc::new(TrackLocalStaticRTP::new(track(
         RtpCodecKind::Audio,
@@ -58,8 +58,12 @@ async fn peers_gone_without_a_goodbye_are_released_when_their_consent_lapses() {
         .publish(ParticipantId("S01".into()), Kind::Site, false, offer)
         .await
         .expect("publish");
-    let answer = RTCSessionDescription::answer(through(&answer.sdp, port, to_site.addr.port()))
-        .expect("answer");
+    let answer = RTCSessionDescription::answer(through(
+        &answer.sdp,
+        sfu.priority_addr().port(),
+        to_site.addr.port(),
+    ))
+    .expect("answer");
     site.pc
         .set_remote_description(answer)
         .await

@@ -114,3 +114,36 @@ async fn under_overload_an_ordinary_receiver_keeps_the_sound_and_loses_the_pictu
     assert!(count(&console_log, OPUS_PT) > 20, "the console hears");
     assert!(count(&console_log, VP8_PT) > 50, "the console still sees");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_and_the_protected_are_on_the_socket_read_first_and_others_are_not() {
+    let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
+    assert_ne!(sfu.priority_addr(), sfu.local_addr());
+    let on = |sdp: &str, port: u16| sdp.contains(&format!(" {port} typ host"));
+    let (priority, general) = (sfu.priority_addr().port(), sfu.local_addr().port());
+    let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
+    // The publisher connects (to the priority socket, or it would not).
+    let _site = speaking_site(&sfu, &rt).await;
+    for (who, kind, presiding, first) in [
+        ("CONSOLE", Kind::ChairConsole, false, true),
+        ("CHAIR", Kind::RemoteDeputy, true, true),
+        ("S01", Kind::Site, false, true),
+        ("TV", Kind::Display, false, false),
+        ("D7", Kind::RemoteDeputy, false, false),
+    ] {
+        let (_, offer) = sfu
+            .subscribe(ParticipantId(who.into()), kind, presiding)
+            .await
+            .expect("subscribe");
+        let (want, other) = if first {
+            (priority, general)
+        } else {
+            (general, priority)
+        };
+        assert!(
+            on(&offer.sdp, want) && !on(&offer.sdp, other),
+            "{who}:\n{}",
+            offer.sdp
+        );
+    }
+}

@@ -131,7 +131,7 @@ async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forw
     use std::sync::atomic::Ordering;
     let sfu = Driver::start("127.0.0.1:0".parse().expect("addr")).expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
-    let path = common::relay(sfu.local_addr(), Some(150)).await;
+    let path = common::relay(sfu.priority_addr(), Some(150)).await;
 
     // The publisher: RTX and NACK (as browsers), reaching the SFU only through the relay.
     let mut media = dienhong_sfu::driver::publishing_media_engine().expect("media");
@@ -171,7 +171,7 @@ async fn a_picture_packet_lost_on_the_way_from_a_publisher_is_asked_for_and_forw
     );
     // The SFU's candidate becomes the relay's.
     answer.sdp = answer.sdp.replace(
-        &format!(" {} typ host", sfu.local_addr().port()),
+        &format!(" {} typ host", sfu.priority_addr().port()),
         &format!(" {} typ host", path.addr.port()),
     );
     publisher

@@ -216,6 +216,7 @@ impl Media {
         )?;
         tracing::info!(
             udp = %driver.local_addr(),
+            publishers_udp = %driver.priority_addr(),
             sitting = %handle.id(),
             "media plane listening"
         );
@@ -257,7 +258,7 @@ impl Media {
         &self.sitting
     }
 
-    /// The SFU's UDP address.
+    /// The SFU's UDP address for receivers (publishers get the next port).
     pub fn udp_addr(&self) -> SocketAddr {
         self.driver.local_addr()
     }
@@ -573,7 +574,14 @@ fn bind_in_range(
     load: LoadTuning,
 ) -> Result<Driver, MediaStartError> {
     let mut last = None;
-    for port in min..=max {
+    // Two consecutive ports: the receivers' and, next, the publishers' (both any free one
+    // when the range is 0–0).
+    let ports = if max == 0 {
+        0..=0
+    } else {
+        min..=max.saturating_sub(1)
+    };
+    for port in ports {
         let bind = SocketAddr::new(ip, port);
         match Driver::start_with(bind, advertise, Tuning::default(), load) {
             Ok(d) => return Ok(d),
