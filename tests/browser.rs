@@ -136,6 +136,19 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
 }
 
 #[test]
+fn a_deputy_the_sfu_has_no_room_for_is_told_so_and_asks_again_after_retry_after() {
+    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let Some(result) = run_script("overload.mjs", &["--bin", bin], Duration::from_secs(120))
+    else {
+        return;
+    };
+    assert!(
+        result["retry_gap_ms"].as_u64().is_some_and(|g| g >= 5_000),
+        "{result}"
+    );
+}
+
+#[test]
 fn a_whole_sitting_runs_from_the_browsers_with_a_full_chamber() {
     let bin = env!("CARGO_BIN_EXE_dienhong");
     let load = env!("CARGO_BIN_EXE_dienhong-load");

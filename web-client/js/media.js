@@ -32,7 +32,10 @@ export async function negotiate(pc, path, token) {
   if (r.status !== 201) {
     let code = "media_unavailable";
     try { code = (await r.json()).code || code; } catch (_) { /* not JSON */ }
-    throw new ServerError(code);
+    const e = new ServerError(code);
+    // A server at capacity says when to come back (503 with Retry-After, seconds).
+    e.retryAfter = Number(r.headers.get("retry-after")) || 0;
+    throw e;
   }
   const sessionUrl = r.headers.get("location");
   await pc.setRemoteDescription({ type: "answer", sdp: await r.text() });
@@ -57,7 +60,9 @@ export async function framesDecoded(pc) {
 }
 
 /// One WHIP or WHEP session that keeps itself up: `connect(pc)` negotiates it, a failed
-/// connection is replaced after 2 s (and a refused one after 5 s) until `stop()`, and a
+/// connection is replaced after 2 s (and a refused one after 5 s; one refused because the
+/// server is at capacity after its Retry-After and a random share of it more, so that a
+/// whole chamber refused together does not come back together) until `stop()`, and a
 /// connection replaced while it was still negotiating is ended, never kept beside the new.
 class HttpSession {
   constructor(auth, path, liveState, onState) {
@@ -91,8 +96,10 @@ class HttpSession {
       this.session = session;
     } catch (e) {
       if (e.code === "token_expired" || this.pc !== pc) return;
-      this.set("refused");
-      setTimeout(() => this.restart(), 5000);
+      const full = e.code === "media_overloaded";
+      this.set(full ? "full" : "refused");
+      const wait = full ? (e.retryAfter || 5) * (1 + Math.random()) : 5;
+      setTimeout(() => this.restart(), wait * 1000);
     }
   }
 
