@@ -138,8 +138,7 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
 #[test]
 fn a_deputy_the_sfu_has_no_room_for_is_told_so_and_asks_again_after_retry_after() {
     let bin = env!("CARGO_BIN_EXE_dienhong");
-    let Some(result) = run_script("overload.mjs", &["--bin", bin], Duration::from_secs(120))
-    else {
+    let Some(result) = run_script("overload.mjs", &["--bin", bin], Duration::from_secs(120)) else {
         return;
     };
     assert!(
