@@ -46,6 +46,10 @@ struct Args {
     /// Seconds to wait for the receivers' first media after the last WHEP answer.
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Seconds during which receivers refused with 503 ask again, each time after the
+    /// server's Retry-After, as a client should (0: a refusal is final).
+    #[arg(long, default_value_t = 0.0)]
+    retry_refused: f64,
     /// Seconds of warm-up before the window.
     #[arg(long, default_value_t = 5.0)]
     warmup: f64,
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         io_threads: a.threads.unwrap_or_else(cpu::allowed_cpus).max(1),
         signal_threads: a.signal_threads,
         connect_timeout: secs(a.connect_timeout),
+        retry_refused: secs(a.retry_refused),
         warmup: secs(a.warmup),
         window: secs(a.seconds),
         media: publisher::Config {

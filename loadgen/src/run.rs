@@ -33,6 +33,8 @@ pub struct Options {
     pub io_threads: usize,
     pub signal_threads: usize,
     pub connect_timeout: Duration,
+    /// How long refused receivers ask again (after Retry-After); zero: never.
+    pub retry_refused: Duration,
     pub warmup: Duration,
     pub window: Duration,
     pub media: publisher::Config,
@@ -201,40 +203,76 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let (senders, handles) = receivers::spawn(o.io_threads, shared.clone())?;
     let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; o.receivers]);
     let ports: Mutex<HashSet<u16>> = Mutex::new(HashSet::new());
-    let next = AtomicUsize::new(0);
     let signalling = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..o.signal_threads.max(1) {
-            let senders = senders.clone();
-            let (server, tokens, outcomes, ports, next) =
-                (&server, &tokens, &outcomes, &ports, &next);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= o.receivers {
-                        break;
-                    }
-                    let account = (i / o.legs_per_account.max(1)) % tokens.len();
-                    let outcome = match open_receiver(server, &tokens[account], o.bind, i) {
-                        Ok((Outcome::Created { location, .. }, Some(r))) => {
-                            if let Ok(a) = r.socket.local_addr()
-                                && let Ok(mut p) = ports.lock()
-                            {
-                                p.insert(a.port());
+    // The receivers to ask for: all, then, round after round, those refused with 503, after
+    // the longest Retry-After seen, while `retry_refused` lasts.
+    let mut todo: Vec<usize> = (0..o.receivers).collect();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..o.signal_threads.max(1) {
+                let senders = senders.clone();
+                let (server, tokens, outcomes, ports, next, todo) =
+                    (&server, &tokens, &outcomes, &ports, &next, &todo);
+                scope.spawn(move || {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = todo.get(k) else {
+                            break;
+                        };
+                        let account = (i / o.legs_per_account.max(1)) % tokens.len();
+                        let outcome = match open_receiver(server, &tokens[account], o.bind, i) {
+                            Ok((Outcome::Created { location, .. }, Some(r))) => {
+                                if let Ok(a) = r.socket.local_addr()
+                                    && let Ok(mut p) = ports.lock()
+                                {
+                                    p.insert(a.port());
+                                }
+                                let _ = senders[i % senders.len()].send(r);
+                                Outcome::Created { location, account }
                             }
-                            let _ = senders[i % senders.len()].send(r);
-                            Outcome::Created { location, account }
+                            Ok((outcome, _)) => outcome,
+                            Err(e) => Outcome::Failed(format!("{e:#}")),
+                        };
+                        if let Ok(mut all) = outcomes.lock() {
+                            all[i] = Some(outcome);
                         }
-                        Ok((outcome, _)) => outcome,
-                        Err(e) => Outcome::Failed(format!("{e:#}")),
-                    };
-                    if let Ok(mut all) = outcomes.lock() {
-                        all[i] = Some(outcome);
                     }
-                }
-            });
+                });
+            }
+        });
+        let (refused, wait) = match outcomes.lock() {
+            Ok(all) => {
+                let refused: Vec<usize> = todo
+                    .iter()
+                    .copied()
+                    .filter(|i| matches!(all[*i], Some(Outcome::Refused(..))))
+                    .collect();
+                let wait = refused
+                    .iter()
+                    .filter_map(|i| match &all[*i] {
+                        Some(Outcome::Refused(Some(after), _)) => after.trim().parse::<u64>().ok(),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(5);
+                (refused, Duration::from_secs(wait))
+            }
+            Err(_) => (Vec::new(), Duration::ZERO),
+        };
+        if refused.is_empty() || signalling.elapsed() + wait > o.retry_refused {
+            break;
         }
-    });
+        eprintln!(
+            "round {rounds}: {} refused (503); asking again in {} s",
+            refused.len(),
+            wait.as_secs()
+        );
+        std::thread::sleep(wait);
+        todo = refused;
+    }
     drop(senders);
     let outcomes: Vec<Outcome> = outcomes
         .into_inner()
