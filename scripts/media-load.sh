@@ -28,7 +28,7 @@ GEN_ARGS="${GEN_ARGS:-}"
 mkdir -p "$OUT"
 
 echo "== building (release) into $CARGO_TARGET_DIR" >&2
-cargo build --release -p dienhong --bin dienhong -p dienhong-media-load >&2
+cargo build --release -p dienhong -p dienhong-media-load --bin dienhong --bin dienhong-media-load --bin bare-forward >&2
 # Copies, so another build in the shared target directory cannot swap them mid-sweep.
 BIN="$OUT/bin"
 mkdir -p "$BIN"
