@@ -1,7 +1,13 @@
-//! The media I/O driver: every peer connection of the SFU on ONE UDP socket, served by ONE
-//! thread that drives webrtc-rs's sans-IO `rtc` core directly (the architecture chosen from
-//! the forwarding benchmarks, `docs/benchmarks.md`). It never awaits a subscriber: a packet
-//! from a publisher is written to every subscriber the [`Router`] allows, then sent.
+//! The media I/O driver: every peer connection of the SFU served by ONE thread that drives
+//! webrtc-rs's sans-IO `rtc` core directly (the architecture chosen from the forwarding
+//! benchmarks, `docs/benchmarks.md`), on two UDP sockets (`port`): publishers and the
+//! protected receivers (chamber, presiding, chair consoles) on one, read first in every
+//! round; every other receiver on the other. It never awaits a subscriber: a packet from a
+//! publisher is written to every subscriber the [`Router`] allows, then sent.
+//!
+//! The thread measures its own load (`meter`); the governor ([`crate::load`]) turns that
+//! into what to shed (applied through the router) and whether a new receiver is admitted
+//! (refused ones get [`DriverError::Overloaded`]).
 //!
 //! Control comes through a [`Driver`] handle (publish, subscribe, answer, floor, mute,
 //! leave, stats); each call is applied between two rounds of socket I/O, so a floor change
@@ -21,9 +27,8 @@
 //! (PLI/FIR) go to the publisher through the router's throttle; NACKs are answered from the
 //! core's send buffer (`feedback`).
 //!
-//! Not yet built: an estimate of the SFU's own from transport-wide feedback (for subscribers
-//! that send TWCC rather than REMB), RTX, renegotiation when tracks are published after a
-//! subscriber joined (the client subscribes again).
+//! Not yet built: renegotiation when tracks are published after a WHEP subscriber joined
+//! (the client subscribes again), more than one I/O thread.
 
 mod meter;
 mod port;
