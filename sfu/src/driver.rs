@@ -1127,7 +1127,7 @@ impl Core {
         match self.meter.admit(self.now_ms(), protected) {
             Admission::Admit => Ok(()),
             Admission::Refuse { retry_after_s } => {
-                tracing::info!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
+                tracing::warn!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
                 Err(DriverError::Overloaded { retry_after_s })
             }
         }

@@ -131,6 +131,13 @@ export async function startServer({ bin, port, env = {}, args = [], timeoutMs = 
         ...process.env,
         DIENHONG__MEDIA__UDP_PORT_MIN: "0",
         DIENHONG__MEDIA__UDP_PORT_MAX: "0",
+        // The server under test is usually a debug build, whose media thread is many times
+        // slower per packet than a release build's: its measured load says nothing of a real
+        // deployment, so the load governor refuses and sheds only at full load here
+        // (overload.mjs sets its own ceiling to test refusals).
+        DIENHONG__MEDIA__ADMIT_CEILING: "1",
+        DIENHONG__MEDIA__SHED_ABOVE: "1",
+        DIENHONG__MEDIA__RESTORE_BELOW: "0.9",
         RUST_LOG: process.env.RUST_LOG || "warn,rtc_dtls=error",
         NO_COLOR: "1",
         ...env,
