@@ -106,6 +106,27 @@ fn read_body(
 }
 
 /// Sends one request to `addr` (`host:port`) and reads the whole response.
+/// Writes one HTTP/1.1 message: `start` (the request or status line, with any headers
+/// before the common ones), `Connection: close`, the length, `headers`, the body.
+fn write_message(
+    stream: &mut impl Write,
+    start: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = format!(
+        "{start}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out)
+}
+
 pub fn request(
     addr: &str,
     method: &str,
@@ -122,17 +143,12 @@ pub fn request(
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    stream.write_all(&out)?;
+    write_message(
+        &mut stream,
+        &format!("{method} {path} HTTP/1.1\r\nHost: {addr}"),
+        headers,
+        body,
+    )?;
     let mut reader = BufReader::new(stream);
     let (status_line, headers) = read_head(&mut reader)?;
     let status = status_line
@@ -199,16 +215,11 @@ pub fn write_response(
         405 => "Method Not Allowed",
         _ => "Status",
     };
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body);
-    stream.write_all(&out)?;
+    write_message(
+        &mut stream,
+        &format!("HTTP/1.1 {status} {reason}"),
+        headers,
+        body,
+    )?;
     stream.flush()
 }

@@ -979,12 +979,9 @@ impl Core {
         presiding: bool,
         offer: RTCSessionDescription,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.admit(&who, kind, presiding)?;
-        let made = self.pull(who, kind, presiding, offer);
-        if made.is_err() {
-            self.meter.release();
-        }
-        made
+        self.admitted(&who.clone(), kind, presiding, |core| {
+            core.pull(who, kind, presiding, offer)
+        })
     }
 
     /// [`Core::subscribe_with_offer`] once admitted.
@@ -1133,18 +1130,32 @@ impl Core {
         }
     }
 
+    /// Makes a receiving leg with `make` once admitted; a leg that fails to be made no longer
+    /// counts as load to come.
+    fn admitted<T>(
+        &mut self,
+        who: &ParticipantId,
+        kind: Kind,
+        presiding: bool,
+        make: impl FnOnce(&mut Core) -> Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
+        self.admit(who, kind, presiding)?;
+        let made = make(self);
+        if made.is_err() {
+            self.meter.release();
+        }
+        made
+    }
+
     fn subscribe(
         &mut self,
         who: ParticipantId,
         kind: Kind,
         presiding: bool,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.admit(&who, kind, presiding)?;
-        let made = self.offer_receiver(who, kind, presiding);
-        if made.is_err() {
-            self.meter.release();
-        }
-        made
+        self.admitted(&who.clone(), kind, presiding, |core| {
+            core.offer_receiver(who, kind, presiding)
+        })
     }
 
     /// [`Core::subscribe`] once admitted.
