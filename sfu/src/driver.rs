@@ -1086,9 +1086,7 @@ impl Core {
         self.by_addr.retain(|_, v| *v != i);
         self.by_ufrag.retain(|_, v| *v != i);
         let now = self.now_ms();
-        if matches!(l.kind, LegKind::Subscriber { .. }) {
-            self.meter.release();
-        }
+        self.meter.release(l.id.0);
         if let LegKind::Publisher { audio, video, .. } = l.kind {
             for t in [audio, video].into_iter().flatten() {
                 let a = self.router.unpublish(t, now);
@@ -1121,7 +1119,7 @@ impl Core {
         let protected = presiding
             || matches!(kind, Kind::Chamber | Kind::ChairConsole)
             || self.router.protected(who);
-        match self.meter.admit(self.now_ms(), protected) {
+        match self.meter.admit(self.now_ms(), self.next_id, protected) {
             Admission::Admit => Ok(()),
             Admission::Refuse { retry_after_s } => {
                 tracing::warn!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
@@ -1130,8 +1128,8 @@ impl Core {
         }
     }
 
-    /// Makes a receiving leg with `make` once admitted; a leg that fails to be made no longer
-    /// counts as load to come.
+    /// Makes a receiving leg with `make` once admitted (the governor knows it by the id it
+    /// will get); a leg that fails to be made no longer counts as load to come.
     fn admitted<T>(
         &mut self,
         who: &ParticipantId,
@@ -1139,10 +1137,11 @@ impl Core {
         presiding: bool,
         make: impl FnOnce(&mut Core) -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
+        let key = self.next_id;
         self.admit(who, kind, presiding)?;
         let made = make(self);
-        if made.is_err() {
-            self.meter.release();
+        if made.is_err() || self.next_id == key {
+            self.meter.release(key);
         }
         made
     }
@@ -1407,9 +1406,7 @@ impl Core {
         for i in 0..self.legs.len() {
             if self.legs[i].as_ref().is_some_and(|l| &l.owner == who) {
                 if let Some(mut l) = self.legs[i].take() {
-                    if matches!(l.kind, LegKind::Subscriber { .. }) {
-                        self.meter.release();
-                    }
+                    self.meter.release(l.id.0);
                     let _ = l.pc.close();
                     self.flush_closed(&mut l);
                     self.free.push(i);
@@ -1621,13 +1618,17 @@ impl Core {
         let now = self.now_ms();
         let mut changed = false;
         while let Some(i) = self.connected.pop() {
-            let Some(Some(Leg { owner, kind, .. })) = self.legs.get_mut(i) else {
+            let Some(Some(Leg {
+                id, owner, kind, ..
+            })) = self.legs.get_mut(i)
+            else {
                 continue;
             };
             let LegKind::Subscriber { ready, .. } = kind else {
                 continue;
             };
             *ready = true;
+            self.meter.connected(id.0, now);
             changed = true;
             let owner = owner.clone();
             // The programme slots get their sources in the fan-out: rebuild it first.
@@ -1934,8 +1935,12 @@ impl Core {
         if let Some(i) = idx
             && let Some(Some(leg)) = self.legs.get_mut(i)
         {
+            let started = Instant::now();
+            // A publisher's packet is forwarding work; the governor estimates capacity from
+            // that time alone.
+            let publisher = matches!(leg.kind, LegKind::Publisher { .. });
             let msg = TaggedBytesMut {
-                now: Instant::now(),
+                now: started,
                 transport: TransportContext {
                     local_addr: local,
                     peer_addr: from,
@@ -1953,6 +1958,9 @@ impl Core {
             }
             self.flush(i);
             self.send_outbox();
+            if publisher {
+                self.meter.forwarding(started.elapsed());
+            }
         }
     }
 

@@ -4,7 +4,9 @@
 //! it forwarded ([`Sample`]). From that the [`Governor`] keeps:
 //! - the utilisation of the thread (busy time over wall time, smoothed);
 //! - the capacity, in forwarded packets per second at full utilisation, estimated from the
-//!   measured load (a starting guess until the first real measurement);
+//!   time spent forwarding alone (a starting guess until the first real measurement), so a
+//!   burst of handshakes, which costs time but forwards nothing, does not make the thread
+//!   look slower at forwarding than it is;
 //! - what is shed ([`Shed`]): above a high-water mark it sheds one step at a time, once per
 //!   settling period (first the lowest layers for ordinary receivers, then the picture for
 //!   more and more of the least important ones: the order is the router's); below a
@@ -13,12 +15,15 @@
 //! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
 //!   chamber, the chair, the floor holder) always; others only while no picture is being
 //!   shed and the projected load, counting receivers admitted but not yet measured, stays
-//!   under a ceiling. A refusal says when to try again.
+//!   under a ceiling. A receiver admitted counts as load to come until it has connected and
+//!   had time to show in the samples, or until its handshake has plainly failed; one that
+//!   leaves first stops counting at once. A refusal says when to try again.
 //!
 //! No clock and no sockets: the caller passes the time, and the tests drive it with tables.
 
 use crate::routing::{Millis, Shed};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Thresholds and periods of the governor.
 #[derive(Debug, Clone, Copy)]
@@ -35,8 +40,11 @@ pub struct LoadTuning {
     pub calm: Millis,
     /// Capacity assumed (forwarded packets/s at full utilisation) until one is measured.
     pub initial_capacity_pps: f64,
-    /// How long a receiver admitted counts as projected load before it shows in samples.
-    pub admitted_ramp: Millis,
+    /// How long a receiver that connected still counts as load to come (it shows in the
+    /// smoothed samples after about this long).
+    pub measured_after: Millis,
+    /// How long a receiver admitted but never connected counts as load to come.
+    pub handshake_timeout: Millis,
     /// What a refused receiver is told to wait, seconds.
     pub retry_after_s: u64,
 }
@@ -50,8 +58,22 @@ impl Default for LoadTuning {
             settle: 500,
             calm: 5_000,
             initial_capacity_pps: 30_000.0,
-            admitted_ramp: 3_000,
+            measured_after: 1_000,
+            handshake_timeout: 15_000,
             retry_after_s: 5,
+        }
+    }
+}
+
+impl LoadTuning {
+    /// A governor that measures but never sheds and never refuses: for measuring something
+    /// other than overload.
+    pub fn unlimited() -> LoadTuning {
+        LoadTuning {
+            high: f64::INFINITY,
+            low: f64::INFINITY,
+            admit_ceiling: f64::INFINITY,
+            ..LoadTuning::default()
         }
     }
 }
@@ -63,6 +85,8 @@ pub struct Sample {
     pub at: Millis,
     /// Time spent working (not waiting for packets), microseconds.
     pub busy_us: u64,
+    /// Of which forwarding: handling the publishers' packets and sending them on.
+    pub forwarding_us: u64,
     /// Length of the interval, microseconds.
     pub elapsed_us: u64,
     /// Packets forwarded to receivers in the interval.
@@ -101,6 +125,9 @@ pub struct LoadReport {
     /// How many ordinary receivers of the programme fit under the admission ceiling, as
     /// estimated; none while nothing is published.
     pub capacity_receivers: Option<u64>,
+    /// Receivers admitted whose load is not measured yet (still connecting, or just
+    /// connected).
+    pub pending_receivers: usize,
     /// What is shed now.
     pub shed: Shed,
 }
@@ -117,14 +144,24 @@ pub struct Governor {
     shed: Shed,
     last_step: Option<Millis>,
     calm_since: Option<Millis>,
-    /// Receivers admitted recently: (when, packets/s they will add).
-    admitted: Vec<(Millis, f64)>,
+    /// Receivers admitted and not yet measured, by the caller's key.
+    pending: HashMap<u64, Pending>,
+}
+
+/// A receiver admitted whose load is not in the samples yet.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    admitted: Millis,
+    connected: Option<Millis>,
+    /// Packets/s it will add.
+    pps: f64,
 }
 
 /// Smoothing of each new sample.
 const ALPHA: f64 = 0.5;
-/// Least utilisation at which capacity is estimated (below it, fixed costs dominate).
-const MEASURABLE: f64 = 0.2;
+/// Least share of time spent forwarding at which capacity is estimated (below it, fixed
+/// costs dominate).
+const MEASURABLE: f64 = 0.1;
 
 impl Governor {
     /// A governor with nothing measured yet.
@@ -139,7 +176,7 @@ impl Governor {
             shed: Shed::default(),
             last_step: None,
             calm_since: None,
-            admitted: Vec::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -153,8 +190,9 @@ impl Governor {
         self.utilisation = ALPHA * u + (1.0 - ALPHA) * self.utilisation;
         self.forwarded_pps = ALPHA * pps + (1.0 - ALPHA) * self.forwarded_pps;
         self.receiver_pps = s.receiver_pps;
-        if u >= MEASURABLE && pps > 0.0 {
-            let c = pps / u;
+        let forwarding = (s.forwarding_us as f64 / s.elapsed_us as f64).clamp(0.0, 1.0);
+        if forwarding >= MEASURABLE && pps > 0.0 {
+            let c = pps / forwarding;
             self.capacity_pps = if self.measured {
                 0.8 * self.capacity_pps + 0.2 * c
             } else {
@@ -162,8 +200,11 @@ impl Governor {
             };
             self.measured = true;
         }
-        let ramp = self.tuning.admitted_ramp;
-        self.admitted.retain(|(t, _)| s.at < t + ramp);
+        let (settled, timeout) = (self.tuning.measured_after, self.tuning.handshake_timeout);
+        self.pending.retain(|_, p| match p.connected {
+            Some(c) => s.at < c + settled,
+            None => s.at < p.admitted + timeout,
+        });
         let before = self.shed;
         self.shed.video_off = self.shed.video_off.min(s.sheddable);
         let step = (s.sheddable / 8).max(1);
@@ -201,11 +242,22 @@ impl Governor {
     }
 
     /// Whether a new receiver getting `receiver_pps` packets/s may join now; `protected`
-    /// ones always may. An admitted receiver counts in the projection until it shows in the
-    /// samples.
-    pub fn admit(&mut self, now: Millis, protected: bool, receiver_pps: f64) -> Admission {
+    /// ones always may. An admitted receiver counts in the projection, under `key`, until
+    /// it shows in the samples (see [`Governor::connected`], [`Governor::release`]).
+    pub fn admit(
+        &mut self,
+        now: Millis,
+        key: u64,
+        protected: bool,
+        receiver_pps: f64,
+    ) -> Admission {
+        let pending = Pending {
+            admitted: now,
+            connected: None,
+            pps: receiver_pps,
+        };
         if protected {
-            self.admitted.push((now, receiver_pps));
+            self.pending.insert(key, pending);
             return Admission::Admit;
         }
         let refuse = Admission::Refuse {
@@ -214,19 +266,32 @@ impl Governor {
         if self.shed.video_off > 0 {
             return refuse;
         }
-        let pending: f64 = self.admitted.iter().map(|(_, pps)| pps).sum();
-        let projected = self.utilisation + (pending + receiver_pps) / self.capacity_pps;
+        let to_come: f64 = self.pending.values().map(|p| p.pps).sum();
+        let projected = self.utilisation + (to_come + receiver_pps) / self.capacity_pps;
         if projected >= self.tuning.admit_ceiling {
             return refuse;
         }
-        self.admitted.push((now, receiver_pps));
+        self.pending.insert(key, pending);
         Admission::Admit
     }
 
-    /// A receiver admitted recently left (or never came): it no longer counts as load to
-    /// come.
-    pub fn release(&mut self) {
-        self.admitted.pop();
+    /// The receiver admitted under `key` connected: it counts as load to come only until
+    /// the samples can show it.
+    pub fn connected(&mut self, key: u64, now: Millis) {
+        if let Some(p) = self.pending.get_mut(&key) {
+            p.connected.get_or_insert(now);
+        }
+    }
+
+    /// The receiver admitted under `key` left (or never came): it no longer counts as load
+    /// to come.
+    pub fn release(&mut self, key: u64) {
+        self.pending.remove(&key);
+    }
+
+    /// How many receivers admitted are not yet in the samples.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// What is shed now.
@@ -244,6 +309,7 @@ impl Governor {
             measured: self.measured,
             capacity_receivers: (self.receiver_pps > 0.0)
                 .then(|| (room / self.receiver_pps).floor() as u64),
+            pending_receivers: self.pending.len(),
             shed: self.shed,
         }
     }

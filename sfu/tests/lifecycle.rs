@@ -57,12 +57,7 @@ async fn a_thousand_subscribers_come_and_go_without_leaking() {
         "127.0.0.1:0".parse().expect("addr"),
         None,
         Tuning::default(),
-        LoadTuning {
-            high: 2.0,
-            low: 1.5,
-            admit_ceiling: 2.0,
-            ..LoadTuning::default()
-        },
+        LoadTuning::unlimited(),
     )
     .expect("driver");
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");

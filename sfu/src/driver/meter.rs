@@ -1,7 +1,8 @@
-//! The I/O thread's own load, measured: busy time, packets forwarded and packets received
-//! per track over short intervals, turned into [`Sample`]s for the pure [`Governor`], whose
-//! latest report is shared with the [`super::Driver`] handle (health and metrics read it
-//! without a round trip through the busy thread).
+//! The I/O thread's own load, measured: busy time (and how much of it went to forwarding),
+//! packets forwarded and packets received per track over short intervals, turned into
+//! [`Sample`]s for the pure [`Governor`], whose latest report is shared with the
+//! [`super::Driver`] handle (health and metrics read it without a round trip through the
+//! busy thread).
 
 use crate::load::{Admission, Governor, LoadReport, LoadTuning, Sample};
 use crate::routing::{Media, Millis, Shed, TrackId};
@@ -16,6 +17,7 @@ pub(super) struct Meter {
     governor: Governor,
     started: Instant,
     busy: Duration,
+    forwarding: Duration,
     forwarded: u64,
     received: HashMap<TrackId, u64>,
     /// Packets/s one ordinary receiver of the programme gets, and of which picture, as of
@@ -34,6 +36,7 @@ impl Meter {
             governor,
             started: Instant::now(),
             busy: Duration::ZERO,
+            forwarding: Duration::ZERO,
             forwarded: 0,
             received: HashMap::new(),
             receiver_pps: (0.0, 0.0),
@@ -44,6 +47,11 @@ impl Meter {
     /// Time the thread spent working rather than waiting.
     pub(super) fn busy(&mut self, d: Duration) {
         self.busy += d;
+    }
+
+    /// Of the busy time, time spent forwarding a publisher's packet.
+    pub(super) fn forwarding(&mut self, d: Duration) {
+        self.forwarding += d;
     }
 
     /// A packet written to a receiver.
@@ -88,6 +96,7 @@ impl Meter {
         let sample = Sample {
             at,
             busy_us: u64::try_from(self.busy.as_micros()).unwrap_or(u64::MAX),
+            forwarding_us: u64::try_from(self.forwarding.as_micros()).unwrap_or(u64::MAX),
             elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             forwarded: self.forwarded,
             receiver_pps: all,
@@ -96,24 +105,35 @@ impl Meter {
         };
         self.started = now;
         self.busy = Duration::ZERO;
+        self.forwarding = Duration::ZERO;
         self.forwarded = 0;
         let shed = self.governor.sample(&sample);
-        if let Ok(mut r) = self.shared.lock() {
-            *r = self.governor.report();
-        }
+        self.publish();
         shed
     }
 
-    /// Whether a new receiver may join now (see [`Governor::admit`]).
-    pub(super) fn admit(&mut self, at: Millis, protected: bool) -> Admission {
+    /// Whether a new receiver, to be known as `key`, may join now (see
+    /// [`Governor::admit`]).
+    pub(super) fn admit(&mut self, at: Millis, key: u64, protected: bool) -> Admission {
         let pps = self.receiver_pps.0;
-        self.governor.admit(at, protected, pps)
+        let admission = self.governor.admit(at, key, protected, pps);
+        self.publish();
+        admission
     }
-}
 
-impl Meter {
-    /// A receiver admitted recently has gone.
-    pub(super) fn release(&mut self) {
-        self.governor.release();
+    /// The receiver `key` connected.
+    pub(super) fn connected(&mut self, key: u64, at: Millis) {
+        self.governor.connected(key, at);
+    }
+
+    /// The receiver `key` has gone (or was never made).
+    pub(super) fn release(&mut self, key: u64) {
+        self.governor.release(key);
+    }
+
+    fn publish(&self) {
+        if let Ok(mut r) = self.shared.lock() {
+            *r = self.governor.report();
+        }
     }
 }

@@ -2,12 +2,13 @@
 
 use super::*;
 
-/// One 250 ms interval at utilisation `u`, forwarding `pps` packets/s, with `sheddable`
-/// receivers getting 300 packets/s each (250 of them picture).
+/// One 250 ms interval at utilisation `u`, all of it forwarding `pps` packets/s, with
+/// `sheddable` receivers getting 300 packets/s each (250 of them picture).
 fn at(t: Millis, u: f64, pps: f64, sheddable: usize) -> Sample {
     Sample {
         at: t,
         busy_us: (u * 250_000.0) as u64,
+        forwarding_us: (u * 250_000.0) as u64,
         elapsed_us: 250_000,
         forwarded: (pps / 4.0) as u64,
         receiver_pps: 300.0,
@@ -126,27 +127,81 @@ fn calm_gives_back_one_step_per_calm_period_and_only_when_it_will_not_overload_a
 }
 
 #[test]
+fn handshakes_cost_time_but_do_not_lower_the_capacity_estimate() {
+    let mut g = Governor::new(LoadTuning::default());
+    hold(&mut g, 0, 5_000, 0.5, 20_000.0, 64);
+    // A burst of handshakes: the thread is 90 % busy, but still forwards 20k/s in the
+    // same 50 % of its time.
+    let mut burst = at(5_000, 0.9, 20_000.0, 64);
+    burst.forwarding_us = 125_000;
+    for k in 1..=20 {
+        burst.at = 5_000 + k * 250;
+        g.sample(&burst);
+    }
+    let r = g.report();
+    assert!((r.capacity_pps - 40_000.0).abs() < 1_000.0, "{r:?}");
+    assert!(
+        r.utilisation > 0.85,
+        "the busy time itself is what the thread can do"
+    );
+}
+
+#[test]
 fn new_receivers_are_admitted_while_there_is_room_counting_those_not_yet_measured() {
     let mut g = Governor::new(LoadTuning::default());
     // Capacity ≈ 40k/s at 0.25 busy: room for (0.75 − 0.25) × 40k / 300 ≈ 66 more now.
     let t = hold(&mut g, 0, 5_000, 0.25, 10_000.0, 30);
     let admitted = (0..200)
-        .take_while(|_| g.admit(t, false, 300.0) == Admission::Admit)
-        .count();
+        .take_while(|k| g.admit(t, *k, false, 300.0) == Admission::Admit)
+        .count() as u64;
     assert!((60..=70).contains(&admitted), "{admitted}");
+    assert_eq!(g.report().pending_receivers, admitted as usize);
     assert_eq!(
-        g.admit(t, false, 300.0),
+        g.admit(t, 1_000, false, 300.0),
         Admission::Refuse { retry_after_s: 5 }
     );
     // One that leaves at once makes room for one more.
-    g.release();
-    assert_eq!(g.admit(t, false, 300.0), Admission::Admit);
-    assert!(matches!(g.admit(t, false, 300.0), Admission::Refuse { .. }));
+    g.release(0);
+    assert_eq!(g.admit(t, 1_001, false, 300.0), Admission::Admit);
+    assert!(matches!(
+        g.admit(t, 1_002, false, 300.0),
+        Admission::Refuse { .. }
+    ));
     // The chamber, the chair and the floor holder are never refused.
-    assert_eq!(g.admit(t, true, 300.0), Admission::Admit);
-    // Once the admitted show in the measurement (or the ramp ends), room is judged again.
-    let t = hold(&mut g, t, 3_250, 0.25, 10_000.0, 30);
-    assert_eq!(g.admit(t, false, 300.0), Admission::Admit);
+    assert_eq!(g.admit(t, 1_003, true, 300.0), Admission::Admit);
+    // Still handshaking after 10 s (a loaded server is slow to answer): still load to come.
+    let t = hold(&mut g, t, 10_000, 0.25, 10_000.0, 30);
+    assert!(matches!(
+        g.admit(t, 1_004, false, 300.0),
+        Admission::Refuse { .. }
+    ));
+    // They connect: once the samples can show them, room is judged on the samples again.
+    for k in (1..admitted).chain([1_001, 1_003]) {
+        g.connected(k, t);
+    }
+    let t = hold(&mut g, t, 500, 0.25, 10_000.0, 30);
+    assert!(matches!(
+        g.admit(t, 1_005, false, 300.0),
+        Admission::Refuse { .. }
+    ));
+    let t = hold(&mut g, t, 750, 0.25, 10_000.0, 30);
+    assert_eq!(g.report().pending_receivers, 0);
+    assert_eq!(g.admit(t, 1_006, false, 300.0), Admission::Admit);
+}
+
+#[test]
+fn a_receiver_that_never_connects_stops_counting_after_the_handshake_timeout() {
+    let mut g = Governor::new(LoadTuning::default());
+    let t = hold(&mut g, 0, 5_000, 0.25, 10_000.0, 30);
+    let admitted = (0..200)
+        .take_while(|k| g.admit(t, *k, false, 300.0) == Admission::Admit)
+        .count();
+    assert!(admitted > 0);
+    let t = hold(&mut g, t, 14_750, 0.25, 10_000.0, 30);
+    assert_eq!(g.report().pending_receivers, admitted);
+    let t = hold(&mut g, t, 500, 0.25, 10_000.0, 30);
+    assert_eq!(g.report().pending_receivers, 0);
+    assert_eq!(g.admit(t, 500, false, 300.0), Admission::Admit);
 }
 
 #[test]
@@ -154,6 +209,9 @@ fn nobody_ordinary_is_admitted_while_pictures_are_shed() {
     let mut g = Governor::new(LoadTuning::default());
     let t = hold(&mut g, 0, 1_250, 1.0, 37_000.0, 100);
     assert!(g.shed().video_off > 0);
-    assert!(matches!(g.admit(t, false, 50.0), Admission::Refuse { .. }));
-    assert_eq!(g.admit(t, true, 300.0), Admission::Admit);
+    assert!(matches!(
+        g.admit(t, 1, false, 50.0),
+        Admission::Refuse { .. }
+    ));
+    assert_eq!(g.admit(t, 2, true, 300.0), Admission::Admit);
 }
