@@ -9,9 +9,10 @@
 //!   look slower at forwarding than it is;
 //! - what is shed ([`Shed`]): above a high-water mark it sheds one step at a time, once per
 //!   settling period (first the lowest layers for ordinary receivers, then the picture for
-//!   more and more of the least important ones: the order is the router's); below a
-//!   low-water mark, held for a calm period, it gives one step back, but only when the
-//!   estimate says the step will not push it over again;
+//!   more and more of the least important ones: the order is the router's); it gives a
+//!   step back when, for a calm period, the load with what that step would add (as
+//!   estimated) stays under a low-water mark, so it settles under the high one instead of
+//!   keeping pictures shed after a passing burst (of handshakes, say);
 //! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
 //!   chamber, the chair, the floor holder) always; others only while no picture is being
 //!   shed and the projected load, counting receivers admitted but not yet measured, stays
@@ -30,7 +31,9 @@ use std::collections::HashMap;
 pub struct LoadTuning {
     /// Utilisation at or above which one more step is shed each `settle`.
     pub high: f64,
-    /// Utilisation at or below which, held for `calm`, one step is given back.
+    /// Utilisation under which, held for `calm`, one step is given back: for pictures, the
+    /// utilisation with what the step would add, as estimated; for the lower layers, the
+    /// utilisation itself.
     pub low: f64,
     /// Projected utilisation from which new ordinary receivers are refused (0: all are).
     pub admit_ceiling: f64,
@@ -53,7 +56,7 @@ impl Default for LoadTuning {
     fn default() -> Self {
         LoadTuning {
             high: 0.85,
-            low: 0.6,
+            low: 0.75,
             admit_ceiling: 0.75,
             settle: 500,
             calm: 5_000,
@@ -220,20 +223,29 @@ impl Governor {
                 }
                 self.last_step = Some(s.at);
             }
-        } else if self.utilisation <= self.tuning.low && self.shed.active() {
-            let since = *self.calm_since.get_or_insert(s.at);
-            if s.at >= since + self.tuning.calm && since_step(self, self.tuning.calm) {
-                let back = step.min(self.shed.video_off);
-                let projected =
-                    self.utilisation + back as f64 * s.receiver_video_pps / self.capacity_pps;
-                if back > 0 && projected < self.tuning.high * 0.9 {
-                    self.shed.video_off -= back;
+        } else if self.shed.active() {
+            // Pictures come back a step at a time while the load, with what the step adds,
+            // stays under the mark; the layers (whose cost is not known) once the load
+            // itself does. Either held for a calm period.
+            let back = step.min(self.shed.video_off);
+            let after = if back > 0 {
+                self.utilisation + back as f64 * s.receiver_video_pps / self.capacity_pps
+            } else {
+                self.utilisation
+            };
+            if after <= self.tuning.low {
+                let since = *self.calm_since.get_or_insert(s.at);
+                if s.at >= since + self.tuning.calm && since_step(self, self.tuning.calm) {
+                    if back > 0 {
+                        self.shed.video_off -= back;
+                    } else {
+                        self.shed.low_layers = false;
+                    }
                     self.last_step = Some(s.at);
-                } else if back == 0 {
-                    self.shed.low_layers = false;
-                    self.last_step = Some(s.at);
+                    self.calm_since = Some(s.at);
                 }
-                self.calm_since = Some(s.at);
+            } else {
+                self.calm_since = None;
             }
         } else {
             self.calm_since = None;

@@ -27,14 +27,15 @@ pub(super) struct Meter {
 }
 
 impl Meter {
-    pub(super) fn new(tuning: LoadTuning, shared: Arc<Mutex<LoadReport>>) -> Meter {
+    /// A meter whose first interval starts at `now`.
+    pub(super) fn new(tuning: LoadTuning, shared: Arc<Mutex<LoadReport>>, now: Instant) -> Meter {
         let governor = Governor::new(tuning);
         if let Ok(mut r) = shared.lock() {
             *r = governor.report();
         }
         Meter {
             governor,
-            started: Instant::now(),
+            started: now,
             busy: Duration::ZERO,
             forwarding: Duration::ZERO,
             forwarded: 0,

@@ -1,4 +1,4 @@
-//! One UDP socket of the SFU and what waits to be sent on it. The driver has two: one for
+//! One UDP socket of the SFU: reading in batches, sending in batches. The driver has two: one for
 //! publishers and the participants never shed (the chamber, presiding deputies, chair
 //! consoles), read first in every round, and one for every other receiver. A flood of
 //! receivers' feedback, or a send queue full of fan-out, then never delays or drops a
@@ -22,14 +22,22 @@ pub(super) enum Lane {
     General,
 }
 
+impl Lane {
+    /// Its place in per-lane arrays: the publishers' first.
+    pub(super) fn index(self) -> usize {
+        match self {
+            Lane::Priority => 0,
+            Lane::General => 1,
+        }
+    }
+}
+
 pub(super) struct Port {
     pub(super) sock: UdpSocket,
     /// The address bound.
     pub(super) local: SocketAddr,
     /// What peers are told to connect to.
     pub(super) advertised: SocketAddr,
-    /// Datagrams waiting to be sent, in order.
-    pub(super) outbox: Vec<(BytesMut, SocketAddr)>,
 }
 
 impl Port {
@@ -52,7 +60,6 @@ impl Port {
             sock,
             local,
             advertised,
-            outbox: Vec::new(),
         })
     }
 
@@ -76,20 +83,21 @@ impl Port {
         }
     }
 
-    /// Sends the outbox, up to [`SEND_BATCH`] datagrams per system call (`sendmmsg`): one
-    /// packet from a publisher becomes one datagram per subscriber.
-    pub(super) fn send(&mut self) {
-        if self.outbox.is_empty() {
+    /// Sends `outbox` in order, up to [`SEND_BATCH`] datagrams per system call
+    /// (`sendmmsg`): one packet from a publisher becomes one datagram per subscriber. The
+    /// list is left empty.
+    pub(super) fn send(&self, outbox: &mut Vec<(BytesMut, SocketAddr)>) {
+        if outbox.is_empty() {
             return;
         }
-        // Made per call (a few kilobytes): it holds raw pointers, so the core, which moves to
-        // its thread, cannot keep one.
+        // Made per call (a few kilobytes): it holds raw pointers, so it cannot be kept in a
+        // value that moves to the thread.
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(SEND_BATCH, None);
         let fd = self.sock.as_raw_fd();
         let mut sent = 0;
-        while sent < self.outbox.len() {
-            let end = (sent + SEND_BATCH).min(self.outbox.len());
-            let batch = &self.outbox[sent..end];
+        while sent < outbox.len() {
+            let end = (sent + SEND_BATCH).min(outbox.len());
+            let batch = &outbox[sent..end];
             let slices: Vec<[IoSlice<'_>; 1]> =
                 batch.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
             let addrs: Vec<Option<SockaddrStorage>> = batch
@@ -109,6 +117,6 @@ impl Port {
                 }
             }
         }
-        self.outbox.clear();
+        outbox.clear();
     }
 }

@@ -1,0 +1,156 @@
+//! The sans-IO core on the simulated network: what the socket tests cannot control (loss,
+//! a peer that goes silent, load) made exact, on a virtual clock.
+
+use super::{Link, Net};
+use crate::load::LoadTuning;
+use crate::routing::{Kind, Tuning};
+use std::time::Duration;
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Picture and sound packets each peer gets over the next `d`.
+fn received_over(net: &mut Net, d: Duration) -> Vec<(u64, u64)> {
+    let before: Vec<(u64, u64)> = net
+        .peers
+        .iter()
+        .map(|p| (p.video_packets(), p.audio_packets()))
+        .collect();
+    net.run(d);
+    net.peers
+        .iter()
+        .zip(before)
+        .map(|(p, (v, a))| (p.video_packets() - v, p.audio_packets() - a))
+        .collect()
+}
+
+#[test]
+fn pictures_lost_on_the_way_to_a_subscriber_are_asked_for_and_resent() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    net.publisher("HALL", Kind::Chamber);
+    let tv = net.subscriber("TV", Kind::Display);
+    net.connect_all(secs(5));
+    // 5 % of what the SFU sends the display is lost, 20 ms away with up to 10 ms of jitter.
+    net.set_down(
+        tv,
+        Link {
+            loss: 0.05,
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(10),
+            ..Link::default()
+        },
+    );
+    net.run(secs(10));
+    let p = &net.peers[tv];
+    let (_, lost) = p.lost();
+    let picture = p
+        .got
+        .iter()
+        .filter(|(ssrc, _)| p.video.contains(ssrc))
+        .map(|(_, g)| g)
+        .max_by_key(|g| g.seqs.len())
+        .expect("pictures received");
+    // Every sequence number from the first to the last, but the last 200 ms (still being
+    // repaired), arrived: the SFU resent what was lost (the receiver's core unwraps the
+    // retransmission stream, so a resent packet shows as a repeat).
+    let first = *picture.seqs.first().expect("a first");
+    let last = *picture.seqs.last().expect("a last");
+    let settled = last.wrapping_sub(first).saturating_sub(18);
+    let missing: Vec<u16> = (0..settled)
+        .map(|k| first.wrapping_add(k))
+        .filter(|s| !picture.seqs.contains(s))
+        .collect();
+    assert!(
+        lost > 50,
+        "the link lost {lost}: the test would prove nothing"
+    );
+    let resent = picture.packets - picture.seqs.len() as u64;
+    assert!(resent >= lost / 2, "{resent} resent for {lost} lost");
+    assert!(
+        missing.len() * 1000 <= settled as usize,
+        "{} of {settled} pictures' packets never arrived ({lost} lost, {resent} resent): {missing:?}",
+        missing.len(),
+    );
+}
+
+#[test]
+fn a_peer_that_goes_silent_loses_its_leg_and_nobody_else_notices() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    net.publisher("HALL", Kind::Chamber);
+    let gone = net.subscriber("TV1", Kind::Display);
+    let stays = net.subscriber("TV2", Kind::Display);
+    net.connect_all(secs(5));
+    net.run(secs(2));
+    let leg = net.peers[gone].leg;
+    // TV1's machine vanishes: nothing from it, nothing to it, no goodbye.
+    net.set_up(
+        gone,
+        Link {
+            cut: true,
+            ..Link::default()
+        },
+    );
+    net.set_down(
+        gone,
+        Link {
+            cut: true,
+            ..Link::default()
+        },
+    );
+    net.run(secs(5));
+    assert!(net.closed.is_empty(), "consent is not lost in 5 s");
+    net.run(secs(40));
+    assert_eq!(net.closed, vec![leg], "only the silent leg is released");
+    let got = received_over(&mut net, secs(2));
+    assert!(got[stays].0 > 100 && got[stays].1 > 90, "{got:?}");
+    assert!(net.peers[0].connected, "the chamber is still connected");
+}
+
+#[test]
+fn overload_takes_pictures_from_displays_then_deputies_then_rooms_never_the_console() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::default());
+    net.publisher("HALL", Kind::Chamber);
+    let console = net.subscriber("CHAIR", Kind::ChairConsole);
+    let room = net.subscriber("HN", Kind::Site);
+    let deputy = net.subscriber("DB001", Kind::RemoteDeputy);
+    let tv = net.subscriber("TV", Kind::Display);
+    net.connect_all(secs(5));
+    net.run(secs(2));
+    let all = received_over(&mut net, secs(1));
+    for p in [console, room, deputy, tv] {
+        assert!(
+            all[p].0 > 60 && all[p].1 > 40,
+            "everyone sees and hears: {all:?}"
+        );
+    }
+    // The thread is made fully busy: one more receiver loses its picture every half second,
+    // in the router's order; sound stays.
+    net.busy = 1.0;
+    let mut order = Vec::new();
+    for _ in 0..12 {
+        let got = received_over(&mut net, Duration::from_millis(500));
+        for p in [room, deputy, tv] {
+            if got[p].0 == 0 && !order.contains(&p) {
+                order.push(p);
+            }
+        }
+        for p in [console, room, deputy, tv] {
+            assert!(got[p].1 >= 20, "sound is never shed: {got:?}");
+        }
+        assert!(
+            got[console].0 > 30,
+            "the console keeps its picture: {got:?}"
+        );
+    }
+    assert_eq!(order, vec![tv, deputy, room]);
+    assert_eq!(net.load().shed.video_off, 3);
+    // The load passes: the pictures come back, a step per calm period.
+    net.busy = 0.0;
+    net.run(secs(20));
+    assert_eq!(net.load().shed.video_off, 0);
+    let got = received_over(&mut net, secs(1));
+    for p in [console, room, deputy, tv] {
+        assert!(got[p].0 > 60, "every picture is back: {got:?}");
+    }
+}
