@@ -26,14 +26,15 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::shared::marshal::MarshalSize;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where [`Feedback`] sits: after every built-in interceptor.
 const FEEDBACK_SLOT: usize = 20_000;
@@ -141,6 +142,144 @@ struct Sent {
     pending: bool,
 }
 
+/// Share of a subscriber's estimate its retransmissions may take.
+pub const RESEND_SHARE: f64 = 0.2;
+
+/// How much a subscriber's resends may send: a bucket of bytes filled at
+/// [`RESEND_SHARE`] of its estimate, holding half a second of that (and never less than
+/// four packets, so a single loss on a slow path is still repaired). A path losing packets
+/// because it is full gets its repairs cut to what the estimate leaves room for, instead of
+/// a storm of resends that loses more and asks for more. Pure: the caller passes the time.
+#[derive(Debug, Clone, Default)]
+pub struct ResendBudget {
+    bytes: f64,
+    last: Option<Instant>,
+}
+
+impl ResendBudget {
+    /// Of `wanted` packets of about `size` bytes asked for again at `now`, with the
+    /// subscriber's estimate at `bps`, how many may be resent; takes their bytes.
+    pub fn take(&mut self, now: Instant, bps: f64, wanted: usize, size: f64) -> usize {
+        let rate = bps.max(0.0) * RESEND_SHARE / 8.0;
+        let cap = (rate * 0.5).max(4.0 * size);
+        let elapsed = self.last.map_or(f64::INFINITY, |l| {
+            now.saturating_duration_since(l).as_secs_f64()
+        });
+        self.bytes = (self.bytes + rate * elapsed).min(cap);
+        self.last = Some(now);
+        let size = size.max(1.0);
+        let n = ((self.bytes / size).floor() as usize).min(wanted);
+        self.bytes -= n as f64 * size;
+        n
+    }
+}
+
+/// A packet asked for again within this long of its last resend is not resent again: the
+/// resend may still be on its way (receivers repeat their NACKs until the packet comes).
+const RESEND_SPACING: Duration = Duration::from_millis(100);
+/// Most times one packet is resent: a receiver that keeps asking for it (it lost every
+/// copy, or never notes a repair) stops costing the budget.
+const MAX_RESENDS: u8 = 3;
+/// How long a packet's resends are remembered.
+const RESEND_MEMORY: Duration = Duration::from_secs(2);
+
+/// What is resent to one subscriber: each packet at most [`MAX_RESENDS`] times, once per
+/// [`RESEND_SPACING`], within the [`ResendBudget`]. Pure: the caller passes the time.
+#[derive(Debug, Default)]
+pub struct Resends {
+    budget: ResendBudget,
+    /// When each (SSRC, sequence number) was last let through, and how many times.
+    recent: HashMap<(u32, u16), (Instant, u8)>,
+}
+
+impl Resends {
+    /// Cuts the NACKs in `packets` to the packets not resent lately, as many as the budget
+    /// allows (in order), at `now` with the estimate at `bps` and packets of about `size`
+    /// bytes; a NACK left asking for nothing, or naming a stream that is not `sent` (a
+    /// retransmission stream's own numbering), is removed.
+    pub fn ration(
+        &mut self,
+        packets: &mut Vec<Box<dyn rtc::rtcp::Packet>>,
+        now: Instant,
+        bps: f64,
+        size: f64,
+        sent: impl Fn(u32) -> bool,
+    ) {
+        if self.recent.len() > 4_096 {
+            self.recent
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < RESEND_MEMORY);
+        }
+        for p in packets.iter_mut() {
+            let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() else {
+                continue;
+            };
+            let ssrc = nack.media_ssrc;
+            if !sent(ssrc) {
+                let mut none = nack.clone();
+                none.nacks.clear();
+                *p = Box::new(none);
+                continue;
+            }
+            let fresh: Vec<u16> = nack
+                .nacks
+                .iter()
+                .flat_map(nacked)
+                .filter(|seq| {
+                    self.recent.get(&(ssrc, *seq)).is_none_or(|(at, times)| {
+                        let since = now.saturating_duration_since(*at);
+                        since >= RESEND_MEMORY || (*times < MAX_RESENDS && since >= RESEND_SPACING)
+                    })
+                })
+                .collect();
+            let n = self.budget.take(now, bps, fresh.len(), size);
+            let kept = &fresh[..n];
+            for seq in kept {
+                let entry = self.recent.entry((ssrc, *seq)).or_insert((now, 0));
+                if now.saturating_duration_since(entry.0) >= RESEND_MEMORY {
+                    entry.1 = 0;
+                }
+                *entry = (now, entry.1.saturating_add(1));
+            }
+            let mut rationed = nack.clone();
+            rationed.nacks = nack_pairs(kept);
+            *p = Box::new(rationed);
+        }
+        packets.retain(|p| {
+            p.as_any()
+                .downcast_ref::<TransportLayerNack>()
+                .is_none_or(|n| !n.nacks.is_empty())
+        });
+    }
+}
+
+/// The sequence numbers a NACK range asks for.
+fn nacked(pair: &NackPair) -> impl Iterator<Item = u16> + '_ {
+    std::iter::once(pair.packet_id).chain(
+        (0..16u16)
+            .filter(|i| pair.lost_packets & (1 << i) != 0)
+            .map(|i| pair.packet_id.wrapping_add(i + 1)),
+    )
+}
+
+/// NACK ranges asking for `seqs` (in order).
+fn nack_pairs(seqs: &[u16]) -> Vec<NackPair> {
+    let mut pairs: Vec<NackPair> = Vec::new();
+    for &seq in seqs {
+        if let Some(last) = pairs.last_mut() {
+            let gap = seq.wrapping_sub(last.packet_id);
+            if (1..=16).contains(&gap) {
+                last.lost_packets |= 1 << (gap - 1);
+                continue;
+            }
+        }
+        pairs.push(NackPair {
+            packet_id: seq,
+            lost_packets: 0,
+        });
+    }
+    pairs
+}
+
 /// Send-side bandwidth estimation for one subscriber leg: stamps every packet sent with a
 /// transport-wide sequence number (the stream's negotiated extension), keeps what left and
 /// when in a ring indexed by that number, resolves the subscriber's transport-wide feedback
@@ -150,7 +289,9 @@ struct Sent {
 /// webrtc-rs has this as two interceptors (sequence numbering and congestion control) whose
 /// send history is three hash maps: on a forwarded packet's path they cost a quarter of the
 /// SFU's time per packet. A ring indexed by the sequence number does the same work for a
-/// store and a compare. Wire-most, so retransmissions are numbered and counted too.
+/// store and a compare. Wire-most, so retransmissions are numbered and counted too; and,
+/// as it reads the subscriber's NACKs before the responder does, it rations them to what
+/// the estimate leaves room for ([`ResendBudget`]).
 pub struct TransportCc {
     /// The extension id of each stream that negotiated transport-wide sequence numbers.
     streams: Vec<(u32, u8)>,
@@ -164,6 +305,11 @@ pub struct TransportCc {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
     reports: Vec<PacketReport>,
+    resends: Resends,
+    /// The media streams the leg sends (not their retransmission streams).
+    media: Vec<u32>,
+    /// Average size of the packets sent, bytes (what a resend will cost).
+    packet_size: f64,
 }
 
 impl TransportCc {
@@ -181,6 +327,9 @@ impl TransportCc {
             read: VecDeque::new(),
             write: VecDeque::new(),
             reports: Vec::new(),
+            resends: Resends::default(),
+            media: Vec::new(),
+            packet_size: 1_000.0,
         }
     }
 
@@ -220,8 +369,16 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
     type Error = rtc::shared::error::Error;
     type Time = Instant;
 
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &mut msg.message.packet {
+            let media = &self.media;
+            self.resends.ration(
+                packets,
+                msg.now,
+                self.last_target,
+                self.packet_size,
+                |ssrc| media.contains(&ssrc),
+            );
             for p in packets {
                 if let Some(feedback) = p.as_any().downcast_ref::<TransportLayerCc>() {
                     self.ingest(feedback);
@@ -254,6 +411,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
             let number = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
             if pkt.header.set_extension(id, number).is_ok() {
                 let size = pkt.header.marshal_size() + pkt.payload.len();
+                self.packet_size = 0.9 * self.packet_size + 0.1 * size as f64;
                 let epoch = *self.epoch.get_or_insert(msg.now);
                 let since = msg.now.saturating_duration_since(epoch).as_micros();
                 if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_HISTORY) {
@@ -279,6 +437,9 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
 
 impl Interceptor for TransportCc {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
+        if !self.media.contains(&info.ssrc) {
+            self.media.push(info.ssrc);
+        }
         let id = info
             .rtp_header_extensions
             .iter()
@@ -292,6 +453,7 @@ impl Interceptor for TransportCc {
     }
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
         self.streams.retain(|(s, _)| *s != info.ssrc);
+        self.media.retain(|s| *s != info.ssrc);
     }
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
@@ -398,6 +560,116 @@ pub fn subscriber_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resends_are_rationed_to_a_share_of_the_estimate() {
+        let t0 = Instant::now();
+        let mut b = ResendBudget::default();
+        // 300 kbit/s: 60 kbit/s of resends, 7,500 bytes/s; the bucket holds 3,750 (half a
+        // second), at least four packets of 1,000 bytes.
+        assert_eq!(b.take(t0, 300_000.0, 10, 1_000.0), 4, "a full bucket");
+        assert_eq!(b.take(t0, 300_000.0, 10, 1_000.0), 0, "then empty");
+        let t1 = t0 + Duration::from_millis(400);
+        assert_eq!(b.take(t1, 300_000.0, 10, 1_000.0), 3, "400 ms of 7.5 kB/s");
+        // A fast path is repaired in full.
+        let mut b = ResendBudget::default();
+        assert_eq!(b.take(t0, 20_000_000.0, 50, 1_000.0), 50);
+        // NACKs are cut to what fits, and one left empty is dropped; a packet resent less
+        // than 100 ms ago is not resent again.
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+        let nack = |pairs: Vec<(u16, u16)>| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(TransportLayerNack {
+                sender_ssrc: 1,
+                media_ssrc: 2,
+                nacks: pairs
+                    .into_iter()
+                    .map(|(packet_id, lost_packets)| NackPair {
+                        packet_id,
+                        lost_packets,
+                    })
+                    .collect(),
+            })
+        };
+        let asked = |packets: &[Box<dyn rtc::rtcp::Packet>]| -> Vec<u16> {
+            packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+                .flat_map(|n| n.nacks.iter().flat_map(nacked).collect::<Vec<_>>())
+                .collect()
+        };
+        let mut r = Resends::default();
+        let mut packets = vec![
+            nack(vec![(100, 0b101), (200, 0), (300, 0)]),
+            Box::new(PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: 2,
+            }),
+            nack(vec![(400, 0)]),
+        ];
+        r.ration(&mut packets, t0, 300_000.0, 1_000.0, |s| s == 2);
+        assert_eq!(asked(&packets), [100, 101, 103, 200], "four fit the bucket");
+        assert_eq!(packets.len(), 2, "the second NACK had no room left");
+        assert!(packets[1].as_any().is::<PictureLossIndication>());
+        // Much later and on a fast path: all is resent but what went 50 ms ago.
+        let mut r = Resends::default();
+        let mut first = vec![nack(vec![(100, 0b1)])];
+        r.ration(&mut first, t0, 20_000_000.0, 1_000.0, |s| s == 2);
+        assert_eq!(asked(&first), [100, 101]);
+        let mut again = vec![nack(vec![(100, 0b11)])];
+        r.ration(
+            &mut again,
+            t0 + Duration::from_millis(50),
+            20_000_000.0,
+            1_000.0,
+            |s| s == 2,
+        );
+        assert_eq!(asked(&again), [102], "100 and 101 were resent 50 ms ago");
+        let mut later = vec![nack(vec![(100, 0b11)])];
+        r.ration(
+            &mut later,
+            t0 + Duration::from_millis(160),
+            20_000_000.0,
+            1_000.0,
+            |s| s == 2,
+        );
+        assert_eq!(asked(&later), [100, 101, 102], "lost again: resent again");
+        let mut third = vec![nack(vec![(100, 0b11)])];
+        r.ration(
+            &mut third,
+            t0 + Duration::from_millis(300),
+            20_000_000.0,
+            1_000.0,
+            |s| s == 2,
+        );
+        assert_eq!(asked(&third), [100, 101, 102]);
+        let mut fourth = vec![nack(vec![(100, 0b111)])];
+        r.ration(
+            &mut fourth,
+            t0 + Duration::from_millis(450),
+            20_000_000.0,
+            1_000.0,
+            |s| s == 2,
+        );
+        assert_eq!(asked(&fourth), [103], "100 to 102 went three times already");
+        assert_eq!(nack_pairs(&[5, 6, 21, 22, 40]).len(), 3);
+        // A NACK of a stream the leg does not send (its retransmissions' own numbering).
+        let mut other = vec![Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 3,
+            nacks: vec![NackPair {
+                packet_id: 7,
+                lost_packets: 0,
+            }],
+        }) as Box<dyn rtc::rtcp::Packet>];
+        r.ration(
+            &mut other,
+            t0 + Duration::from_secs(5),
+            20_000_000.0,
+            1_000.0,
+            |s| s == 2,
+        );
+        assert!(other.is_empty());
+    }
 
     #[test]
     fn a_sent_packet_is_kept_in_24_bytes() {

@@ -166,6 +166,17 @@ struct Participant {
     probing: Probing,
 }
 
+/// Which programme line of its kind a slot is: see [`Router::programme_source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgrammeLine {
+    /// The only line of its kind: the speaker, else the chamber.
+    Only,
+    /// The first of two: the chamber.
+    First,
+    /// The second of two: the speaker.
+    Second,
+}
+
 /// Trying a subscriber held low by its estimate one layer up.
 #[derive(Debug, Clone, Default)]
 struct Probing {
@@ -520,6 +531,46 @@ impl Router {
     /// Every (track, subscriber) pair forwarded now.
     pub fn forwarded(&self) -> impl Iterator<Item = (&(TrackId, ParticipantId), &Forward)> {
         self.current.iter()
+    }
+
+    /// What feeds a programme line of `media` on `to`'s connection (a receiver that offered
+    /// fixed m-lines, WHEP), among the tracks forwarded to it:
+    /// - [`ProgrammeLine::Only`]: the speaker's track of this kind, else the chamber's, else
+    ///   the newest;
+    /// - [`ProgrammeLine::First`] (a second line of the kind follows): the chamber's, else the
+    ///   newest that is not the speaker's;
+    /// - [`ProgrammeLine::Second`]: the speaker's, unless the chamber itself is speaking.
+    pub fn programme_source(
+        &self,
+        to: &ParticipantId,
+        media: Media,
+        line: ProgrammeLine,
+    ) -> Option<(TrackId, Forward)> {
+        let speaker = self.speaker();
+        let speaking = |o: &ParticipantId| speaker == Some(o);
+        let chamber = |o: &ParticipantId| {
+            self.participants
+                .get(o)
+                .is_some_and(|p| p.kind == Kind::Chamber)
+        };
+        let candidates = self
+            .current
+            .iter()
+            .filter(|((_, r), _)| r == to)
+            .filter_map(|((t, _), f)| {
+                let track = self.tracks.get(t)?;
+                (track.media == media).then_some((*t, &track.owner, *f))
+            });
+        let best = match line {
+            ProgrammeLine::Second => candidates
+                .filter(|(_, o, _)| speaking(o) && !chamber(o))
+                .max_by_key(|(t, _, _)| *t),
+            ProgrammeLine::First => candidates
+                .filter(|(_, o, _)| !speaking(o) || chamber(o))
+                .max_by_key(|(t, o, _)| (chamber(o), *t)),
+            ProgrammeLine::Only => candidates.max_by_key(|(t, o, _)| (speaking(o), chamber(o), *t)),
+        };
+        best.map(|(t, _, f)| (t, f))
     }
 
     /// Whether `to` should receive `track` at all, and as what.

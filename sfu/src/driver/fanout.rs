@@ -7,7 +7,7 @@ use super::core::Core;
 use super::legs::{Leg, LegKind};
 use crate::feedback::{self, Request, SenderEstimate};
 use crate::forward::{audio_level, strip_extensions, vp8_ids, vp8_keyframe};
-use crate::routing::{self, Action, Forward, Kind, Layer, Media, ParticipantId, TrackId};
+use crate::routing::{self, Action, Forward, Layer, Media, ParticipantId, ProgrammeLine, TrackId};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
@@ -23,14 +23,6 @@ impl Core {
             .forwarded()
             .map(|(k, f)| (k.clone(), *f))
             .collect();
-        // Each track's owner and kind, to choose what feeds programme slots.
-        let tracks: HashMap<TrackId, (&ParticipantId, Media)> = self
-            .stats
-            .tracks
-            .iter()
-            .flat_map(|(owner, list)| list.iter().map(move |(t, m)| (*t, (owner, *m))))
-            .collect();
-        let speaker = self.router.speaker().cloned();
         let target = |f: &Forward| match f {
             Forward::Video(layer) => *layer,
             Forward::Audio => Layer::High,
@@ -66,44 +58,28 @@ impl Core {
                 .map(|p| p.media)
                 .collect();
             for p in programme.iter_mut() {
-                let candidates = forwarded
-                    .iter()
-                    .filter(|((_, to), _)| to == owner)
-                    .filter_map(|((t, _), f)| {
-                        let (track_owner, media) = tracks.get(t)?;
-                        (*media == p.media).then_some((*t, *track_owner, f))
-                    });
-                let speaking = |o: &ParticipantId| speaker.as_ref() == Some(o);
-                let chamber = |o: &ParticipantId| self.joined.get(o) == Some(&Kind::Chamber);
-                let best = if p.second {
-                    // The speaker, unless the chamber itself is speaking.
-                    candidates
-                        .filter(|(_, o, _)| speaking(o) && !chamber(o))
-                        .max_by_key(|(t, _, _)| *t)
+                let line = if p.second {
+                    ProgrammeLine::Second
                 } else if seconds.contains(&p.media) {
-                    // The chamber's, else the newest that is not the speaker's.
-                    candidates
-                        .filter(|(_, o, _)| !speaking(o) || chamber(o))
-                        .max_by_key(|(t, o, _)| (chamber(o), *t))
+                    ProgrammeLine::First
                 } else {
-                    // The speaker's track of this kind if this subscriber receives it, else
-                    // the chamber's, else the newest it receives.
-                    candidates.max_by_key(|(t, o, _)| (speaking(o), chamber(o), *t))
+                    ProgrammeLine::Only
                 };
-                let source = best.map(|(t, _, _)| t);
+                let best = self.router.programme_source(owner, p.media, line);
+                let source = best.map(|(t, _)| t);
                 if source != p.source {
                     p.source = source;
                     p.slot.state.change_source(p.media == Media::Video);
-                    if let (Some((t, _, f)), Media::Video) = (best, p.media) {
+                    if let (Some((t, f)), Media::Video) = (best, p.media) {
                         keyframes.push(Action::RequestKeyframe {
                             track: t,
-                            layer: target(f),
+                            layer: target(&f),
                         });
                     }
                 }
                 match best {
-                    Some((t, _, f)) if *ready => {
-                        p.slot.state.target = Some(target(f));
+                    Some((t, f)) if *ready => {
+                        p.slot.state.target = Some(target(&f));
                         self.fanout.entry(t).or_default().push(i);
                     }
                     _ => p.slot.state.stop(),

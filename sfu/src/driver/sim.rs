@@ -8,7 +8,7 @@
 //! 5 ms and reports to the core the busy time a test imposes (to drive the load governor).
 
 use super::core::{Core, Wire};
-use super::engine::{codec, subscribing_media_engine};
+use super::engine::{codec, media_engine};
 use super::meter::Meter;
 use super::port::Lane;
 use super::{Cmd, LegEvent, LegId, RTCSessionDescription};
@@ -119,6 +119,8 @@ pub(super) struct Got {
     pub(super) packets: u64,
     /// When the last one came.
     pub(super) last: Option<Instant>,
+    /// Packets by the tag that ends them (a simulcast layer: 1 lowest).
+    pub(super) tags: HashMap<u8, u64>,
 }
 
 /// Media a publishing peer sends.
@@ -129,6 +131,18 @@ struct Source {
     seq: u16,
     /// A keyframe is owed (the first picture, or one asked for).
     keyframe: bool,
+    /// A simulcast layer: its rid, and the tag (1 lowest) that ends each of its packets.
+    rid: Option<(String, u8)>,
+}
+
+/// Packets per picture and their size, by simulcast tag (0: not simulcast): the lowest layer
+/// about 70 kbit/s, the highest about 1 Mbit/s.
+fn picture_of(tag: u8) -> (usize, usize) {
+    match tag {
+        1 => (1, 300),
+        2 => (2, 700),
+        _ => (3, 1100),
+    }
 }
 
 /// A peer on the simulated network.
@@ -249,9 +263,12 @@ impl Net {
         }
     }
 
-    /// A new peer connection at this peer's address.
+    /// A new peer connection at this peer's address. It negotiates no RTX: webrtc-rs's NACK
+    /// generator does not see repairs that come on a retransmission stream (it asks for them
+    /// again, and for gaps in that stream's own numbering), which no browser does; plain
+    /// retransmissions it does see. (RTX with real peers: `tests/rtx.rs`.)
     fn peer_pc(&self, addr: SocketAddr) -> RTCPeerConnection {
-        let mut media = subscribing_media_engine().unwrap_or_else(|e| panic!("{e}"));
+        let mut media = media_engine().unwrap_or_else(|e| panic!("{e}"));
         let registry = register_default_interceptors(Registry::new(), &mut media)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut pc = RTCPeerConnectionBuilder::new()
@@ -344,8 +361,82 @@ impl Net {
                 media,
                 seq: 0,
                 keyframe: true,
+                rid: None,
             });
         }
+        self.offer_to_publish(name, kind, pc, sources)
+    }
+
+    /// A participant publishing sound and a picture in three simulcast layers (rids q, h,
+    /// f); returns its index.
+    pub(super) fn simulcast_publisher(&mut self, name: &str, kind: Kind) -> usize {
+        let addr = self.next_addr();
+        let mut pc = self.peer_pc(addr);
+        let n = self.peers.len() as u32;
+        let audio = MediaStreamTrack::new(
+            name.to_owned(),
+            format!("{name}-audio"),
+            format!("{name}-audio"),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(0x5000 + n * 16),
+                    ..Default::default()
+                },
+                codec: codec(RtpCodecKind::Audio).rtp_codec,
+                ..Default::default()
+            }],
+        );
+        let audio_sender = pc.add_track(audio).unwrap_or_else(|e| panic!("{e}"));
+        let layers = [("q", 1u8), ("h", 2), ("f", 3)];
+        let video = MediaStreamTrack::new(
+            name.to_owned(),
+            format!("{name}-video"),
+            format!("{name}-video"),
+            RtpCodecKind::Video,
+            layers
+                .iter()
+                .map(|(rid, tag)| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: (*rid).to_owned(),
+                        ssrc: Some(0x5000 + n * 16 + u32::from(*tag)),
+                        ..Default::default()
+                    },
+                    codec: codec(RtpCodecKind::Video).rtp_codec,
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        let video_sender = pc.add_track(video).unwrap_or_else(|e| panic!("{e}"));
+        let mut sources = vec![Source {
+            sender: audio_sender,
+            ssrc: 0x5000 + n * 16,
+            media: Media::Audio,
+            seq: 0,
+            keyframe: false,
+            rid: None,
+        }];
+        for (rid, tag) in layers {
+            sources.push(Source {
+                sender: video_sender,
+                ssrc: 0x5000 + n * 16 + u32::from(tag),
+                media: Media::Video,
+                seq: 0,
+                keyframe: true,
+                rid: Some((rid.to_owned(), tag)),
+            });
+        }
+        self.offer_to_publish(name, kind, pc, sources)
+    }
+
+    /// Offers what `pc` sends to the SFU as `name`, takes the answer, and adds the peer.
+    fn offer_to_publish(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        mut pc: RTCPeerConnection,
+        sources: Vec<Source>,
+    ) -> usize {
         let offer = pc.create_offer(None).unwrap_or_else(|e| panic!("{e}"));
         pc.set_local_description(self.now, offer)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -471,17 +562,20 @@ impl Net {
                 continue;
             }
             for s in &mut peer.sources {
+                let tag = s.rid.as_ref().map_or(0, |(_, tag)| *tag);
                 let packets: Vec<(bool, Vec<u8>)> = match s.media {
                     Media::Audio if t.is_multiple_of(20) => vec![(true, vec![0xAA; 80])],
                     // About 30 pictures a second, a keyframe every 60 and when asked.
                     Media::Video if t.is_multiple_of(33) => {
                         let key = std::mem::take(&mut s.keyframe) || (t / 33).is_multiple_of(60);
-                        (0..3)
+                        let (count, size) = picture_of(tag);
+                        (0..count)
                             .map(|k| {
                                 let mut p = vec![if k == 0 { 0x10 } else { 0x00 }];
                                 p.push(if key { 0x00 } else { 0x01 });
-                                p.resize(900, 0x55);
-                                (k == 2, p)
+                                p.resize(size - 1, 0x55);
+                                p.push(tag);
+                                (k + 1 == count, p)
                             })
                             .collect()
                     }
@@ -490,7 +584,7 @@ impl Net {
                 let rate = if s.media == Media::Audio { 48 } else { 90 };
                 for (marker, payload) in packets {
                     s.seq = s.seq.wrapping_add(1);
-                    let pkt = rtc::rtp::Packet {
+                    let mut pkt = rtc::rtp::Packet {
                         header: rtc::rtp::header::Header {
                             version: 2,
                             marker,
@@ -508,6 +602,21 @@ impl Net {
                         payload: Bytes::from(payload),
                     };
                     if let Some(mut tx) = peer.pc.rtp_sender(s.sender) {
+                        // A simulcast layer names itself (mid and rid header extensions).
+                        if let Some((rid, _)) = &s.rid {
+                            let params = tx.get_parameters();
+                            for ext in &params.rtp_parameters.header_extensions {
+                                let value = match ext.uri.as_str() {
+                                    rtc::sdp::extmap::SDES_MID_URI => "1",
+                                    rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI => rid.as_str(),
+                                    _ => continue,
+                                };
+                                let _ = pkt.header.set_extension(
+                                    ext.id as u8,
+                                    Bytes::from(value.as_bytes().to_vec()),
+                                );
+                            }
+                        }
                         let _ = tx.write_rtp(now, pkt);
                     }
                 }
@@ -525,6 +634,9 @@ impl Net {
                         g.seqs.insert(pkt.header.sequence_number);
                         g.packets += 1;
                         g.last = Some(now);
+                        if let Some(tag) = pkt.payload.last() {
+                            *g.tags.entry(*tag).or_default() += 1;
+                        }
                     }
                     RTCMessage::RtcpPacket(_, rtcp) => {
                         for r in feedback::requests(&rtcp) {

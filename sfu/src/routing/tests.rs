@@ -636,3 +636,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_programme_line_carries_the_speaker_or_the_chamber_and_two_lines_carry_both() {
+    use ProgrammeLine::{First, Only, Second};
+    let mut r = sitting();
+    let tv = p("TV");
+    let source = |r: &Router, media, line| r.programme_source(&tv, media, line).map(|(t, _)| t);
+    // Nobody has the floor: the chamber, on one line or on the first of two.
+    for (media, line, expected) in [
+        (Media::Audio, Only, Some(HALL_AUDIO)),
+        (Media::Video, Only, Some(HALL_VIDEO)),
+        (Media::Audio, First, Some(HALL_AUDIO)),
+        (Media::Video, First, Some(HALL_VIDEO)),
+        (Media::Audio, Second, None),
+        (Media::Video, Second, None),
+    ] {
+        assert_eq!(source(&r, media, line), expected, "{media:?} {line:?}");
+    }
+    // A site has the floor: one line follows it, two lines keep the chamber on the first.
+    r.set_floor(Some(p("S01")), 10);
+    for (media, line, expected) in [
+        (Media::Audio, Only, Some(S01_MIC)),
+        (Media::Video, Only, Some(S01_VIDEO)),
+        (Media::Audio, First, Some(HALL_AUDIO)),
+        (Media::Video, First, Some(HALL_VIDEO)),
+        (Media::Audio, Second, Some(S01_MIC)),
+        (Media::Video, Second, Some(S01_VIDEO)),
+    ] {
+        assert_eq!(source(&r, media, line), expected, "{media:?} {line:?}");
+    }
+    // A remote deputy with a microphone but no camera: sound from them, the picture from
+    // the chamber on a single line; the second picture line stays empty.
+    r.set_floor(Some(p("DEP")), 20);
+    for (media, line, expected) in [
+        (Media::Audio, Only, Some(DEP_MIC)),
+        (Media::Video, Only, Some(HALL_VIDEO)),
+        (Media::Audio, Second, Some(DEP_MIC)),
+        (Media::Video, Second, None),
+    ] {
+        assert_eq!(source(&r, media, line), expected, "{media:?} {line:?}");
+    }
+    // The chamber itself speaking is the first line's, never the second's.
+    r.set_floor(Some(p("HALL")), 30);
+    assert_eq!(source(&r, Media::Audio, Only), Some(HALL_AUDIO));
+    assert_eq!(source(&r, Media::Audio, First), Some(HALL_AUDIO));
+    assert_eq!(source(&r, Media::Audio, Second), None);
+    // Nothing is forwarded to a receiver that is not there.
+    assert_eq!(r.programme_source(&p("NOBODY"), Media::Audio, Only), None);
+}

@@ -4,6 +4,7 @@
 use super::{Link, Net};
 use crate::load::LoadTuning;
 use crate::routing::{Kind, Tuning};
+use std::collections::HashMap;
 use std::time::Duration;
 
 fn secs(s: u64) -> Duration {
@@ -52,8 +53,8 @@ fn pictures_lost_on_the_way_to_a_subscriber_are_asked_for_and_resent() {
         .max_by_key(|g| g.seqs.len())
         .expect("pictures received");
     // Every sequence number from the first to the last, but the last 200 ms (still being
-    // repaired), arrived: the SFU resent what was lost (the receiver's core unwraps the
-    // retransmission stream, so a resent packet shows as a repeat).
+    // repaired), arrived: the SFU resent what was lost. (Unrepaired, the pictures' share of
+    // what the link lost would be dozens of holes.)
     let first = *picture.seqs.first().expect("a first");
     let last = *picture.seqs.last().expect("a last");
     let settled = last.wrapping_sub(first).saturating_sub(18);
@@ -65,11 +66,9 @@ fn pictures_lost_on_the_way_to_a_subscriber_are_asked_for_and_resent() {
         lost > 50,
         "the link lost {lost}: the test would prove nothing"
     );
-    let resent = picture.packets - picture.seqs.len() as u64;
-    assert!(resent >= lost / 2, "{resent} resent for {lost} lost");
     assert!(
         missing.len() * 1000 <= settled as usize,
-        "{} of {settled} pictures' packets never arrived ({lost} lost, {resent} resent): {missing:?}",
+        "{} of {settled} pictures' packets never arrived ({lost} lost): {missing:?}",
         missing.len(),
     );
 }
@@ -153,4 +152,77 @@ fn overload_takes_pictures_from_displays_then_deputies_then_rooms_never_the_cons
     for p in [console, room, deputy, tv] {
         assert!(got[p].0 > 60, "every picture is back: {got:?}");
     }
+}
+
+#[test]
+fn a_bandwidth_drop_moves_a_display_to_a_lower_layer_and_it_keeps_the_picture() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    net.simulcast_publisher("HALL", Kind::Chamber);
+    let tv = net.subscriber("TV", Kind::Display);
+    net.connect_all(secs(5));
+    let path = |rate_bps| Link {
+        delay: Duration::from_millis(20),
+        rate_bps: Some(rate_bps),
+        ..Link::default()
+    };
+    // Which layers the display got over the next `d` (packets by tag, 1 lowest).
+    let layers_over = |net: &mut Net, d| {
+        let before: HashMap<u8, u64> = net.peers[tv]
+            .got
+            .values()
+            .flat_map(|g| g.tags.iter().map(|(t, n)| (*t, *n)))
+            .fold(HashMap::new(), |mut m, (t, n)| {
+                *m.entry(t).or_default() += n;
+                m
+            });
+        net.run(d);
+        let mut after: HashMap<u8, u64> = HashMap::new();
+        for g in net.peers[tv].got.values() {
+            for (t, n) in &g.tags {
+                *after.entry(*t).or_default() += n;
+            }
+        }
+        for (t, n) in before {
+            *after.entry(t).or_default() -= n;
+        }
+        after.retain(|t, n| *n > 0 && *t != 0xAA);
+        after
+    };
+    // A good path (3 Mbit/s): the display climbs to the top layer.
+    net.set_down(tv, path(3_000_000));
+    net.run(secs(15));
+    let good = layers_over(&mut net, secs(2));
+    assert!(
+        good.get(&3).is_some_and(|n| *n > 100),
+        "the top layer: {good:?}"
+    );
+    // The path drops to 300 kbit/s: the SFU's estimate follows within seconds, it moves
+    // the display to the lowest layer (about 70 kbit/s), which then gets through: losses
+    // stop, and resends never flood the path (they are rationed to the estimate).
+    net.set_down(tv, path(300_000));
+    let mut windows = Vec::new();
+    for _ in 0..6 {
+        windows.push(layers_over(&mut net, Duration::from_millis(500)));
+    }
+    let (_, lost_before) = net.peers[tv].lost();
+    let low = layers_over(&mut net, secs(2));
+    let (_, lost_after) = net.peers[tv].lost();
+    assert!(
+        low.get(&1).is_some_and(|n| *n > 40) && low.len() == 1,
+        "only the lowest layer: {low:?}"
+    );
+    assert!(
+        lost_after - lost_before < 5,
+        "the lower layer fits the path: {} lost",
+        lost_after - lost_before
+    );
+    // The display had a picture all along: some in every half second.
+    windows.push(low);
+    for _ in 0..10 {
+        windows.push(layers_over(&mut net, Duration::from_millis(500)));
+    }
+    assert!(
+        windows.iter().all(|w| w.values().sum::<u64>() >= 5),
+        "{windows:?}"
+    );
 }
