@@ -115,6 +115,8 @@ async fn a_dropped_client_resumes_with_exactly_the_events_it_missed() {
         token,
         epoch,
         n: 100,
+        version: 1,
+        frames: 0,
     };
     assert_eq!(d.next().await["type"], "welcome");
     d.subscribe(Some(last_seen)).await;
@@ -133,12 +135,95 @@ async fn a_dropped_client_resumes_with_exactly_the_events_it_missed() {
         token: d.token.clone(),
         epoch: "other".into(),
         n: 0,
+        version: 1,
+        frames: 0,
     };
     assert_eq!(e.next().await["type"], "welcome");
     e.subscribe(Some(1)).await;
     let m = e.next().await;
     assert_eq!(m["type"], "snapshot", "{m}");
     assert_eq!(m["seq"].as_u64(), Some(more));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_version_2_client_gets_each_commit_in_one_message_and_a_version_1_client_one_per_event() {
+    let s = start().await;
+    let mut chair = s.client("CHAIR").await;
+    let mut clerk = s.client("CLERK2").await;
+    let mut new = s.client_speaking("DB005", 2).await;
+    let mut old = s.client_speaking("DB006", 1).await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    // 40 check-ins sent at once: the writer commits them in a few groups.
+    for n in 10..50 {
+        clerk
+            .send(
+                json!({"type": "command", "v": 2, "command_id": format!("k{n}"),
+                "command": {"command": "check_in", "deputy": format!("DB0{n}")}}),
+            )
+            .await;
+    }
+    let mut last = 0;
+    let mut acks = 0;
+    while acks < 40 {
+        let m = clerk.next().await;
+        if m["type"] == "ack" {
+            acks += 1;
+            last = last.max(m["seq"].as_u64().expect("seq"));
+        }
+        assert_ne!(m["type"], "error", "{m}");
+    }
+    let (new_before, old_before) = (new.frames, old.frames);
+    new.until_seq(last).await;
+    old.until_seq(last).await;
+    new.assert_in_order_without_gaps();
+    old.assert_in_order_without_gaps();
+    assert_eq!(new.seen, old.seen, "the same events in the same order");
+    let (new_frames, old_frames) = (new.frames - new_before, old.frames - old_before);
+    assert!(old_frames >= 40, "one message per event: {old_frames}");
+    assert!(
+        new_frames < old_frames / 2,
+        "a message per commit: {new_frames} for {old_frames} events"
+    );
+
+    // A version-2 client that was away gets what it missed from the log, still batched.
+    let last_seen = *new.seen.last().expect("seen");
+    let (token, epoch) = (new.token.clone(), new.epoch.clone());
+    drop(new);
+    // (The clerk's rate limit refills first.)
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in 50..65 {
+        clerk
+            .ok(json!({"command": "check_in", "deputy": format!("DB0{n}")}))
+            .await;
+    }
+    let mut back = Client {
+        ws: s.connect_with(&token).await,
+        seen: vec![last_seen],
+        token,
+        epoch,
+        n: 100,
+        version: 2,
+        frames: 0,
+    };
+    assert_eq!(back.next().await["type"], "welcome");
+    back.subscribe(Some(last_seen)).await;
+    let more = clerk
+        .ok(json!({"command": "check_in", "deputy": "DB090"}))
+        .await;
+    back.until_seq(more).await;
+    back.assert_in_order_without_gaps();
+    assert!(back.seen.len() >= 17, "{:?}", back.seen);
+    assert!(
+        back.frames <= 3,
+        "the log in one message, then the new commit: {}",
+        back.frames
+    );
+
+    // A version the server does not speak is refused with a typed code.
+    back.send(json!({"type": "ping", "v": 3})).await;
+    let m = back.next().await;
+    assert_eq!(m["code"], "unsupported_version", "{m}");
     s.stop().await;
 }
 
@@ -562,6 +647,8 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
         token,
         epoch: String::new(),
         n: 0,
+        version: 1,
+        frames: 0,
     };
     assert_eq!(slow.next().await["type"], "welcome");
     slow.subscribe(None).await;

@@ -6,8 +6,11 @@
 use crate::sitting::{ActorId, Command, Event, Millis, Role};
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this server speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The newest protocol version this server speaks: events come in batches (`events`).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest version it still speaks: one `event` message per event.
+pub const OLDEST_VERSION: u32 = 1;
 
 /// Longest `command_id`, in bytes.
 pub const MAX_COMMAND_ID_BYTES: usize = 64;
@@ -163,6 +166,14 @@ pub enum ServerMessage {
         /// The event.
         event: Box<Event>,
     },
+    /// Events of the log, in order, as many as one commit made (version 2; a version-1
+    /// connection gets one `event` message for each).
+    Events {
+        /// Protocol version.
+        v: u32,
+        /// The events, each as an `event` message without `type` and `v`.
+        events: Vec<EventEntry>,
+    },
     /// A command was applied and is durable.
     Ack {
         /// Protocol version.
@@ -240,4 +251,17 @@ pub enum ServerMessage {
         /// Server time.
         now: Millis,
     },
+}
+
+/// One event of the log inside an `events` message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// When it was recorded.
+    pub at: Millis,
+    /// Who caused it.
+    pub actor: ActorId,
+    /// The event.
+    pub event: Box<Event>,
 }

@@ -7,10 +7,12 @@
 //! A connection that falls further behind than the broadcast buffer is told to resync and
 //! gets a fresh snapshot, so a slow client never holds back the others or grows memory.
 
-use super::protocol::{ClientMessage, MAX_COMMAND_ID_BYTES, PROTOCOL_VERSION, ServerMessage};
+use super::protocol::{
+    ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
+};
 use super::{Limits, TokenBucket};
 use crate::auth::Claims;
-use crate::server::writer::{Committed, event_message};
+use crate::server::writer::{Committed, event_entry, event_message_of, events_frame};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
@@ -27,6 +29,8 @@ use tokio::sync::broadcast;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the log per query when resuming or filling a hole.
 const LOG_PAGE: u32 = 1000;
+/// Most events in one `events` message sent from the log.
+const FRAME_EVENTS: usize = 250;
 
 type Pending = Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>)> + Send>>;
 
@@ -45,6 +49,9 @@ struct Session {
     sink: SplitSink<WebSocket, Message>,
     handle: Option<SittingHandle>,
     events: Option<broadcast::Receiver<Arc<Committed>>>,
+    /// The client subscribed with version 2 or later: events go in `events` messages, as
+    /// many as one commit made per message.
+    batched: bool,
     last_sent: u64,
     bucket: TokenBucket,
     violations: u32,
@@ -85,6 +92,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         sink,
         handle: None,
         events: None,
+        batched: false,
         last_sent: 0,
         violations: 0,
         in_flight: FuturesUnordered::new(),
@@ -271,12 +279,12 @@ impl Session {
                 return self.error(command_id, code, detail).await;
             }
         };
-        if msg.version() != PROTOCOL_VERSION {
+        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&msg.version()) {
             return self
                 .error(
                     None,
                     "unsupported_version",
-                    format!("this server speaks version {PROTOCOL_VERSION}"),
+                    format!("this server speaks versions {OLDEST_VERSION} to {PROTOCOL_VERSION}"),
                 )
                 .await;
         }
@@ -289,11 +297,14 @@ impl Session {
                 .await
             }
             ClientMessage::Subscribe {
+                v,
                 sitting,
                 resume_from,
                 epoch,
-                ..
-            } => self.subscribe(&sitting, resume_from, epoch).await,
+            } => {
+                self.batched = v >= 2;
+                self.subscribe(&sitting, resume_from, epoch).await
+            }
             ClientMessage::MediaPublish { .. }
             | ClientMessage::MediaSubscribe { .. }
             | ClientMessage::MediaAnswer { .. }
@@ -661,15 +672,47 @@ impl Session {
             if page.is_empty() {
                 return Ok(());
             }
-            for e in page {
-                if until.is_some_and(|u| e.seq > u) {
-                    return Ok(());
-                }
-                let text = event_message(e.seq, e.at, &e.actor, &e.event);
-                self.send_text(&text).await?;
-                self.last_sent = e.seq;
+            let entries: Vec<(u64, Arc<str>)> = page
+                .iter()
+                .filter(|e| until.is_none_or(|u| e.seq <= u))
+                .map(|e| (e.seq, event_entry(e.seq, e.at, &e.actor, &e.event)))
+                .collect();
+            let complete = entries.len() == page.len();
+            self.send_entries(&entries).await?;
+            if !complete {
+                return Ok(());
             }
         }
+    }
+
+    /// Sends events after `last_sent`, in order: in `events` messages of at most
+    /// [`FRAME_EVENTS`] on a batched connection, one `event` message each otherwise.
+    async fn send_entries(&mut self, entries: &[(u64, Arc<str>)]) -> Result<(), End> {
+        if self.batched {
+            for chunk in entries.chunks(FRAME_EVENTS) {
+                let Some(&(last, _)) = chunk.last() else {
+                    continue;
+                };
+                self.send_text(&events_frame(chunk.iter().map(|(_, e)| &**e)))
+                    .await?;
+                self.last_sent = last;
+            }
+        } else {
+            for (seq, entry) in entries {
+                self.send_text(&event_message_of(entry)).await?;
+                self.last_sent = *seq;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends version-1 `event` messages serialized by the writer.
+    async fn send_events(&mut self, events: &[(u64, Arc<str>)]) -> Result<(), End> {
+        for (seq, text) in events {
+            self.send_text(text).await?;
+            self.last_sent = *seq;
+        }
+        Ok(())
     }
 
     async fn on_batch(
@@ -678,17 +721,34 @@ impl Session {
     ) -> Result<(), End> {
         match batch {
             Ok(batch) => {
-                for (seq, text) in &batch.events {
-                    if *seq <= self.last_sent {
-                        continue;
-                    }
-                    if *seq > self.last_sent + 1 {
-                        self.fill_from_log(Some(seq - 1)).await?;
-                    }
-                    self.send_text(text).await?;
-                    self.last_sent = *seq;
+                let (Some(&(first, _)), Some(&(last, _))) =
+                    (batch.entries.first(), batch.entries.last())
+                else {
+                    return Ok(());
+                };
+                if last <= self.last_sent {
+                    return Ok(());
                 }
-                Ok(())
+                if first > self.last_sent + 1 {
+                    // A hole (this connection resumed from the log meanwhile): fill it.
+                    self.fill_from_log(Some(first - 1)).await?;
+                }
+                if first == self.last_sent + 1 {
+                    // The usual case: the whole commit, serialized once for everyone.
+                    if !self.batched {
+                        return self.send_events(&batch.events).await;
+                    }
+                    self.send_text(&batch.frame).await?;
+                    self.last_sent = last;
+                    return Ok(());
+                }
+                let rest: Vec<(u64, Arc<str>)> = batch
+                    .entries
+                    .iter()
+                    .filter(|(seq, _)| *seq > self.last_sent)
+                    .cloned()
+                    .collect();
+                self.send_entries(&rest).await
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::info!(actor = %self.claims.sub, skipped = n, "slow connection told to resync");

@@ -3,7 +3,9 @@
 //! Commands arrive on a bounded channel. The writer takes what is waiting (up to
 //! `max_batch`), decides each against the state, appends all accepted events in one
 //! transaction (group commit), and only then answers each sender, publishes the new summary
-//! and fans the events out. A failed commit answers every accepted command with a storage
+//! and fans the events out, serialized once for every connection ([`Committed`]: one
+//! `events` message for the commit, and an `event` message per event for version-1
+//! clients). A failed commit answers every accepted command with a storage
 //! error and rebuilds the state from the log, so memory never runs ahead of what is
 //! durable. A periodic check issues `Tick` when the floor or the open vote has run out.
 //!
@@ -15,7 +17,7 @@
 //! exactly the events up to `seq`. The state is shared copy-on-write: a snapshot costs one
 //! clone at the next change, not one per batch.
 
-use crate::control::protocol::{PROTOCOL_VERSION, ServerMessage};
+use crate::control::protocol::{EventEntry, PROTOCOL_VERSION};
 use crate::sitting::{self, ActorId, Command, Event, Millis, Rejection, SittingId, SittingState};
 use crate::store::{Head, Recorded, Store, StoreError};
 use std::collections::HashMap;
@@ -48,11 +50,32 @@ pub enum SubmitError {
     Unavailable,
 }
 
-/// Events made durable by one commit, in order, already serialized as `event` messages.
+/// Events made durable by one commit, in order, serialized once for every connection.
 #[derive(Debug, Clone)]
 pub struct Committed {
-    /// (sequence number, JSON text of the `event` message) of each chain event.
+    /// (sequence number, JSON text of the entry: `seq`, `at`, `actor`, `event`) of each
+    /// chain event.
+    pub entries: Vec<(u64, Arc<str>)>,
+    /// The same as version-1 `event` messages, one per event.
     pub events: Vec<(u64, Arc<str>)>,
+    /// All of them as one version-2 `events` message.
+    pub frame: Arc<str>,
+}
+
+impl Committed {
+    /// A commit of these entries (in order, from [`event_entry`]).
+    pub fn of(entries: Vec<(u64, Arc<str>)>) -> Committed {
+        let events = entries
+            .iter()
+            .map(|(seq, e)| (*seq, event_message_of(e)))
+            .collect();
+        let frame = events_frame(entries.iter().map(|(_, e)| &**e));
+        Committed {
+            entries,
+            events,
+            frame,
+        }
+    }
 }
 
 /// A consistent view of the sitting at a sequence number.
@@ -241,16 +264,42 @@ pub struct WriterSettings {
     pub fanout_buffer: usize,
 }
 
-/// Serializes a stored or committed event as the `event` message clients receive.
-pub fn event_message(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
-    let msg = ServerMessage::Event {
-        v: PROTOCOL_VERSION,
+/// Serializes a stored or committed event as an entry of an `events` message (the fields of
+/// an `event` message but `type` and `v`).
+pub fn event_entry(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
+    let entry = EventEntry {
         seq,
         at,
         actor: actor.clone(),
         event: Box::new(event.clone()),
     };
-    Arc::from(serde_json::to_string(&msg).unwrap_or_default())
+    Arc::from(serde_json::to_string(&entry).unwrap_or_default())
+}
+
+/// The `event` message (version 1) of an entry: the entry's fields after `type` and `v`.
+pub fn event_message_of(entry: &str) -> Arc<str> {
+    let fields = entry.strip_prefix('{').unwrap_or(entry);
+    Arc::from(format!(
+        r#"{{"type":"event","v":{PROTOCOL_VERSION},{fields}"#
+    ))
+}
+
+/// Serializes a stored or committed event as the version-1 `event` message.
+pub fn event_message(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
+    event_message_of(&event_entry(seq, at, actor, event))
+}
+
+/// One version-2 `events` message of entries, in order.
+pub fn events_frame<'a>(entries: impl IntoIterator<Item = &'a str>) -> Arc<str> {
+    let mut frame = format!(r#"{{"type":"events","v":{PROTOCOL_VERSION},"events":["#);
+    for (i, e) in entries.into_iter().enumerate() {
+        if i > 0 {
+            frame.push(',');
+        }
+        frame.push_str(e);
+    }
+    frame.push_str("]}");
+    Arc::from(frame)
 }
 
 /// Starts the writer of a sitting from the store: replays its log and its command ids.
@@ -517,7 +566,7 @@ impl Writer {
                             for e in events.iter().filter(|e| !e.is_sealed()) {
                                 seq += 1;
                                 n += 1;
-                                committed.push((seq, event_message(seq, now, &sub.actor, e)));
+                                committed.push((seq, event_entry(seq, now, &sub.actor, e)));
                             }
                             Ok(Ack {
                                 seq: last,
@@ -536,15 +585,15 @@ impl Writer {
                     outcomes.push(outcome);
                 }
                 self.head = new_head;
+                // The answers first: an ack never waits behind the fan-out of its own
+                // commit (a client may see its ack before the events it caused).
+                for ((sub, _), outcome) in decided.into_iter().zip(outcomes) {
+                    let _ = sub.reply.send(outcome.map_err(SubmitError::Rejected));
+                }
                 if !committed.is_empty() {
                     self.summary
                         .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                    let _ = self
-                        .committed
-                        .send(Arc::new(Committed { events: committed }));
-                }
-                for ((sub, _), outcome) in decided.into_iter().zip(outcomes) {
-                    let _ = sub.reply.send(outcome.map_err(SubmitError::Rejected));
+                    let _ = self.committed.send(Arc::new(Committed::of(committed)));
                 }
                 true
             }

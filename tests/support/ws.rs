@@ -65,8 +65,14 @@ impl Server {
         ws
     }
 
-    /// Logs in, connects, reads the welcome, subscribes and returns the snapshot's seq.
+    /// Logs in, connects, reads the welcome, subscribes (protocol version 1) and returns the
+    /// client.
     pub async fn client(&self, code: &str) -> Client {
+        self.client_speaking(code, 1).await
+    }
+
+    /// As [`Server::client`], speaking protocol version `version`.
+    pub async fn client_speaking(&self, code: &str, version: u32) -> Client {
         let token = self.login(code).await;
         let ws = self.connect_with(&token).await;
         let mut c = Client {
@@ -75,6 +81,8 @@ impl Server {
             token,
             epoch: String::new(),
             n: 0,
+            version,
+            frames: 0,
         };
         let welcome = c.next().await;
         assert_eq!(welcome["type"], "welcome");
@@ -101,6 +109,10 @@ pub struct Client {
     pub token: String,
     pub epoch: String,
     pub n: u32,
+    /// The protocol version it speaks (2: events in batches).
+    pub version: u32,
+    /// `event` and `events` messages received.
+    pub frames: u32,
 }
 
 impl Client {
@@ -122,8 +134,20 @@ impl Client {
                 Message::Text(t) => {
                     let v: Value = serde_json::from_str(&t).expect("server sends JSON");
                     if v["type"] == "event" {
+                        assert_eq!(self.version, 1, "a version-2 client gets batches: {v}");
                         let seq = v["seq"].as_u64().expect("seq");
                         self.seen.push(seq);
+                        self.frames += 1;
+                    }
+                    if v["type"] == "events" {
+                        assert!(self.version >= 2, "a version-1 client got a batch: {v}");
+                        let events = v["events"].as_array().expect("events");
+                        assert!(!events.is_empty(), "an empty batch");
+                        for e in events {
+                            assert!(e["event"].is_object(), "{e}");
+                            self.seen.push(e["seq"].as_u64().expect("seq"));
+                        }
+                        self.frames += 1;
                     }
                     return v;
                 }
@@ -136,7 +160,7 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, resume: Option<u64>) -> Value {
-        let mut msg = json!({"type": "subscribe", "v": 1, "sitting": "demo-2026-11"});
+        let mut msg = json!({"type": "subscribe", "v": self.version, "sitting": "demo-2026-11"});
         if let Some(n) = resume {
             msg["resume_from"] = json!(n);
             msg["epoch"] = json!(self.epoch);
@@ -146,7 +170,7 @@ impl Client {
             return Value::Null;
         }
         let mut snap = self.next().await;
-        while snap["type"] == "event" {
+        while snap["type"] == "event" || snap["type"] == "events" {
             // Events of an earlier subscription still on the way.
             snap = self.next().await;
         }
@@ -164,8 +188,10 @@ impl Client {
     }
 
     pub async fn command_with_id(&mut self, id: &str, command: Value) -> Value {
-        self.send(json!({"type": "command", "v": 1, "command_id": id, "command": command}))
-            .await;
+        self.send(
+            json!({"type": "command", "v": self.version, "command_id": id, "command": command}),
+        )
+        .await;
         loop {
             let m = self.next().await;
             if (m["type"] == "ack" || m["type"] == "error") && m["command_id"] == id {

@@ -6,7 +6,7 @@
 import { apply, emptyState } from "./state.js";
 
 const AUTH_KEY = "dh.auth";
-const PROTOCOL = 1;
+const PROTOCOL = 2;
 /// Silence after which the connection is taken for dead (the server pings every 15 s; we
 /// ask for a `pong` every 10 s).
 const PONG_TIMEOUT_MS = 8000;
@@ -330,15 +330,13 @@ export class Client {
         this.queueRender();
         break;
       case "event":
-        if (!this.synced || msg.seq <= this.seq) break;
-        if (msg.seq !== this.seq + 1 || !apply(this.state, msg.event)) {
-          this.resubscribe();
-          break;
+        this.applyEvent(msg);
+        break;
+      case "events":
+        // A commit's events in one message (version 2), each as an `event` would carry it.
+        for (const e of msg.events || []) {
+          if (!this.applyEvent({ type: "event", v: msg.v, ...e })) break;
         }
-        this.seq = msg.seq;
-        if (this.status !== "online") { this.backoff = 500; this.setStatus("online"); }
-        this.emit("event", msg);
-        this.queueRender();
         break;
       case "resync":
         this.synced = false;
@@ -379,6 +377,20 @@ export class Client {
   }
 
   /// A fresh snapshot instead of the events we have (a gap, or an event we cannot fold).
+  // Applies one event in order; false once the state had to be asked for again.
+  applyEvent(msg) {
+    if (!this.synced || msg.seq <= this.seq) return true;
+    if (msg.seq !== this.seq + 1 || !apply(this.state, msg.event)) {
+      this.resubscribe();
+      return false;
+    }
+    this.seq = msg.seq;
+    if (this.status !== "online") { this.backoff = 500; this.setStatus("online"); }
+    this.emit("event", msg);
+    this.queueRender();
+    return true;
+  }
+
   resubscribe() {
     this.synced = false;
     this.send({ type: "subscribe", v: PROTOCOL, sitting: this.sitting });

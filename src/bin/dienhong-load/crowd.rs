@@ -108,7 +108,7 @@ async fn follow_inner(
         let _ = sink.close().await;
     });
     let send = |v: Value| tx.send(v.to_string()).ok();
-    send(json!({"type": "subscribe", "v": 1, "sitting": args.sitting}));
+    send(json!({"type": "subscribe", "v": args.protocol, "sitting": args.sitting}));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut phase = String::new();
     let mut present = false;
@@ -144,21 +144,26 @@ async fn follow_inner(
                 present = st["present"].get(code).is_some();
                 open_vote = st["open_vote"].as_u64();
             }
-            Some("event") => {
-                let e = &v["event"];
-                match e["type"].as_str() {
-                    Some("sitting_opened") | Some("sitting_resumed") => phase = "open".into(),
-                    Some("sitting_suspended") => phase = "suspended".into(),
-                    Some("sitting_closed") => phase = "closed".into(),
-                    Some("checked_in") if e["deputy"] == code => present = true,
-                    Some("checked_out") if e["deputy"] == code => present = false,
-                    Some("vote_opened") => open_vote = e["vote"].as_u64(),
-                    Some("vote_closed") | Some("vote_voided")
-                        if e["vote"].as_u64().is_some_and(|x| voted.contains(&x)) =>
-                    {
-                        closed_votes += 1;
+            Some("event") | Some("events") => {
+                // One event (version 1), or a commit's events in order (version 2).
+                let one = [v.clone()];
+                let events = v["events"].as_array().map_or(&one[..], Vec::as_slice);
+                for entry in events {
+                    let e = &entry["event"];
+                    match e["type"].as_str() {
+                        Some("sitting_opened") | Some("sitting_resumed") => phase = "open".into(),
+                        Some("sitting_suspended") => phase = "suspended".into(),
+                        Some("sitting_closed") => phase = "closed".into(),
+                        Some("checked_in") if e["deputy"] == code => present = true,
+                        Some("checked_out") if e["deputy"] == code => present = false,
+                        Some("vote_opened") => open_vote = e["vote"].as_u64(),
+                        Some("vote_closed") | Some("vote_voided")
+                            if e["vote"].as_u64().is_some_and(|x| voted.contains(&x)) =>
+                        {
+                            closed_votes += 1;
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
             Some("ack") | Some("error") => {

@@ -69,6 +69,10 @@ struct Args {
     /// Crowd mode: stop after this many seconds in any case.
     #[arg(long, default_value_t = 300)]
     seconds: u64,
+    /// The protocol version the clients speak: 2 gets each commit's events in one message,
+    /// 1 one message per event (to measure the difference).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    protocol: u32,
 }
 
 fn now_ms() -> i64 {
@@ -135,7 +139,7 @@ impl Client {
         .with_context(|| format!("connect {}", self.code))?;
         let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-        let mut sub = json!({"type": "subscribe", "v": 1, "sitting": args.sitting});
+        let mut sub = json!({"type": "subscribe", "v": args.protocol, "sitting": args.sitting});
         {
             let seen = self.seen.lock().await;
             if resume {
@@ -166,9 +170,15 @@ impl Client {
                                     s.seqs.push(u64::MAX);
                                 }
                             }
-                            Some("event") => {
-                                if let Some(seq) = v["seq"].as_u64() { s.seqs.push(seq); }
-                                if let Some(at) = v["at"].as_i64() { s.fanout_ms.push(now_ms() - at); }
+                            Some("event") | Some("events") => {
+                                // One event (version 1), or a commit's events (version 2).
+                                let one = [v.clone()];
+                                let events = v["events"].as_array().map_or(&one[..], Vec::as_slice);
+                                let arrived = now_ms();
+                                for e in events {
+                                    if let Some(seq) = e["seq"].as_u64() { s.seqs.push(seq); }
+                                    if let Some(at) = e["at"].as_i64() { s.fanout_ms.push(arrived - at); }
+                                }
                             }
                             Some("ack") | Some("error") => {
                                 if let Some(id) = v["command_id"].as_str() {
