@@ -14,6 +14,7 @@
 //!   the sitting followed into forwarding, signalling for the WebSocket and WHIP/WHEP.
 //! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
 //! - [`demo`]: the synthetic demo sitting.
+//! - [`stages`]: where the control plane's time goes, per stage (`GET /healthz/stages`).
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
@@ -24,4 +25,5 @@ pub mod demo;
 pub mod media;
 pub mod server;
 pub mod sitting;
+pub mod stages;
 pub mod store;

@@ -15,6 +15,7 @@ use crate::auth::Claims;
 use crate::server::writer::{Committed, event_entry, event_message_of, events_frame};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
+use crate::stages::{self, Stage};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
 use futures_util::stream::{FuturesUnordered, SplitSink};
@@ -32,7 +33,8 @@ const LOG_PAGE: u32 = 1000;
 /// Most events in one `events` message sent from the log.
 const FRAME_EVENTS: usize = 250;
 
-type Pending = Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>)> + Send>>;
+/// A command submitted: its id, its outcome, and when the writer answered.
+type Pending = Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>, Instant)> + Send>>;
 
 /// Why the session ends.
 enum End {
@@ -191,8 +193,10 @@ impl Session {
                 biased;
                 _ = kicked.changed() => Err(End::Close(close_code::POLICY, "logged out")),
                 _ = &mut expiry => Err(End::Close(close_code::POLICY, "token expired")),
-                Some((command_id, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.answer(command_id, outcome).await
+                Some((command_id, outcome, answered)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    let sent = self.answer(command_id, outcome).await;
+                    stages::record(Stage::Ack, answered.elapsed());
+                    sent
                 }
                 batch = next_batch(&mut self.events) => self.on_batch(batch).await,
                 offer = next_offer(&mut self.media_offers) => self.on_offer(offer).await,
@@ -257,7 +261,10 @@ impl Session {
         if text.len() > self.limits.max_message_bytes {
             return Err(End::Close(close_code::SIZE, "message too large"));
         }
-        let msg: ClientMessage = match serde_json::from_str(text) {
+        let parsing = Instant::now();
+        let parsed = serde_json::from_str::<ClientMessage>(text);
+        stages::record(Stage::Parse, parsing.elapsed());
+        let msg: ClientMessage = match parsed {
             Ok(m) => m,
             Err(e) => {
                 let code = if e.is_data() {
@@ -341,11 +348,10 @@ impl Session {
                 }
                 let actor = self.claims.sub.clone();
                 self.in_flight.push(Box::pin(async move {
-                    let outcome = handle
-                        .submit_with_id(actor, Some(command_id.clone()), command)
-                        .await
-                        .map(|ack| ack.seq);
-                    (command_id, outcome)
+                    let (outcome, answered) = handle
+                        .submit_timed(actor, Some(command_id.clone()), command)
+                        .await;
+                    (command_id, outcome.map(|ack| ack.seq), answered)
                 }));
                 Ok(())
             }
@@ -735,11 +741,15 @@ impl Session {
                 }
                 if first == self.last_sent + 1 {
                     // The usual case: the whole commit, serialized once for everyone.
+                    stages::record(Stage::Fanout, batch.at.elapsed());
+                    let writing = Instant::now();
                     if !self.batched {
-                        return self.send_events(&batch.events).await;
+                        self.send_events(&batch.events).await?;
+                    } else {
+                        self.send_text(&batch.frame).await?;
+                        self.last_sent = last;
                     }
-                    self.send_text(&batch.frame).await?;
-                    self.last_sent = last;
+                    stages::record(Stage::Write, writing.elapsed());
                     return Ok(());
                 }
                 let rest: Vec<(u64, Arc<str>)> = batch

@@ -56,6 +56,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/healthz/media", get(media_health))
+        .route("/healthz/stages", get(stage_times))
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
         .route("/api/sittings/{id}/roster", get(roster))
@@ -86,6 +87,12 @@ async fn media_health(State(app): State<Arc<App>>) -> Response {
         .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media plane not running").into_response(),
     }
+}
+
+/// Where the control plane's time goes, per stage, since the server started
+/// ([`crate::stages`]): cumulative counts in fixed buckets, to be differenced by the reader.
+async fn stage_times() -> Response {
+    Json(serde_json::json!({ "stages": crate::stages::snapshot() })).into_response()
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {

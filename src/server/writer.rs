@@ -19,10 +19,11 @@
 
 use crate::control::protocol::{EventEntry, PROTOCOL_VERSION};
 use crate::sitting::{self, ActorId, Command, Event, Millis, Rejection, SittingId, SittingState};
+use crate::stages::{self, Stage};
 use crate::store::{Head, Recorded, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::summary::Summary;
@@ -53,6 +54,8 @@ pub enum SubmitError {
 /// Events made durable by one commit, in order, serialized once for every connection.
 #[derive(Debug, Clone)]
 pub struct Committed {
+    /// When it was made (to measure how long connections take to send it).
+    pub at: Instant,
     /// (sequence number, JSON text of the entry: `seq`, `at`, `actor`, `event`) of each
     /// chain event.
     pub entries: Vec<(u64, Arc<str>)>,
@@ -71,6 +74,7 @@ impl Committed {
             .collect();
         let frame = events_frame(entries.iter().map(|(_, e)| &**e));
         Committed {
+            at: Instant::now(),
             entries,
             events,
             frame,
@@ -94,7 +98,9 @@ enum Request {
         actor: ActorId,
         command_id: Option<String>,
         command: Box<Command>,
-        reply: oneshot::Sender<Result<Ack, SubmitError>>,
+        /// When it was submitted.
+        at: Instant,
+        reply: oneshot::Sender<Answer>,
     },
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
@@ -144,17 +150,33 @@ impl SittingHandle {
         command_id: Option<String>,
         command: Command,
     ) -> Result<Ack, SubmitError> {
+        self.submit_timed(actor, command_id, command).await.0
+    }
+
+    /// As [`SittingHandle::submit_with_id`], with when the writer answered (to measure what
+    /// the answer waits for afterwards).
+    pub async fn submit_timed(
+        &self,
+        actor: ActorId,
+        command_id: Option<String>,
+        command: Command,
+    ) -> (Result<Ack, SubmitError>, Instant) {
         let (reply, rx) = oneshot::channel();
-        self.tx
+        let sent = self
+            .tx
             .send(Request::Submit {
                 actor,
                 command_id,
                 command: Box::new(command),
+                at: Instant::now(),
                 reply,
             })
-            .await
-            .map_err(|_| SubmitError::Unavailable)?;
-        rx.await.map_err(|_| SubmitError::Unavailable)?
+            .await;
+        if sent.is_err() {
+            return (Err(SubmitError::Unavailable), Instant::now());
+        }
+        rx.await
+            .unwrap_or_else(|_| (Err(SubmitError::Unavailable), Instant::now()))
     }
 
     /// The state at the current head, taken in order with the commands.
@@ -384,8 +406,11 @@ struct Submission {
     actor: ActorId,
     command_id: Option<String>,
     command: Command,
-    reply: oneshot::Sender<Result<Ack, SubmitError>>,
+    reply: oneshot::Sender<Answer>,
 }
+
+/// What the writer answers a submission, and when it answered.
+type Answer = (Result<Ack, SubmitError>, Instant);
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut shutdown: watch::Receiver<bool>) {
@@ -433,7 +458,7 @@ impl Writer {
         rx.close();
         while let Ok(m) = rx.try_recv() {
             if let Request::Submit { reply, .. } = m {
-                let _ = reply.send(Err(SubmitError::Unavailable));
+                let _ = reply.send((Err(SubmitError::Unavailable), Instant::now()));
             }
         }
         tracing::info!(sitting = %self.id, seq = self.head.seq, "writer stopped");
@@ -453,13 +478,17 @@ impl Writer {
                 actor,
                 command_id,
                 command,
+                at,
                 reply,
-            } => batch.push(Submission {
-                actor,
-                command_id,
-                command: *command,
-                reply,
-            }),
+            } => {
+                stages::record(Stage::Queue, at.elapsed());
+                batch.push(Submission {
+                    actor,
+                    command_id,
+                    command: *command,
+                    reply,
+                })
+            }
         }
     }
 
@@ -504,6 +533,7 @@ impl Writer {
             Fresh(Result<Vec<Event>, Rejection>),
         }
         let now = self.now();
+        let deciding = Instant::now();
         let mut decided: Vec<(Submission, Decided)> = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<(ActorId, String), usize> = HashMap::new();
         for sub in batch {
@@ -541,10 +571,14 @@ impl Writer {
                 _ => None,
             })
             .collect();
+        stages::record(Stage::Decide, deciding.elapsed());
         let appended = if accepted.is_empty() {
             Ok((self.head, Vec::new()))
         } else {
-            self.store.append(&self.id, &self.head, &accepted).await
+            let committing = Instant::now();
+            let appended = self.store.append(&self.id, &self.head, &accepted).await;
+            stages::record(Stage::Commit, committing.elapsed());
+            appended
         };
         drop(accepted);
         match appended {
@@ -588,12 +622,17 @@ impl Writer {
                 // The answers first: an ack never waits behind the fan-out of its own
                 // commit (a client may see its ack before the events it caused).
                 for ((sub, _), outcome) in decided.into_iter().zip(outcomes) {
-                    let _ = sub.reply.send(outcome.map_err(SubmitError::Rejected));
+                    let _ = sub
+                        .reply
+                        .send((outcome.map_err(SubmitError::Rejected), Instant::now()));
                 }
                 if !committed.is_empty() {
                     self.summary
                         .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                    let _ = self.committed.send(Arc::new(Committed::of(committed)));
+                    let serializing = Instant::now();
+                    let commit = Committed::of(committed);
+                    stages::record(Stage::Serialize, serializing.elapsed());
+                    let _ = self.committed.send(Arc::new(commit));
                 }
                 true
             }
@@ -605,7 +644,7 @@ impl Writer {
                         Decided::Fresh(Err(r)) => Err(SubmitError::Rejected(r)),
                         _ => Err(SubmitError::Storage),
                     };
-                    let _ = sub.reply.send(reply);
+                    let _ = sub.reply.send((reply, Instant::now()));
                 }
                 match self.store.replay(&self.id).await {
                     Ok((state, head)) => {

@@ -94,6 +94,10 @@ struct Seen {
     /// Ack/error replies by command id: (type, seq or code).
     replies: HashMap<String, Value>,
     epoch: String,
+    /// When each event arrived, kept only where asked for (fan-out mode).
+    arrivals: Option<Vec<(u64, Instant)>>,
+    /// The last vote opened.
+    vote_opened: Option<u64>,
 }
 
 struct Client {
@@ -175,9 +179,14 @@ impl Client {
                                 let one = [v.clone()];
                                 let events = v["events"].as_array().map_or(&one[..], Vec::as_slice);
                                 let arrived = now_ms();
+                                let instant = Instant::now();
                                 for e in events {
-                                    if let Some(seq) = e["seq"].as_u64() { s.seqs.push(seq); }
+                                    if let Some(seq) = e["seq"].as_u64() {
+                                        s.seqs.push(seq);
+                                        if let Some(a) = s.arrivals.as_mut() { a.push((seq, instant)); }
+                                    }
                                     if let Some(at) = e["at"].as_i64() { s.fanout_ms.push(arrived - at); }
+                                    if e["event"]["type"] == "vote_opened" { s.vote_opened = e["event"]["vote"].as_u64(); }
                                 }
                             }
                             Some("ack") | Some("error") => {
@@ -233,6 +242,8 @@ impl Client {
 #[derive(Default)]
 struct Stats {
     ack: Vec<Duration>,
+    /// Acks of the named vote's ballots (cast all at once).
+    ballots: Vec<Duration>,
     errors: Vec<String>,
 }
 
@@ -241,6 +252,9 @@ impl Stats {
         match r {
             Ok((v, d)) => {
                 self.ack.push(d);
+                if what == "ballot" {
+                    self.ballots.push(d);
+                }
                 if expect_ok && v["type"] != "ack" {
                     self.errors.push(format!("{what}: {v}"));
                 }
@@ -411,6 +425,7 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
             .await,
         true,
     );
+    let stages_before = stage_counts(args).await;
     for r in run_all(&deputies, |c| async move {
         c.command(json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}))
             .await
@@ -427,13 +442,18 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
     {
         st.record("changed ballot", r, true);
     }
-    st.record(
-        "close",
-        chair
-            .command(json!({"command": "close_vote", "vote": 1}))
-            .await,
-        true,
-    );
+    let close = chair
+        .command(json!({"command": "close_vote", "vote": 1}))
+        .await;
+    let closed = close
+        .as_ref()
+        .ok()
+        .and_then(|(v, _)| v["seq"].as_u64())
+        .unwrap_or(0);
+    st.record("close", close, true);
+    // The vote's events reach every connection, then the server's stage times are read.
+    wait_all_seen(&arcs, closed).await?;
+    let stages_after = stage_counts(args).await;
     st.record(
         "open_secret",
         chair
@@ -540,6 +560,19 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
         ms(pct(&mut ack, 0.99)),
         ms(pct(&mut ack, 1.0))
     )?;
+    let mut ballots = st.ballots.clone();
+    writeln!(
+        out,
+        "named vote, {} ballots at once (protocol {}), ack ms: p50 {:.2} p99 {:.2} max {:.2}",
+        ballots.len(),
+        args.protocol,
+        ms(pct(&mut ballots, 0.5)),
+        ms(pct(&mut ballots, 0.99)),
+        ms(pct(&mut ballots, 1.0))
+    )?;
+    for line in stage_report(stages_before.as_ref(), stages_after.as_ref()) {
+        writeln!(out, "  {line}")?;
+    }
     writeln!(
         out,
         "fan-out latency ms (commit to arrival, {} deliveries): p50 {} p99 {} max {}",
@@ -560,6 +593,74 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
         writeln!(out, "error: {e}")?;
     }
     Ok(lost == 0 && dup == 0 && st.errors.is_empty() && refused_resume == 0)
+}
+
+/// The server's cumulative stage times (`GET /healthz/stages`), if it serves them.
+async fn stage_counts(args: &Args) -> Option<Value> {
+    reqwest::get(format!("{}/healthz/stages", args.url))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Per stage, what happened between two readings of the server's stage times: count and
+/// p50 / p99 / max (the lower bounds of the server's buckets, within 25 %).
+fn stage_report(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+    let (Some(before), Some(after)) = (before, after) else {
+        return vec!["(the server serves no stage times)".into()];
+    };
+    let buckets = |v: &Value, stage: &str| -> HashMap<u64, u64> {
+        v["stages"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["stage"] == stage))
+            .and_then(|s| s["buckets"].as_array())
+            .map(|b| {
+                b.iter()
+                    .filter_map(|p| Some((p[0].as_u64()?, p[1].as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let floor_ms = |b: u64| 2f64.powi((b / 4) as i32) * (1.0 + (b % 4) as f64 / 4.0) / 1e3;
+    let mut lines = vec!["server stage times (ms) in the vote: count, p50, p99, max".to_owned()];
+    for stage in after["stages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["stage"].as_str())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        let old = buckets(before, stage);
+        let mut delta: Vec<(u64, u64)> = buckets(after, stage)
+            .into_iter()
+            .map(|(b, n)| (b, n - old.get(&b).copied().unwrap_or(0).min(n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        delta.sort_unstable();
+        let count: u64 = delta.iter().map(|(_, n)| n).sum();
+        let at = |p: f64| {
+            let want = ((count as f64) * p).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            delta
+                .iter()
+                .find(|(_, n)| {
+                    seen += n;
+                    seen >= want
+                })
+                .map_or(0.0, |(b, _)| floor_ms(*b))
+        };
+        lines.push(format!(
+            "{stage:<9} {count:>8}  {:>9.3} {:>9.3} {:>9.3}",
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        ));
+    }
+    lines
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -595,7 +696,7 @@ pub(crate) async fn open_phase(args: &Args) -> Result<String> {
 }
 
 async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
-    open_phase(args).await?;
+    let phase = open_phase(args).await?;
     let http = reqwest::Client::new();
     let token = login(&http, args, "OBSERVER").await?;
     let chair_token = login(&http, args, "CHAIR").await?;
@@ -606,7 +707,10 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
         let mut c = Client {
             code: format!("F{i}"),
             token: token.clone(),
-            seen: Arc::default(),
+            seen: Arc::new(Mutex::new(Seen {
+                arrivals: Some(Vec::new()),
+                ..Seen::default()
+            })),
             tx: None,
             task: None,
             n: AtomicU64::new(0),
@@ -655,10 +759,14 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
     for c in &arcs {
         fanout.extend(c.seen.lock().await.fanout_ms.iter().copied());
     }
+    // A vote's result on every screen: from the chair sending `close_vote` to the arrival of
+    // `vote_closed` at each connection.
+    let result = vote_result_times(&chair, &arcs, &phase).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "connections: {n} (connected and subscribed in {connect_secs:.1} s)"
+        "connections: {n} (connected and subscribed in {connect_secs:.1} s), protocol {}",
+        args.protocol
     )?;
     writeln!(
         out,
@@ -669,6 +777,15 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
         pct(&mut fanout, 0.99).unwrap_or(0),
         pct(&mut fanout, 1.0).unwrap_or(0)
     )?;
+    let mut result_ms: Vec<u64> = result.iter().map(|d| d.as_millis() as u64).collect();
+    writeln!(
+        out,
+        "close_vote to the result on all {} connections, ms: p50 {} p99 {} max {}",
+        result_ms.len(),
+        pct(&mut result_ms, 0.5).unwrap_or(0),
+        pct(&mut result_ms, 0.99).unwrap_or(0),
+        pct(&mut result_ms, 1.0).unwrap_or(0)
+    )?;
     if let (Some(b), Some(a)) = (rss_before, rss_after) {
         writeln!(
             out,
@@ -676,18 +793,77 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
             (a.saturating_sub(b)) as f64 / n as f64
         )?;
     }
-    let complete = fanout.len() == n * args.events;
+    let complete = fanout.len() == n * args.events && result.len() == n;
     if !complete {
         writeln!(
             out,
-            "incomplete: {} of {} deliveries arrived",
+            "incomplete: {} of {} deliveries arrived, the result at {} of {n} connections",
             fanout.len(),
-            n * args.events
+            n * args.events,
+            result.len()
         )?;
     }
     Ok(complete)
 }
 
+/// Opens the sitting if it is not, opens a named vote and closes it; returns, for each
+/// follower, the time from sending `close_vote` to the arrival of its `vote_closed`.
+async fn vote_result_times(
+    chair: &Client,
+    followers: &[Arc<Client>],
+    phase: &str,
+) -> Result<Vec<Duration>> {
+    let must = |what: &str, r: &Value| -> Result<u64> {
+        if r["type"] != "ack" {
+            bail!(
+                "the chair's {what} was refused ({}: {})",
+                r["code"],
+                r["message"]
+            );
+        }
+        r["seq"].as_u64().context("an ack without seq")
+    };
+    if phase != "open" {
+        let (r, _) = chair.command(json!({"command": "open_sitting"})).await?;
+        must("open_sitting", &r)?;
+    }
+    let (r, _) = chair
+        .command(json!({"command": "open_vote", "question": "Đo thời gian kết quả", "method": "named", "rule": null, "window_secs": 600, "allow_change": true, "rerun_of": null}))
+        .await?;
+    let opened = must("open_vote", &r)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chair.last_seq().await < opened {
+        if Instant::now() > deadline {
+            bail!("the chair did not see its vote open");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let vote = chair
+        .seen
+        .lock()
+        .await
+        .vote_opened
+        .context("the chair did not see its vote open")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = Instant::now();
+    let (r, _) = chair
+        .command(json!({"command": "close_vote", "vote": vote}))
+        .await?;
+    let closed = must("close_vote", &r)?;
+    wait_all_seen(followers, closed).await?;
+    let mut times = Vec::with_capacity(followers.len());
+    for c in followers {
+        let s = c.seen.lock().await;
+        if let Some(at) = s
+            .arrivals
+            .as_ref()
+            .and_then(|a| a.iter().find(|(seq, _)| *seq == closed))
+        {
+            times.push(at.1.saturating_duration_since(sent));
+        }
+    }
+    Ok(times)
+}
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
