@@ -226,3 +226,24 @@ fn a_bandwidth_drop_moves_a_display_to_a_lower_layer_and_it_keeps_the_picture() 
         "{windows:?}"
     );
 }
+
+#[test]
+fn a_publisher_is_connected_as_soon_as_its_checks_succeed_not_on_the_next_ice_round() {
+    // 1 ms each way. The SFU answers the publisher's offer, so it starts DTLS: it used to
+    // wait for its ICE agent's next 200 ms round after the checks had succeeded.
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    let start = net.now;
+    let hall = net.publisher("HALL", Kind::Chamber);
+    let path = Link {
+        delay: Duration::from_millis(1),
+        ..Link::default()
+    };
+    net.set_up(hall, path);
+    net.set_down(hall, path);
+    net.connect_all(secs(5));
+    let took = net.now - start;
+    assert!(
+        took < Duration::from_millis(100),
+        "connected after {took:?}"
+    );
+}
