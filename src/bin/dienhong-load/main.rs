@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -80,6 +81,41 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// What the tool reads of a server message: only what it measures. The events' bodies and
+/// the snapshot's state are skipped, not built, so that the tool's own parsing (on the
+/// same cores as the server) takes as little as it can from what is measured.
+#[derive(serde::Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    seq: Option<u64>,
+    at: Option<i64>,
+    #[serde(borrow)]
+    epoch: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    command_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    events: Option<Vec<Entry<'a>>>,
+    #[serde(borrow)]
+    event: Option<EventHead<'a>>,
+}
+
+/// One event: its number, its commit time and its type.
+#[derive(serde::Deserialize)]
+struct Entry<'a> {
+    seq: u64,
+    at: i64,
+    #[serde(borrow)]
+    event: EventHead<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    vote: Option<u64>,
 }
 
 /// What one client connection saw.
@@ -163,35 +199,31 @@ impl Client {
                     msg = stream.next() => {
                         let Some(Ok(msg)) = msg else { break };
                         let Message::Text(t) = msg else { continue };
-                        let Ok(v) = serde_json::from_str::<Value>(&t) else { continue };
+                        let (arrived, instant) = (now_ms(), Instant::now());
+                        let Ok(m) = serde_json::from_str::<Incoming<'_>>(&t) else { continue };
                         let mut s = seen.lock().await;
-                        match v["type"].as_str() {
-                            Some("snapshot") => {
-                                s.start = v["seq"].as_u64();
-                                s.epoch = v["epoch"].as_str().unwrap_or_default().to_owned();
+                        match m.kind.as_ref() {
+                            "snapshot" => {
+                                s.start = m.seq;
+                                s.epoch = m.epoch.map(|e| e.into_owned()).unwrap_or_default();
                                 if !s.seqs.is_empty() {
                                     // A snapshot after a resume request means the resume was refused.
                                     s.seqs.push(u64::MAX);
                                 }
                             }
-                            Some("event") | Some("events") => {
+                            "event" | "events" => {
                                 // One event (version 1), or a commit's events (version 2).
-                                let one = [v.clone()];
-                                let events = v["events"].as_array().map_or(&one[..], Vec::as_slice);
-                                let arrived = now_ms();
-                                let instant = Instant::now();
-                                for e in events {
-                                    if let Some(seq) = e["seq"].as_u64() {
-                                        s.seqs.push(seq);
-                                        if let Some(a) = s.arrivals.as_mut() { a.push((seq, instant)); }
-                                    }
-                                    if let Some(at) = e["at"].as_i64() { s.fanout_ms.push(arrived - at); }
-                                    if e["event"]["type"] == "vote_opened" { s.vote_opened = e["event"]["vote"].as_u64(); }
+                                let one = m.seq.zip(m.at).zip(m.event).map(|((seq, at), event)| Entry { seq, at, event });
+                                for e in m.events.unwrap_or_default().into_iter().chain(one) {
+                                    s.seqs.push(e.seq);
+                                    if let Some(a) = s.arrivals.as_mut() { a.push((e.seq, instant)); }
+                                    s.fanout_ms.push(arrived - e.at);
+                                    if e.event.kind == "vote_opened" { s.vote_opened = e.event.vote; }
                                 }
                             }
-                            Some("ack") | Some("error") => {
-                                if let Some(id) = v["command_id"].as_str() {
-                                    s.replies.insert(id.to_owned(), v.clone());
+                            "ack" | "error" => {
+                                if let (Some(id), Ok(v)) = (m.command_id, serde_json::from_str::<Value>(&t)) {
+                                    s.replies.insert(id.into_owned(), v);
                                 }
                             }
                             _ => {}
@@ -826,6 +858,13 @@ async fn vote_result_times(
     if phase != "open" {
         let (r, _) = chair.command(json!({"command": "open_sitting"})).await?;
         must("open_sitting", &r)?;
+    }
+    // A vote is taken on an agenda item (the one the sitting is on may already be it).
+    let (r, _) = chair
+        .command(json!({"command": "set_current_item", "item": 1}))
+        .await?;
+    if r["type"] != "ack" {
+        tracing::info!(reply = %r, "the current item was not moved");
     }
     let (r, _) = chair
         .command(json!({"command": "open_vote", "question": "Đo thời gian kết quả", "method": "named", "rule": null, "window_secs": 600, "allow_change": true, "rerun_of": null}))
