@@ -602,7 +602,7 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
         ms(pct(&mut ballots, 0.99)),
         ms(pct(&mut ballots, 1.0))
     )?;
-    for line in stage_report(stages_before.as_ref(), stages_after.as_ref()) {
+    for line in stage_report(stages_before.as_ref(), stages_after.as_ref(), "the vote") {
         writeln!(out, "  {line}")?;
     }
     writeln!(
@@ -639,7 +639,7 @@ async fn stage_counts(args: &Args) -> Option<Value> {
 
 /// Per stage, what happened between two readings of the server's stage times: count and
 /// p50 / p99 / max (the lower bounds of the server's buckets, within 25 %).
-fn stage_report(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
+fn stage_report(before: Option<&Value>, after: Option<&Value>, during: &str) -> Vec<String> {
     let (Some(before), Some(after)) = (before, after) else {
         return vec!["(the server serves no stage times)".into()];
     };
@@ -656,7 +656,9 @@ fn stage_report(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
             .unwrap_or_default()
     };
     let floor_ms = |b: u64| 2f64.powi((b / 4) as i32) * (1.0 + (b % 4) as f64 / 4.0) / 1e3;
-    let mut lines = vec!["server stage times (ms) in the vote: count, p50, p99, max".to_owned()];
+    let mut lines = vec![format!(
+        "server stage times (ms) in {during}: count, p50, p99, max"
+    )];
     for stage in after["stages"]
         .as_array()
         .map(|a| {
@@ -770,6 +772,7 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
         n: AtomicU64::new(0),
     };
     chair.connect(args, false).await?;
+    let stages_before = stage_counts(args).await;
     let mut last = 0;
     for i in 0..args.events {
         let (r, _) = chair
@@ -787,6 +790,7 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
     }
     let arcs: Vec<Arc<Client>> = followers.into_iter().map(Arc::new).collect();
     wait_all_seen(&arcs, last).await?;
+    let stages_after = stage_counts(args).await;
     let mut fanout = Vec::new();
     for c in &arcs {
         fanout.extend(c.seen.lock().await.fanout_ms.iter().copied());
@@ -809,6 +813,13 @@ async fn fanout_mode(args: &Args, n: usize) -> Result<bool> {
         pct(&mut fanout, 0.99).unwrap_or(0),
         pct(&mut fanout, 1.0).unwrap_or(0)
     )?;
+    for line in stage_report(
+        stages_before.as_ref(),
+        stages_after.as_ref(),
+        "the fan-out of the events",
+    ) {
+        writeln!(out, "  {line}")?;
+    }
     let mut result_ms: Vec<u64> = result.iter().map(|d| d.as_millis() as u64).collect();
     writeln!(
         out,
