@@ -185,10 +185,11 @@ impl Session {
         ping.tick().await;
         let expiry = tokio::time::sleep(expires_in);
         tokio::pin!(expiry);
-        let mut last_seen = Instant::now();
+        // One idle timer for the whole connection, moved on when the client is heard from,
+        // rather than a new one each time round the loop.
+        let idle = tokio::time::sleep(self.limits.idle_timeout);
+        tokio::pin!(idle);
         loop {
-            let idle_deadline =
-                tokio::time::Instant::from_std(last_seen + self.limits.idle_timeout);
             let step = tokio::select! {
                 biased;
                 _ = kicked.changed() => Err(End::Close(close_code::POLICY, "logged out")),
@@ -202,7 +203,7 @@ impl Session {
                 offer = next_offer(&mut self.media_offers) => self.on_offer(offer).await,
                 levels = next_levels(&mut self.media_levels) => self.on_levels(levels).await,
                 incoming = stream.next() => {
-                    last_seen = Instant::now();
+                    idle.as_mut().reset(tokio::time::Instant::now() + self.limits.idle_timeout);
                     match incoming {
                         None => Err(End::Gone),
                         Some(Err(e)) => Err(classify_transport_error(&e)),
@@ -215,7 +216,7 @@ impl Session {
                     }
                 }
                 _ = ping.tick() => self.send_raw(Message::Ping(Default::default())).await,
-                _ = tokio::time::sleep_until(idle_deadline) => {
+                _ = &mut idle => {
                     Err(End::Close(close_code::AWAY, "idle timeout"))
                 }
             };
