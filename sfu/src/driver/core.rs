@@ -5,6 +5,7 @@
 //! network in the tests). This file keeps the legs' table and life cycle, commands and
 //! input and output; signalling is in `signal`, forwarding in `fanout`.
 
+use super::engine;
 use super::legs::{Leg, LegKind, MAX_REMOTE_CANDIDATES};
 use super::meter::Meter;
 use super::port::{Lane, SEND_BATCH};
@@ -15,9 +16,7 @@ use bytes::BytesMut;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit,
-};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
@@ -122,23 +121,7 @@ impl Core {
         pc: &mut RTCPeerConnection,
         lane: Lane,
     ) -> Result<(), DriverError> {
-        let advertised = self.advertised[lane.index()];
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: advertised.ip().to_string(),
-                port: advertised.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .map_err(rtc_err)?;
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
-            .map_err(rtc_err)?;
-        pc.add_local_candidate(init).map_err(rtc_err)
+        engine::add_host_candidate(pc, self.advertised[lane.index()])
     }
 
     pub(super) fn join(&mut self, who: &ParticipantId, kind: Kind, presiding: bool) {
@@ -184,17 +167,21 @@ impl Core {
         idx
     }
 
+    /// The live leg `leg`.
+    pub(super) fn leg_mut(&mut self, leg: LegId) -> Result<&mut Leg, DriverError> {
+        let i = self.index_of(leg)?;
+        self.legs
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or(DriverError::NoSuchPeer)
+    }
+
     pub(super) fn add_candidate(
         &mut self,
         leg: LegId,
         candidate: String,
     ) -> Result<(), DriverError> {
-        let i = self.index_of(leg)?;
-        let l = self
-            .legs
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .ok_or(DriverError::NoSuchPeer)?;
+        let l = self.leg_mut(leg)?;
         if candidate.trim().is_empty() {
             return Ok(());
         }
@@ -219,12 +206,10 @@ impl Core {
         self.close_index(i)
     }
 
-    pub(super) fn close_index(&mut self, i: usize) -> Result<(), DriverError> {
-        let mut l = self
-            .legs
-            .get_mut(i)
-            .and_then(Option::take)
-            .ok_or(DriverError::NoSuchPeer)?;
+    /// Takes the leg at `i` out of the table: closed (its goodbye sent), its slot free,
+    /// nothing left pointing at it, no longer load to come.
+    fn take_leg(&mut self, i: usize) -> Option<Leg> {
+        let mut l = self.legs.get_mut(i).and_then(Option::take)?;
         let _ = l.pc.close();
         self.flush_closed(&mut l);
         self.free.push(i);
@@ -233,8 +218,13 @@ impl Core {
         self.connected.retain(|c| *c != i);
         self.by_addr.retain(|_, v| *v != i);
         self.by_ufrag.retain(|_, v| *v != i);
-        let now = self.now_ms();
         self.meter.release(l.id.0);
+        Some(l)
+    }
+
+    pub(super) fn close_index(&mut self, i: usize) -> Result<(), DriverError> {
+        let l = self.take_leg(i).ok_or(DriverError::NoSuchPeer)?;
+        let now = self.now_ms();
         if let LegKind::Publisher { audio, video, .. } = l.kind {
             for t in [audio, video].into_iter().flatten() {
                 let a = self.router.unpublish(t, now);
@@ -258,17 +248,7 @@ impl Core {
     pub(super) fn leave(&mut self, who: &ParticipantId) {
         for i in 0..self.legs.len() {
             if self.legs[i].as_ref().is_some_and(|l| &l.owner == who) {
-                if let Some(mut l) = self.legs[i].take() {
-                    self.meter.release(l.id.0);
-                    let _ = l.pc.close();
-                    self.flush_closed(&mut l);
-                    self.free.push(i);
-                    self.ids.remove(&l.id);
-                    self.failed.retain(|f| *f != i);
-                    self.connected.retain(|c| *c != i);
-                }
-                self.by_addr.retain(|_, v| *v != i);
-                self.by_ufrag.retain(|_, v| *v != i);
+                self.take_leg(i);
             }
         }
         self.joined.remove(who);

@@ -9,6 +9,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -103,6 +104,29 @@ pub fn publishing_media_engine() -> Result<MediaEngine, DriverError> {
         .map_err(rtc_err)?;
     }
     Ok(m)
+}
+
+/// Adds to `pc` its one local candidate: a UDP host candidate at `addr`.
+pub(super) fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    addr: std::net::SocketAddr,
+) -> Result<(), DriverError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(rtc_err)?;
+    let init = RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(rtc_err)?;
+    pc.add_local_candidate(init).map_err(rtc_err)
 }
 
 /// Time between two rounds of the ICE agent's connectivity checks while it connects, and

@@ -536,14 +536,9 @@ impl Core {
         leg: LegId,
         answer: RTCSessionDescription,
     ) -> Result<(), DriverError> {
-        let i = self.index_of(leg)?;
-        let l = self
-            .legs
-            .get_mut(i)
-            .and_then(Option::as_mut)
-            .ok_or(DriverError::NoSuchPeer)?;
-        l.pc.set_remote_description(self.now, answer)
-            .map_err(rtc_err)?;
+        let now = self.now;
+        let l = self.leg_mut(leg)?;
+        l.pc.set_remote_description(now, answer).map_err(rtc_err)?;
         let mut again = false;
         if let LegKind::Subscriber {
             awaiting_answer,

@@ -8,7 +8,7 @@
 //! 5 ms and reports to the core the busy time a test imposes (to drive the load governor).
 
 use super::core::{Core, Wire};
-use super::engine::{codec, media_engine};
+use super::engine::{add_host_candidate, codec, media_engine};
 use super::meter::Meter;
 use super::port::Lane;
 use super::{Cmd, LegEvent, LegId, RTCSessionDescription};
@@ -23,7 +23,6 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -281,23 +280,7 @@ impl Net {
             )
             .build(self.now)
             .unwrap_or_else(|e| panic!("{e}"));
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap_or_else(|e| panic!("{e}"));
-        let init = RTCIceCandidate::from(&candidate)
-            .to_json()
-            .unwrap_or_else(|e| panic!("{e}"));
-        pc.add_local_candidate(init)
-            .unwrap_or_else(|e| panic!("{e}"));
+        add_host_candidate(&mut pc, addr).unwrap_or_else(|e| panic!("{e}"));
         pc
     }
 
