@@ -209,6 +209,7 @@ async fn through_writer(f: &mut Fixture) -> Vec<Duration> {
             tick: Duration::from_secs(3600),
             fanout_buffer: 1024,
         },
+        None,
         stop_rx,
     )
     .await

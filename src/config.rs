@@ -54,6 +54,41 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Grace period on shutdown, in seconds.
     pub shutdown_grace_secs: u64,
+    /// PEM certificate chain for TLS; empty for plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS; empty for plain HTTP.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// A TLS proxy terminates connections in front of this server, so plain HTTP on a
+    /// non-loopback address is allowed.
+    #[serde(default)]
+    pub behind_tls_proxy: bool,
+}
+
+impl ServerConfig {
+    /// The certificate and key files, when TLS is configured.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        fn set(p: &Option<PathBuf>) -> Option<&Path> {
+            p.as_deref().filter(|p| !p.as_os_str().is_empty())
+        }
+        set(&self.tls_cert).zip(set(&self.tls_key))
+    }
+
+    /// Refuses plain HTTP on an address other machines reach, unless a TLS proxy is in front
+    /// or this is the demo: tokens, passwords and ballots must not cross a network in clear.
+    pub fn check_transport(&self, demo: bool) -> Result<(), ConfigError> {
+        if self.tls_files().is_some() || self.behind_tls_proxy || demo {
+            return Ok(());
+        }
+        if self.listen.ip().is_loopback() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "refusing plain HTTP on {}, which other machines can reach: set server.tls_cert and server.tls_key, or server.behind_tls_proxy = true when a TLS proxy is in front",
+            self.listen
+        )))
+    }
 }
 
 /// Database settings.
@@ -112,6 +147,8 @@ pub struct ControlConfig {
     pub max_resume_gap: u64,
     /// Concurrent password checks.
     pub login_concurrency: usize,
+    /// Lifetime of a WebSocket ticket, seconds.
+    pub ws_ticket_secs: u64,
 }
 
 /// Media plane (SFU) settings.
@@ -241,6 +278,19 @@ pub struct Config {
     /// Delegations.
     #[serde(default)]
     pub delegations: DelegationsConfig,
+    /// The record's integrity.
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+/// Integrity of the record.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// The checkpoint signing key (ed25519, PKCS#8); empty: beside the SQLite file, or
+    /// `dienhong-checkpoint.key` in the working directory for PostgreSQL.
+    #[serde(default)]
+    pub checkpoint_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -305,6 +355,18 @@ impl Config {
                 "control: token_ttl_secs >= 60, max_in_flight and login_concurrency > 0".into(),
             ));
         }
+        if c.ws_ticket_secs == 0 || c.ws_ticket_secs > 300 {
+            return Err(ConfigError::Invalid(
+                "control.ws_ticket_secs must be 1 to 300".into(),
+            ));
+        }
+        let s = &self.server;
+        let empty = |p: &Option<PathBuf>| p.as_ref().is_none_or(|p| p.as_os_str().is_empty());
+        if empty(&s.tls_cert) != empty(&s.tls_key) {
+            return Err(ConfigError::Invalid(
+                "server.tls_cert and server.tls_key go together: set both or neither".into(),
+            ));
+        }
         let m = &self.media;
         m.public_ip()?;
         if m.udp_port_min > m.udp_port_max {
@@ -348,6 +410,30 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Where the checkpoint signing key is kept: `trust.checkpoint_key`, or by default a file
+    /// beside the SQLite database (`<db>-checkpoint.key`), or `dienhong-checkpoint.key` in
+    /// the working directory for PostgreSQL.
+    pub fn checkpoint_key_path(&self) -> PathBuf {
+        if let Some(p) = self
+            .trust
+            .checkpoint_key
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            return p.clone();
+        }
+        let url = self.database.url.as_str();
+        let file = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .filter(|f| !f.is_empty() && !f.contains(":memory:"));
+        match file {
+            Some(f) => PathBuf::from(format!("{f}-checkpoint.key")),
+            None => PathBuf::from("dienhong-checkpoint.key"),
+        }
     }
 
     /// The delegations: the chamber, then the configured list (or the embedded 63).
@@ -463,6 +549,74 @@ pub fn parse_roster(text: &str) -> Result<Vec<crate::sitting::Actor>, ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_with_env(
+            None,
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn plain_http_is_refused_on_a_reachable_address_unless_tls_a_proxy_or_the_demo() {
+        let loopback = with_env(&[]).expect("defaults");
+        assert!(loopback.server.check_transport(false).is_ok());
+        let open = with_env(&[("DIENHONG__SERVER__LISTEN", "0.0.0.0:8080")]).expect("config");
+        let err = open.server.check_transport(false).expect_err("refused");
+        assert!(err.to_string().contains("tls_cert"), "{err}");
+        assert!(open.server.check_transport(true).is_ok(), "the demo may");
+        let proxied = with_env(&[
+            ("DIENHONG__SERVER__LISTEN", "10.0.0.5:8080"),
+            ("DIENHONG__SERVER__BEHIND_TLS_PROXY", "true"),
+        ])
+        .expect("config");
+        assert!(proxied.server.check_transport(false).is_ok());
+        let tls = with_env(&[
+            ("DIENHONG__SERVER__LISTEN", "[::]:8443"),
+            ("DIENHONG__SERVER__TLS_CERT", "/etc/dienhong/cert.pem"),
+            ("DIENHONG__SERVER__TLS_KEY", "/etc/dienhong/key.pem"),
+        ])
+        .expect("config");
+        assert!(tls.server.tls_files().is_some());
+        assert!(tls.server.check_transport(false).is_ok());
+    }
+
+    #[test]
+    fn the_checkpoint_key_lives_beside_the_sqlite_file_unless_configured() {
+        let at = |url: &str, key: Option<&str>| {
+            let mut env = vec![("DIENHONG__DATABASE__URL", url)];
+            if let Some(k) = key {
+                env.push(("DIENHONG__TRUST__CHECKPOINT_KEY", k));
+            }
+            with_env(&env).expect("config").checkpoint_key_path()
+        };
+        assert_eq!(
+            at("sqlite:/var/lib/dienhong/d.db", None),
+            PathBuf::from("/var/lib/dienhong/d.db-checkpoint.key")
+        );
+        assert_eq!(
+            at("sqlite:///tmp/x.sqlite?mode=rwc", None),
+            PathBuf::from("/tmp/x.sqlite-checkpoint.key")
+        );
+        assert_eq!(
+            at("postgres://db/dienhong", None),
+            PathBuf::from("dienhong-checkpoint.key")
+        );
+        assert_eq!(
+            at("postgres://db/dienhong", Some("/etc/dienhong/cp.key")),
+            PathBuf::from("/etc/dienhong/cp.key")
+        );
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_a_configuration_error() {
+        let err = with_env(&[("DIENHONG__SERVER__TLS_CERT", "/etc/dienhong/cert.pem")])
+            .expect_err("refused");
+        assert!(err.to_string().contains("go together"), "{err}");
+        assert!(with_env(&[("DIENHONG__CONTROL__WS_TICKET_SECS", "0")]).is_err());
+    }
 
     #[test]
     fn embedded_defaults_load_and_list_the_chamber_and_63_delegations() {

@@ -8,20 +8,24 @@
 //!   by URL): append in one transaction, replay at start, verify the chain.
 //! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
 //!   routes, graceful shutdown.
-//! - [`auth`]: argon2 passwords, signed bearer tokens, logout.
+//! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets.
+//! - [`checkpoint`]: ed25519-signed checkpoints of a log's head, and judging a log against one.
 //! - [`control`]: the WebSocket protocol and one session task per connection.
 //! - [`media`]: the glue to the SFU (`dienhong-sfu`): roles to participants, the floor of
 //!   the sitting followed into forwarding, signalling for the WebSocket and WHIP/WHEP.
 //! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
 //! - [`demo`]: the synthetic demo sitting.
+//! - [`devcert`]: development certificates for trying the server over HTTPS on a LAN.
 //! - [`stages`]: where the control plane's time goes, per stage (`GET /healthz/stages`).
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
 pub mod auth;
+pub mod checkpoint;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod devcert;
 pub mod media;
 pub mod server;
 pub mod sitting;

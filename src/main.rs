@@ -1,4 +1,5 @@
-//! The `dienhong` command: `serve`, `demo` (serve with the demo sitting seeded) and `verify`.
+//! The `dienhong` command: `serve`, `demo` (serve with the demo sitting seeded), `verify`,
+//! `passwd`, `create-sitting` and `dev-cert`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -45,6 +46,24 @@ enum Cmd {
         /// Database URL (overrides database.url).
         #[arg(long)]
         database: Option<String>,
+        /// Serve HTTPS for the machines of the local network with a development certificate
+        /// (made in --cert-dir by `dev-cert` unless there): listens on 0.0.0.0:8443 unless
+        /// --listen says otherwise, and media on this machine's network address.
+        #[arg(long)]
+        tls: bool,
+        /// Where the development certificate is kept.
+        #[arg(long, default_value = ".")]
+        cert_dir: PathBuf,
+    },
+    /// Write a development certificate authority (dev-ca.pem) and a server certificate
+    /// signed by it (dev-cert.pem, dev-key.pem) for this machine's names and addresses.
+    DevCert {
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// A further host name or address the certificate must be valid for (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
     },
     /// Create a sitting from a roster file and an agenda file (the server loads it at start).
     CreateSitting {
@@ -73,6 +92,7 @@ enum Cmd {
         database: Option<String>,
     },
     /// Walk every sitting's hash chain; print `ok N events` or the first broken sequence number.
+    /// With --checkpoint, also check the log against signed checkpoints kept elsewhere.
     Verify {
         /// Database URL (overrides database.url).
         #[arg(long)]
@@ -80,6 +100,13 @@ enum Cmd {
         /// Only this sitting.
         #[arg(long)]
         sitting: Option<String>,
+        /// A file with one checkpoint or a list of them (as `GET
+        /// /api/sittings/{id}/checkpoints` gives): the log must still hold each head.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The signing key the checkpoints must carry (base64 ed25519, as printed at start).
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
     },
 }
 
@@ -112,8 +139,28 @@ fn main() -> ExitCode {
                 listen,
                 database,
             } => serve(config, demo, listen, database).await,
-            Cmd::Demo { listen, database } => serve(config, true, listen, database).await,
-            Cmd::Verify { database, sitting } => verify(config, database, sitting).await,
+            Cmd::Demo {
+                listen,
+                database,
+                tls,
+                cert_dir,
+            } => {
+                if tls {
+                    demo_tls(config, listen, database, &cert_dir).await
+                } else {
+                    serve(config, true, listen, database).await
+                }
+            }
+            Cmd::DevCert { out, names } => dev_cert(&out, &names),
+            Cmd::Verify {
+                database,
+                sitting,
+                checkpoint: Some(file),
+                public_key,
+            } => verify_checkpoints(config, database, sitting, &file, public_key).await,
+            Cmd::Verify {
+                database, sitting, ..
+            } => verify(config, database, sitting).await,
             Cmd::Passwd { code, database } => passwd(config, code, database).await,
             Cmd::CreateSitting {
                 id,
@@ -160,16 +207,145 @@ async fn serve(
     if let Some(d) = database {
         config.database.url = d;
     }
+    config.server.check_transport(demo)?;
+    let tls = match config.server.tls_files() {
+        Some((cert, key)) => Some(server::Tls::load(cert, key)?),
+        None => None,
+    };
     let app = App::start(&config, demo).await.context("starting")?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    tracing::info!("listening on {addr}");
-    server::run(listener, app, server::shutdown_signal())
+    if tls.is_some() {
+        tracing::info!("listening on https://{addr}");
+    } else {
+        tracing::info!("listening on {addr}");
+    }
+    server::run_with(listener, app, tls, server::shutdown_signal())
         .await
         .context("serving")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `demo --tls`: the demo over HTTPS for the local network, with a development certificate.
+async fn demo_tls(
+    mut config: Config,
+    listen: Option<std::net::SocketAddr>,
+    database: Option<String>,
+    cert_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use dienhong::devcert::{self, DevCertFiles};
+    let files = DevCertFiles::in_dir(cert_dir);
+    if !files.exist() {
+        dev_cert(cert_dir, &[])?;
+    }
+    // The first address of this machine on a network, for the SFU's media and the URLs.
+    let lan = devcert::machine_names(&[])
+        .into_iter()
+        .filter_map(|n| n.parse::<std::net::IpAddr>().ok())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback());
+    config.server.listen = listen.unwrap_or_else(|| ([0, 0, 0, 0], 8443).into());
+    config.server.tls_cert = Some(files.cert.clone());
+    config.server.tls_key = Some(files.key.clone());
+    if let Some(ip) = lan
+        && config.media.bind_ip.is_loopback()
+    {
+        config.media.bind_ip = ip;
+    }
+    let port = config.server.listen.port();
+    println!("dienhong demo over HTTPS, port {port}:");
+    println!("  https://localhost:{port}/");
+    if let Some(ip) = lan {
+        println!("  https://{ip}:{port}/   (from a phone or laptop on the same network)");
+    }
+    println!(
+        "Trust {} once on each device first (README: \"Trying it from a phone\").",
+        files.ca.display()
+    );
+    serve(config, true, None, database).await
+}
+
+/// `dev-cert`: writes the development authority, certificate and key into `out`.
+fn dev_cert(out: &std::path::Path, extra: &[String]) -> anyhow::Result<ExitCode> {
+    use dienhong::devcert;
+    let names = devcert::machine_names(extra);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    let cert = devcert::generate(&names, now)?;
+    let files = devcert::write(&cert, out)?;
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "wrote {}", files.ca.display())?;
+    writeln!(o, "wrote {}", files.cert.display())?;
+    writeln!(o, "wrote {} (keep it private)", files.key.display())?;
+    writeln!(o, "valid for: {}", cert.names.join(", "))?;
+    writeln!(
+        o,
+        "authority fingerprint (SHA-256): {}",
+        cert.ca_fingerprint
+    )?;
+    writeln!(o, "server key SPKI (SHA-256, base64): {}", cert.spki_sha256)?;
+    writeln!(
+        o,
+        "serve with: DIENHONG__SERVER__TLS_CERT={} DIENHONG__SERVER__TLS_KEY={} dienhong serve",
+        files.cert.display(),
+        files.key.display()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `verify --checkpoint FILE`: each checkpoint's signature, then the log against it.
+async fn verify_checkpoints(
+    mut config: Config,
+    database: Option<String>,
+    only: Option<String>,
+    file: &std::path::Path,
+    public_key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use dienhong::checkpoint::{Checkpoint, judge};
+    if let Some(d) = database {
+        config.database.url = d;
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    let checkpoints: Vec<Checkpoint> = if value.is_array() {
+        serde_json::from_value(value)
+    } else {
+        serde_json::from_value(value).map(|c| vec![c])
+    }
+    .with_context(|| format!("{} does not hold checkpoints", file.display()))?;
+    let store = Store::open(&config.database.url)
+        .await
+        .context("opening the store")?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for cp in checkpoints
+        .iter()
+        .filter(|c| only.as_ref().is_none_or(|s| c.sitting.as_str() == s))
+    {
+        let facts = store.log_facts(&cp.sitting, cp.seq).await?;
+        match judge(cp, public_key.as_deref(), &facts) {
+            Ok(()) => writeln!(
+                out,
+                "{}: ok, the log holds the checkpoint at seq {} ({:?})",
+                cp.sitting, cp.seq, cp.reason
+            )?,
+            Err(failure) => {
+                failed = true;
+                writeln!(out, "{}: FAILED at seq {}: {failure}", cp.sitting, cp.seq)?;
+            }
+        }
+    }
+    store.close().await;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn create_sitting(

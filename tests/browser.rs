@@ -4,6 +4,10 @@
 //! everything done by clicking and typing, the 495 other deputies driven by `dienhong-load
 //! --crowd`; see that script for the steps.
 //!
+//! The deputy app over HTTPS from the server's development certificate
+//! (`tests/browser/tls.mjs`): refused by a browser told nothing, a secure context in one that
+//! trusts the key, with its WebSocket opened by ticket.
+//!
 //! The media plane end to end: headless Chromium with a fake camera and
 //! microphone publishes through the SFU from the room app (`/room`, WHIP) and the hall
 //! display (`/display`, WHEP) must decode the pictures (`framesDecoded` in its own WebRTC
@@ -132,6 +136,21 @@ fn chromium_publishes_through_the_sfu_and_the_hall_display_decodes_the_pictures(
     assert!(
         result["invalid_token"]["login_shown_after_ms"].is_u64(),
         "the room app with a refused token did not show its login form: {result}"
+    );
+}
+
+#[test]
+fn the_deputy_app_runs_over_https_from_the_dev_certificate_as_a_secure_context() {
+    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let Some(result) = run_script("tls.mjs", &["--bin", bin], Duration::from_secs(120)) else {
+        return;
+    };
+    assert_eq!(result["secure"], true, "{result}");
+    assert!(
+        result["refusal"]
+            .as_str()
+            .is_some_and(|r| r.contains("ERR_CERT")),
+        "{result}"
     );
 }
 

@@ -1,6 +1,7 @@
 //! The browser's copy of `apply` (web-client/js/state.js) is held in lockstep with the
 //! server's: a sitting that produces every kind of event clients receive runs through the
-//! real server; an observer records the events; Node folds them with the page's reducer;
+//! real server; a clerk (who may see every document) records the events; Node folds them
+//! with the page's reducer;
 //! at several points the folded state must equal, field for field, the snapshot the server
 //! sends a client that subscribes at that point.
 
@@ -13,7 +14,7 @@ use support::ws::{Server, start};
 
 /// The snapshot a fresh subscriber gets now: (seq, state).
 async fn snapshot(s: &Server) -> (u64, Value) {
-    let mut c = s.client("OBSERVER").await;
+    let mut c = s.client("CLERK2").await;
     let snap = c.subscribe(None).await;
     let seq = snap["seq"].as_u64().expect("seq");
     (seq, snap["state"].clone())
@@ -37,7 +38,7 @@ async fn the_page_reducer_folds_every_event_into_exactly_the_servers_snapshot() 
         return;
     }
     let s = start().await;
-    let mut observer = s.client("OBSERVER").await;
+    let mut observer = s.client("CLERK2").await;
     let initial = observer.subscribe(None).await;
     let mut chair = s.client("CHAIR").await;
     let mut clerk = s.client("CLERK1").await;

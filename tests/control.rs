@@ -425,11 +425,12 @@ async fn every_role_and_command_pair_follows_the_permission_matrix() {
 }
 
 async fn handshake_status(s: &Server, token: Option<&str>, origin: Option<&str>) -> u16 {
-    let url = match token {
-        Some(t) => format!("ws://{}/ws?token={t}", s.addr),
-        None => format!("ws://{}/ws", s.addr),
+    let mut req = match token {
+        Some(t) => support::ws::bearer_request(s.addr, t),
+        None => format!("ws://{}/ws", s.addr)
+            .into_client_request()
+            .expect("request"),
     };
-    let mut req = url.into_client_request().expect("request");
     if let Some(o) = origin {
         req.headers_mut()
             .insert("Origin", o.parse().expect("header"));
@@ -503,6 +504,335 @@ async fn the_handshake_refuses_foreign_origins_missing_expired_and_revoked_token
     .expect("socket closed within a second");
     assert_eq!(closed["code"], 1008);
     assert_eq!(handshake_status(&s, Some(&open.token), None).await, 401);
+    s.stop().await;
+}
+
+/// The status and `code` of a handshake made with `query` (`?ticket=…` or `?token=…`).
+async fn handshake_with_query(s: &Server, query: &str) -> (u16, String) {
+    let req = format!("ws://{}/ws?{query}", s.addr)
+        .into_client_request()
+        .expect("request");
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => (101, String::new()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body: serde_json::Value = resp
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or_default();
+            (
+                resp.status().as_u16(),
+                body["code"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+        Err(e) => panic!("unexpected handshake error {e}"),
+    }
+}
+
+async fn ticket_for(s: &Server, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/api/ws-ticket", s.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("ticket request")
+}
+
+#[tokio::test]
+async fn a_browser_opens_the_websocket_with_a_single_use_ticket_never_a_token_in_the_url() {
+    let s = start_with(&[("DIENHONG__CONTROL__WS_TICKET_SECS", "1")]).await;
+    let token = s.login("DB001").await;
+    // A token in the URL is refused outright, even a valid one.
+    assert_eq!(
+        handshake_with_query(&s, &format!("token={token}")).await,
+        (400, "token_in_url".to_owned())
+    );
+    // A ticket needs a valid token.
+    assert_eq!(ticket_for(&s, "garbage.token").await.status(), 401);
+    let r: serde_json::Value = ticket_for(&s, &token).await.json().await.expect("json");
+    assert_eq!(r["expires_in_ms"], 1000);
+    let ticket = r["ticket"].as_str().expect("ticket").to_owned();
+    // It opens one connection, as the token's actor.
+    let req = format!("ws://{}/ws?ticket={ticket}", s.addr)
+        .into_client_request()
+        .expect("request");
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("opens");
+    let welcome = loop {
+        if let Some(Ok(Message::Text(t))) = futures_util::StreamExt::next(&mut ws).await {
+            break serde_json::from_str::<serde_json::Value>(&t).expect("json");
+        }
+    };
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["actor"], "DB001");
+    // Used once: refused the second time; an unknown one too.
+    assert_eq!(
+        handshake_with_query(&s, &format!("ticket={ticket}")).await,
+        (401, "invalid_ticket".to_owned())
+    );
+    assert_eq!(
+        handshake_with_query(&s, "ticket=made-up").await,
+        (401, "invalid_ticket".to_owned())
+    );
+    // Past its lifetime.
+    let late: serde_json::Value = ticket_for(&s, &token).await.json().await.expect("json");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        handshake_with_query(
+            &s,
+            &format!("ticket={}", late["ticket"].as_str().expect("t"))
+        )
+        .await,
+        (401, "invalid_ticket".to_owned())
+    );
+    // Issued, then the token is logged out before the ticket is used: refused.
+    let pending: serde_json::Value = ticket_for(&s, &token).await.json().await.expect("json");
+    let out = reqwest::Client::new()
+        .post(format!("http://{}/api/logout", s.addr))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    assert_eq!(
+        handshake_with_query(
+            &s,
+            &format!("ticket={}", pending["ticket"].as_str().expect("t"))
+        )
+        .await,
+        (401, "token_revoked".to_owned())
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn closing_a_vote_signs_a_checkpoint_and_verify_checks_the_log_against_it() {
+    let s = start().await;
+    let base = format!("http://{}/api/sittings/demo-2026-11/checkpoints", s.addr);
+    let mut chair = s.client("CHAIR").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    let mut clerk = s.client("CLERK1").await;
+    clerk
+        .ok(json!({"command": "check_in", "deputy": "DB007"}))
+        .await;
+    chair
+        .ok(json!({"command": "set_current_item", "item": 3}))
+        .await;
+    chair
+        .ok(json!({"command": "open_vote", "question": "Q", "method": "named", "rule": null, "window_secs": 300, "allow_change": true, "rerun_of": null}))
+        .await;
+    let mut d = s.client("DB007").await;
+    d.ok(json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}))
+        .await;
+    let closed = chair.ok(json!({"command": "close_vote", "vote": 1})).await;
+    // Signed after the answers and the fan-out: it shows up shortly after the ack.
+    let mut list = serde_json::Value::Null;
+    for _ in 0..100 {
+        list = reqwest::get(&base)
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if list.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cps: Vec<dienhong::checkpoint::Checkpoint> =
+        serde_json::from_value(list.clone()).expect("checkpoints");
+    assert_eq!(cps.len(), 1, "{list}");
+    assert_eq!(cps[0].seq, closed);
+    assert_eq!(list[0]["reason"], json!({"kind": "vote_closed", "vote": 1}));
+    assert!(cps[0].signature_holds());
+    assert_eq!(cps[0].public_key, s.app.signer().public_key());
+
+    // On demand: not for a deputy; for a clerk.
+    let ask = |token: String| {
+        let base = base.clone();
+        async move {
+            reqwest::Client::new()
+                .post(&base)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let refused = ask(d.token.clone()).await;
+    assert_eq!(refused.status(), 403);
+    let made = ask(clerk.token.clone()).await;
+    assert_eq!(made.status(), 201);
+    let made: serde_json::Value = made.json().await.expect("json");
+    assert_eq!(made["reason"]["kind"], "on_demand");
+    let all: serde_json::Value = reqwest::get(&base)
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+
+    // The operator's check, from a copy kept elsewhere, with the key printed at start.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("checkpoints.json");
+    std::fs::write(&file, all.to_string()).expect("write");
+    let url = s.database_url();
+    let key = s.app.signer().public_key().to_owned();
+    let verify = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dienhong"))
+            .args(["verify", "--database", &url, "--checkpoint"])
+            .arg(&file)
+            .args(["--public-key", key])
+            .output()
+            .expect("verify runs")
+    };
+    let out = verify(&key);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": ok").count(), 2, "{text}");
+    let (other, _) = dienhong::checkpoint::Signer::generate().expect("key");
+    let out = verify(other.public_key());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("not by the expected key"), "{text}");
+    s.stop().await;
+}
+
+/// Every access level of a document against an observer, a deputy, a clerk and the public
+/// status: in live events, in the snapshot, in the events read back from the log on resume,
+/// and in the public summary.
+#[tokio::test]
+async fn each_role_sees_only_the_documents_it_may_read() {
+    let s = start().await;
+    // Three who only follow, and a clerk and a deputy who act.
+    let mut observer = s.client_speaking("OBSERVER", 2).await;
+    let mut deputy_follows = s.client_speaking("DB002", 2).await;
+    let mut clerk_follows = s.client_speaking("CLERK2", 2).await;
+    let mut deputy = s.client_speaking("DB001", 2).await;
+    let mut clerk = s.client_speaking("CLERK1", 2).await;
+    let sha = |c: &str| c.repeat(64);
+    let publish = |title: &str, hash: String, access: serde_json::Value| json!({"command": "publish_document", "item": 1, "title": title, "media_type": "application/pdf", "size": 10, "sha256": hash, "access": access});
+    clerk
+        .ok(publish("Công khai", sha("a"), json!({"level": "public"})))
+        .await;
+    clerk
+        .ok(publish(
+            "Cho đại biểu",
+            sha("b"),
+            json!({"level": "deputies"}),
+        ))
+        .await;
+    let last = clerk
+        .ok(publish(
+            "Mật",
+            sha("c"),
+            json!({"level": "restricted", "roles": ["clerk"]}),
+        ))
+        .await;
+    // The deputy acknowledges the one for deputies: only those who may read it hear of it.
+    let acked = deputy
+        .ok(json!({"command": "acknowledge_document", "document": 2, "version": 1, "ack": "read"}))
+        .await;
+    assert_eq!(acked, last + 1);
+
+    /// The text of every `events` message until `seq`, and the withheld entries in them.
+    async fn live(c: &mut Client, seq: u64) -> (String, usize) {
+        let mut text = String::new();
+        let mut withheld = 0;
+        while c.seen.last().copied().unwrap_or(0) < seq {
+            let m = c.next().await;
+            if m["type"] == "events" {
+                withheld += m["events"]
+                    .as_array()
+                    .map(|es| {
+                        es.iter()
+                            .filter(|e| e["event"]["type"] == "withheld")
+                            .count()
+                    })
+                    .unwrap_or(0);
+                text.push_str(&m.to_string());
+            }
+        }
+        (text, withheld)
+    }
+    let (seen, withheld) = live(&mut observer, acked).await;
+    assert_eq!(withheld, 3, "{seen}");
+    assert!(seen.contains("Công khai"));
+    for secret in ["Cho đại biểu", "Mật", &sha("b"), &sha("c")] {
+        assert!(!seen.contains(secret), "the observer saw {secret}: {seen}");
+    }
+    let (seen, withheld) = live(&mut deputy_follows, acked).await;
+    assert_eq!(withheld, 1, "{seen}");
+    assert!(seen.contains("Cho đại biểu") && !seen.contains("Mật") && !seen.contains(&sha("c")));
+    let (seen, withheld) = live(&mut clerk_follows, acked).await;
+    assert_eq!(withheld, 0, "{seen}");
+    assert!(seen.contains("Mật"));
+    for c in [&observer, &deputy_follows, &clerk_follows] {
+        c.assert_in_order_without_gaps();
+    }
+
+    // Snapshots: the documents each may read, and no count of the others.
+    for (code, titles) in [
+        ("OBSERVER", vec!["Công khai"]),
+        ("DB003", vec!["Công khai", "Cho đại biểu"]),
+        ("CLERK2", vec!["Công khai", "Cho đại biểu", "Mật"]),
+    ] {
+        let mut c = s.client_speaking(code, 2).await;
+        let snap = c.subscribe(None).await;
+        let docs = snap["state"]["documents"].as_object().expect("documents");
+        let mut got: Vec<&str> = docs
+            .values()
+            .filter_map(|d| d["versions"][0]["title"].as_str())
+            .collect();
+        got.sort_unstable();
+        let mut want = titles.clone();
+        want.sort_unstable();
+        assert_eq!(got, want, "{code}");
+        assert_eq!(
+            snap["state"]["last_ids"]["document"],
+            json!(
+                docs.keys()
+                    .filter_map(|k| k.parse::<u32>().ok())
+                    .max()
+                    .unwrap_or(0)
+            ),
+            "{code}"
+        );
+    }
+
+    // Resumed from the log: the same holds back.
+    let token = s.login("OBSERVER").await;
+    let mut late = Client {
+        ws: s.connect_with(&token).await,
+        seen: Vec::new(),
+        token,
+        epoch: observer.epoch.clone(),
+        n: 0,
+        version: 2,
+        frames: 0,
+    };
+    assert_eq!(late.next().await["type"], "welcome");
+    late.subscribe(Some(last - 3)).await;
+    let (seen, withheld) = live(&mut late, acked).await;
+    assert_eq!(withheld, 3, "{seen}");
+    assert!(
+        !seen.contains("Mật") && !seen.contains("Cho đại biểu"),
+        "{seen}"
+    );
+
+    // The public summary counts the public document only.
+    let summary: serde_json::Value =
+        reqwest::get(format!("http://{}/api/sittings/demo-2026-11", s.addr))
+            .await
+            .expect("summary")
+            .json()
+            .await
+            .expect("json");
+    assert_eq!(summary["documents"], 1, "{summary}");
     s.stop().await;
 }
 
@@ -636,7 +966,7 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
     socket.set_recv_buffer_size(2048).expect("rcvbuf");
     let stream = socket.connect(s.addr).await.expect("connect");
     let (ws, _) = tokio_tungstenite::client_async(
-        format!("ws://{}/ws?token={token}", s.addr),
+        support::ws::bearer_request(s.addr, &token),
         MaybeTlsStream::Plain(stream),
     )
     .await

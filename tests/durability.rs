@@ -32,9 +32,11 @@ async fn login(addr: &str, code: &str) -> String {
 /// Connects, subscribes, sends one command and returns the reply (None if the connection
 /// died first).
 async fn command(addr: &str, token: &str, id: &str, cmd: Value) -> Option<Value> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
-        .await
-        .ok()?;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/ws").into_client_request().ok()?;
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().ok()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.ok()?;
     ws.send(Message::text(
         json!({"type": "subscribe", "v": 1, "sitting": "demo-2026-11"}).to_string(),
     ))

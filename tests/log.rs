@@ -3,6 +3,7 @@
 
 mod support;
 
+use dienhong::checkpoint::{Failure, Reason, Signer, judge};
 use dienhong::sitting::{
     Access, ActorId, Choice, Command, Event, ItemId, Method, Millis, SpeechKind, VoteId,
 };
@@ -349,6 +350,128 @@ async fn no_stored_byte_links_a_deputy_to_a_secret_choice(db: &TestDb) {
     }
 }
 
+/// Rewrites the chain from the first ballot of "yes" on, as someone with write access to
+/// the database would: that ballot becomes "no" and every hash after it is recomputed, so
+/// the chain is valid again. Returns the seq of the changed ballot.
+async fn rewrite_a_ballot_with_a_valid_chain(url: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let (mut bodies, _, _) = raw_dump(url).await;
+    let k = bodies
+        .iter()
+        .position(|b| b.contains("ballot_cast") && b.contains("\"choice\":\"yes\""))
+        .expect("a yes ballot");
+    bodies[k] = bodies[k].replacen("\"choice\":\"yes\"", "\"choice\":\"no\"", 1);
+    let bytes = |h: &[u8; 32]| {
+        if url.starts_with("sqlite:") {
+            format!("X'{}'", hex::encode(h))
+        } else {
+            format!("decode('{}', 'hex')", hex::encode(h))
+        }
+    };
+    let mut prev = [0u8; 32];
+    for (i, body) in bodies.iter().enumerate() {
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(body.as_bytes());
+        let hash: [u8; 32] = h.finalize().into();
+        if i >= k {
+            let sql = format!(
+                "UPDATE events SET body = $1, prev_hash = {}, hash = {} WHERE sitting = 's1' AND seq = {}",
+                bytes(&prev),
+                bytes(&hash),
+                i + 1
+            );
+            assert_eq!(raw_execute(url, &sql, &[body.as_str()]).await, 1);
+        }
+        prev = hash;
+    }
+    (k + 1) as u64
+}
+
+async fn a_checkpoint_catches_a_log_cut_short_or_rewritten_with_a_valid_chain(db: &TestDb) {
+    let store = Store::open(&db.url).await.expect("open");
+    let mut log = scripted(store.clone()).await;
+    let (signer, _) = Signer::generate().expect("key");
+    let epoch = store.sitting(&log.sitting).await.expect("meta").epoch;
+    let sitting = log.sitting.clone();
+    let sign = |head: Head| {
+        signer.sign(
+            &sitting,
+            &epoch,
+            head.seq,
+            &head.hash,
+            Millis(9_000_000),
+            Reason::OnDemand,
+        )
+    };
+    let after_votes = sign(log.head);
+    log.ok(
+        CHAIR,
+        Command::AddAgendaItem {
+            title: "Mục bổ sung".into(),
+            position: None,
+        },
+    )
+    .await;
+    let at_end = sign(log.head);
+    let judged = |cp: &dienhong::checkpoint::Checkpoint, facts: &dienhong::checkpoint::LogFacts| {
+        judge(cp, Some(signer.public_key()), facts)
+    };
+    for cp in [&after_votes, &at_end] {
+        let facts = store.log_facts(&log.sitting, cp.seq).await.expect("facts");
+        assert_eq!(judged(cp, &facts), Ok(()));
+    }
+
+    // Cut short: the last event deleted. The chain that is left verifies; the checkpoint of
+    // the end says what is missing, the earlier one still holds.
+    let last = log.head.seq;
+    let sql = format!("DELETE FROM events WHERE sitting = 's1' AND seq = {last}");
+    assert_eq!(raw_execute(&db.url, &sql, &[]).await, 1);
+    assert_eq!(
+        store.verify(&log.sitting).await.expect("verify"),
+        Verification::Ok { events: last - 1 }
+    );
+    let facts = store
+        .log_facts(&log.sitting, at_end.seq)
+        .await
+        .expect("facts");
+    assert_eq!(
+        judged(&at_end, &facts),
+        Err(Failure::Truncated {
+            last: last - 1,
+            seq: last
+        })
+    );
+    let facts = store
+        .log_facts(&log.sitting, after_votes.seq)
+        .await
+        .expect("facts");
+    assert_eq!(judged(&after_votes, &facts), Ok(()));
+
+    // Rewritten with another ballot and a valid chain: verify passes, the checkpoint does not.
+    let changed = rewrite_a_ballot_with_a_valid_chain(&db.url).await;
+    assert!(changed < after_votes.seq);
+    assert!(matches!(
+        store.verify(&log.sitting).await.expect("verify"),
+        Verification::Ok { .. }
+    ));
+    let facts = store
+        .log_facts(&log.sitting, after_votes.seq)
+        .await
+        .expect("facts");
+    let failure = judged(&after_votes, &facts).expect_err("caught");
+    assert!(
+        matches!(failure, Failure::Rewritten { seq, .. } if seq == after_votes.seq),
+        "{failure}"
+    );
+    // Another sitting's name, or a replaced log, is named as such.
+    let mut elsewhere = after_votes.clone();
+    elsewhere.sitting = dienhong::sitting::SittingId::new("s2");
+    let facts = store.log_facts(&elsewhere.sitting, 1).await.expect("facts");
+    assert_eq!(facts.epoch, None);
+    store.close().await;
+}
+
 async fn unsupported_urls_are_refused_clearly() {
     let err = Store::open("mysql://x").await.expect_err("refused");
     assert!(matches!(err, StoreError::InvalidUrl(_)));
@@ -385,6 +508,7 @@ on_both!(
     an_edited_row_is_named_by_verify,
     a_changed_secret_ballot_is_caught_by_verify,
     no_stored_byte_links_a_deputy_to_a_secret_choice,
+    a_checkpoint_catches_a_log_cut_short_or_rewritten_with_a_valid_chain,
 );
 
 #[tokio::test]

@@ -234,3 +234,4 @@ mod tests {
 }
 
 pub mod authority;
+pub mod ticket;

@@ -12,9 +12,11 @@ use super::protocol::{
 };
 use super::{Limits, TokenBucket};
 use crate::auth::Claims;
-use crate::server::writer::{Committed, event_entry, event_message_of, events_frame};
+use crate::server::writer::{
+    Committed, event_entry, event_message_of, events_frame, withheld_entry,
+};
 use crate::server::{App, SittingHandle, SubmitError};
-use crate::sitting::{ActorId, Millis, SittingId};
+use crate::sitting::{self, ActorId, Millis, SittingId};
 use crate::stages::{self, Stage};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
@@ -647,7 +649,7 @@ impl Session {
         let Some(handle) = self.handle.clone() else {
             return Ok(());
         };
-        let (seq, text) = match handle.snapshot_message().await {
+        let (seq, text) = match handle.snapshot_message(&self.claims.roles).await {
             Ok(s) => s,
             Err(_) => return Err(End::Close(close_code::RESTART, "sitting unavailable")),
         };
@@ -679,10 +681,19 @@ impl Session {
             if page.is_empty() {
                 return Ok(());
             }
+            let access = handle.document_access();
+            let roles = &self.claims.roles;
             let entries: Vec<(u64, Arc<str>)> = page
                 .iter()
                 .filter(|e| until.is_none_or(|u| e.seq <= u))
-                .map(|e| (e.seq, event_entry(e.seq, e.at, &e.actor, &e.event)))
+                .map(|e| {
+                    let text = if sitting::visible(&e.event, roles, &access) {
+                        event_entry(e.seq, e.at, &e.actor, &e.event)
+                    } else {
+                        withheld_entry(e.seq, e.at)
+                    };
+                    (e.seq, text)
+                })
                 .collect();
             let complete = entries.len() == page.len();
             self.send_entries(&entries).await?;
@@ -728,6 +739,11 @@ impl Session {
     ) -> Result<(), End> {
         match batch {
             Ok(batch) => {
+                // What this connection's roles may not see is replaced, numbers kept.
+                let batch = match batch.for_roles(&self.claims.roles) {
+                    Some(redacted) => Arc::new(redacted),
+                    None => batch,
+                };
                 let (Some(&(first, _)), Some(&(last, _))) =
                     (batch.entries.first(), batch.entries.last())
                 else {

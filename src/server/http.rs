@@ -1,5 +1,6 @@
 //! HTTP routes: health, readiness, the status page, public sitting summaries, login and
-//! logout, and the WebSocket upgrade (token and Origin checked before upgrading).
+//! logout, WebSocket tickets and the upgrade (credentials and Origin checked before
+//! upgrading), and the security headers on every response.
 
 use super::App;
 use super::summary::Summary;
@@ -8,7 +9,7 @@ use crate::auth::{Claims, TokenError};
 use crate::sitting::{Role, SittingId};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -44,15 +45,53 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub(super) fn router(app: Arc<App>) -> Router {
+/// What pages may load and do: scripts, styles and connections from this server only, no
+/// inline script, no framing. Media elements play the streams WebRTC makes (`blob:`,
+/// `mediastream:`).
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+     connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// The headers every response carries (unless a route set its own): `tls` adds HSTS.
+fn security_headers(tls: bool) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = vec![
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static("camera=(self), microphone=(self), geolocation=()"),
+        ),
+    ];
+    if tls {
+        headers.push((
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ));
+    }
+    headers
+}
+
+pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
     let max_sdp_bytes = app.max_sdp_bytes();
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
-        // Log the path only: a token may travel in the query string of /ws.
+        // Log the path only: the query string is nobody's business in a log.
         |req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         },
     );
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/healthz/media", get(media_health))
@@ -60,15 +99,24 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
         .route("/api/sittings/{id}/roster", get(roster))
+        .route(
+            "/api/sittings/{id}/checkpoints",
+            get(list_checkpoints).post(make_checkpoint),
+        )
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
+        .route("/api/ws-ticket", post(ws_ticket))
         .route("/ws", get(websocket))
         .merge(super::whip::router(max_sdp_bytes))
         .fallback(super::assets::serve)
-        .layer(DefaultBodyLimit::max(16 * 1024))
-        .layer(trace)
-        .with_state(app)
+        .layer(DefaultBodyLimit::max(16 * 1024));
+    let mut router = router;
+    for (name, value) in security_headers(tls) {
+        router = router
+            .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    router.layer(trace).with_state(app)
 }
 
 async fn healthz() -> &'static str {
@@ -136,6 +184,84 @@ async fn roster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
         Json(handle.roster().clone()),
     )
         .into_response())
+}
+
+fn no_such_sitting(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_sitting",
+        format!("no sitting {id:?}"),
+    )
+}
+
+fn store_unavailable(e: crate::store::StoreError) -> ApiError {
+    tracing::error!(error = %e, "store failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "try again shortly",
+    )
+}
+
+/// The signed checkpoints of a sitting's log (public: they hold hashes only, and anyone may
+/// check them, with `dienhong verify --checkpoint`, against the log later).
+async fn list_checkpoints(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<crate::checkpoint::Checkpoint>>, ApiError> {
+    let sitting = SittingId::new(id.clone());
+    if app.sitting(&sitting).is_none() {
+        return Err(no_such_sitting(&id));
+    }
+    app.store()
+        .checkpoints(&sitting)
+        .await
+        .map(Json)
+        .map_err(store_unavailable)
+}
+
+/// Signs a checkpoint of the log's head now: for the chair, a vice-chair or a clerk.
+async fn make_checkpoint(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<crate::checkpoint::Checkpoint>), ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    let sitting = SittingId::new(id.clone());
+    let handle = app.sitting(&sitting).ok_or_else(|| no_such_sitting(&id))?;
+    let may = handle.roster().actor(&claims.sub).is_some_and(|a| {
+        a.roles
+            .iter()
+            .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk))
+    });
+    if !may {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            "only the chair, a vice-chair or a clerk may ask for a checkpoint",
+        ));
+    }
+    let head = handle.head().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the sitting is not running",
+        )
+    })?;
+    let cp = app.signer().sign(
+        &sitting,
+        handle.epoch(),
+        head.seq,
+        &head.hash,
+        super::now_millis(),
+        crate::checkpoint::Reason::OnDemand,
+    );
+    app.store()
+        .add_checkpoint(&cp)
+        .await
+        .map_err(store_unavailable)?;
+    tracing::info!(sitting = %sitting, seq = cp.seq, actor = %claims.sub, "checkpoint signed on demand");
+    Ok((StatusCode::CREATED, Json(cp)))
 }
 
 pub(super) fn not_found() -> ApiError {
@@ -277,7 +403,40 @@ fn same_origin(origin: &str, host: Option<&str>) -> bool {
 
 #[derive(Deserialize)]
 struct WsQuery {
+    /// A single-use ticket from `POST /api/ws-ticket` (browsers).
+    ticket: Option<String>,
+    /// Refused: a token in a URL ends up in logs.
     token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TicketResponse {
+    ticket: String,
+    expires_in_ms: i64,
+}
+
+/// A single-use ticket to open the WebSocket, for the bearer of a valid token.
+async fn ws_ticket(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<TicketResponse>, ApiError> {
+    let token = bearer(&headers);
+    authenticate(&app, token)?;
+    let token = token.unwrap_or_default();
+    let ticket = app
+        .tickets()
+        .issue(token, super::now_millis())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many connections are being opened; try again shortly",
+            )
+        })?;
+    Ok(Json(TicketResponse {
+        ticket,
+        expires_in_ms: app.tickets().ttl_ms(),
+    }))
 }
 
 async fn websocket(
@@ -300,8 +459,27 @@ async fn websocket(
             ));
         }
     }
-    let token = bearer(&headers).or(query.token.as_deref());
-    let claims = authenticate(&app, token)?;
+    if query.token.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "token_in_url",
+            "tokens are not accepted in URLs: send an Authorization header, or open with a ticket from POST /api/ws-ticket",
+        ));
+    }
+    let redeemed = match (bearer(&headers), query.ticket.as_deref()) {
+        (Some(token), _) => Some(token.to_owned()),
+        (None, Some(ticket)) => Some(app.tickets().redeem(ticket, super::now_millis()).map_err(
+            |_| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_ticket",
+                    "the ticket is unknown, used or expired: ask for a new one",
+                )
+            },
+        )?),
+        (None, None) => None,
+    };
+    let claims = authenticate(&app, redeemed.as_deref())?;
     let limits = app.limits().clone();
     // Transport cap above the message limit, so an oversize message is read and answered
     // with close 1009 rather than dropped; anything beyond the cap drops the connection.

@@ -8,10 +8,13 @@
 mod assets;
 mod http;
 pub mod summary;
+pub mod tls;
 mod whip;
 pub mod writer;
 
 use crate::auth::authority::Authority;
+use crate::auth::ticket::Tickets;
+use crate::checkpoint::Signer;
 use crate::config::Config;
 use crate::control::Limits;
 use crate::demo;
@@ -26,7 +29,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use tls::{Tls, TlsError};
 pub use writer::{Ack, Committed, SittingHandle, SubmitError};
+
+/// Most WebSocket tickets outstanding at once (a burst of 10,000 reconnecting pages fits).
+const MAX_TICKETS: usize = 100_000;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,12 +53,17 @@ pub enum StartError {
     /// The media plane could not start.
     #[error(transparent)]
     Media(#[from] crate::media::MediaStartError),
+    /// The checkpoint signing key cannot be read or made.
+    #[error(transparent)]
+    Key(#[from] crate::checkpoint::KeyError),
 }
 
 /// The running application: the store and one writer per sitting.
 pub struct App {
     store: Store,
     authority: Authority,
+    signer: Arc<Signer>,
+    tickets: Tickets,
     limits: Limits,
     allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
@@ -72,6 +84,16 @@ impl App {
         if seed_demo {
             seed_demo_sitting(&store, config).await?;
         }
+        let key_path = config.checkpoint_key_path();
+        let (signer, made) = Signer::load_or_create(&key_path)?;
+        if made {
+            tracing::info!(path = %key_path.display(), "made a new checkpoint signing key; keep a copy apart from the database");
+        }
+        tracing::info!(
+            public_key = signer.public_key(),
+            "checkpoint signing key (ed25519)"
+        );
+        let signer = Arc::new(signer);
         let (stop, stop_rx) = watch::channel(false);
         let settings = writer::WriterSettings {
             max_batch: config.writer.max_batch,
@@ -85,6 +107,7 @@ impl App {
                 store.clone(),
                 meta.sitting.clone(),
                 settings,
+                Some(signer.clone()),
                 stop_rx.clone(),
             )
             .await?;
@@ -101,7 +124,12 @@ impl App {
         )
         .await?;
         Ok(Arc::new(App {
+            signer,
             authority,
+            tickets: Tickets::new(
+                i64::try_from(config.control.ws_ticket_secs.saturating_mul(1000)).unwrap_or(10_000),
+                MAX_TICKETS,
+            ),
             limits: Limits::from(&config.control),
             allowed_origins: config.control.allowed_origins.clone(),
             store,
@@ -143,6 +171,16 @@ impl App {
     /// The authority that issues and checks tokens.
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// The checkpoint signing key.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// The WebSocket tickets outstanding.
+    pub fn tickets(&self) -> &Tickets {
+        &self.tickets
     }
 
     /// Connection limits.
@@ -283,18 +321,84 @@ pub fn now_millis() -> sitting::Millis {
     )
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves, then shuts the app down.
+/// Serves plain HTTP on `listener` until `shutdown` resolves, then shuts the app down.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = http::router(app.clone());
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    run_with(listener, app, None, shutdown).await
+}
+
+/// Serves on `listener`, over TLS when `tls` is given (its files read again on SIGHUP),
+/// until `shutdown` resolves, then shuts the app down.
+pub async fn run_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = http::router(app.clone(), tls.is_some());
+    let result = match tls {
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let handle = axum_server::Handle::<std::net::SocketAddr>::new();
+            let stopping = handle.clone();
+            let grace = app.grace;
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.graceful_shutdown(Some(grace));
+            });
+            let reloads = tokio::spawn(reload_on_hangup(tls.clone()));
+            let served = match listener.into_std() {
+                Ok(std_listener) => {
+                    match axum_server::from_tcp_rustls(std_listener, tls.rustls()) {
+                        Ok(server) => {
+                            server
+                                .handle(handle)
+                                .serve(router.into_make_service())
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            reloads.abort();
+            served
+        }
+    };
     app.shutdown().await;
     result
+}
+
+/// Reads the certificate and key again on each SIGHUP; a failed read keeps the old ones.
+async fn reload_on_hangup(tls: Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP: the certificate will not be reloaded");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the TLS files could not be used; the certificate in use stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -36,7 +36,7 @@ pub struct Summary {
     pub open_vote: Option<VoteSummary>,
     /// Votes closed so far (not voided).
     pub votes_closed: usize,
-    /// Documents published.
+    /// Documents published that everyone may read.
     pub documents: usize,
 }
 
@@ -122,7 +122,11 @@ impl Summary {
                 .values()
                 .filter(|v| matches!(v.status, VoteStatus::Closed { .. }))
                 .count(),
-            documents: state.documents.len(),
+            documents: state
+                .documents
+                .values()
+                .filter(|d| d.access == crate::sitting::Access::Public)
+                .count(),
         }
     }
 }

@@ -13,14 +13,23 @@
 //! (rebuilt from the log at start for accepted ones), so a retry gets the original answer
 //! and is never applied twice.
 //!
+//! After a commit that closed a vote or the sitting, the writer signs a checkpoint of the
+//! new head ([`crate::checkpoint`]) and keeps it in the store, after the answers and the
+//! fan-out.
+//!
 //! Snapshots are answered in order with the other requests, so a snapshot at `seq` holds
 //! exactly the events up to `seq`. The state is shared copy-on-write: a snapshot costs one
 //! clone at the next change, not one per batch.
 
+use crate::checkpoint::{Reason, Signer};
 use crate::control::protocol::{EventEntry, PROTOCOL_VERSION};
-use crate::sitting::{self, ActorId, Command, Event, Millis, Rejection, SittingId, SittingState};
+use crate::sitting::{
+    self, Access, ActorId, Command, DocumentId, Event, Millis, Rejection, Role, SittingId,
+    SittingState,
+};
 use crate::stages::{self, Stage};
 use crate::store::{Head, Recorded, Store, StoreError};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,11 +72,22 @@ pub struct Committed {
     pub events: Vec<(u64, Arc<str>)>,
     /// All of them as one version-2 `events` message.
     pub frame: Arc<str>,
+    /// The entries about documents not everyone may read: (index in `entries`, when, the
+    /// access level). Empty in the usual case.
+    pub limited: Vec<(usize, Millis, Access)>,
 }
 
 impl Committed {
-    /// A commit of these entries (in order, from [`event_entry`]).
+    /// A commit of these entries (in order, from [`event_entry`]), none limited.
     pub fn of(entries: Vec<(u64, Arc<str>)>) -> Committed {
+        Committed::limited(entries, Vec::new())
+    }
+
+    /// A commit of these entries, some of which only some roles may see.
+    pub fn limited(
+        entries: Vec<(u64, Arc<str>)>,
+        limited: Vec<(usize, Millis, Access)>,
+    ) -> Committed {
         let events = entries
             .iter()
             .map(|(seq, e)| (*seq, event_message_of(e)))
@@ -78,8 +98,42 @@ impl Committed {
             entries,
             events,
             frame,
+            limited,
         }
     }
+
+    /// The commit as holders of `roles` may see it: None when they may see all of it (use
+    /// it as it is), else a copy with what they may not see replaced by `withheld` entries
+    /// (same sequence numbers, nothing else).
+    pub fn for_roles(&self, roles: &[Role]) -> Option<Committed> {
+        let hidden: Vec<(usize, Millis)> = self
+            .limited
+            .iter()
+            .filter(|(_, _, access)| !sitting::readable(access, roles))
+            .map(|(i, at, _)| (*i, *at))
+            .collect();
+        if hidden.is_empty() {
+            return None;
+        }
+        let mut entries = self.entries.clone();
+        for (i, at) in hidden {
+            if let Some(entry) = entries.get_mut(i) {
+                entry.1 = withheld_entry(entry.0, at);
+            }
+        }
+        Some(Committed {
+            at: self.at,
+            ..Committed::of(entries)
+        })
+    }
+}
+
+/// The entry sent in place of an event its receiver may not see: its number and time only.
+pub fn withheld_entry(seq: u64, at: Millis) -> Arc<str> {
+    Arc::from(format!(
+        r#"{{"seq":{seq},"at":{},"actor":"","event":{{"type":"withheld"}}}}"#,
+        at.0
+    ))
 }
 
 /// A consistent view of the sitting at a sequence number.
@@ -105,6 +159,9 @@ enum Request {
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
     },
+    Head {
+        reply: oneshot::Sender<Head>,
+    },
 }
 
 /// A serialized snapshot message and the sequence number it is at.
@@ -119,13 +176,25 @@ pub struct SittingHandle {
     summary: watch::Receiver<Arc<Summary>>,
     committed: broadcast::Sender<Arc<Committed>>,
     roster: Arc<sitting::Roster>,
-    snapshot_json: Arc<std::sync::Mutex<Option<SnapshotText>>>,
+    /// The latest snapshot message per set of withheld documents (empty: the full view).
+    snapshot_json: Arc<std::sync::Mutex<HashMap<Vec<DocumentId>, SnapshotText>>>,
+    document_access: watch::Receiver<Arc<BTreeMap<DocumentId, Access>>>,
 }
 
 impl SittingHandle {
     /// The roster (fixed at creation).
     pub fn roster(&self) -> &sitting::Roster {
         &self.roster
+    }
+
+    /// The head of the log: its last sequence number and hash, as committed.
+    pub async fn head(&self) -> Result<Head, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Head { reply })
+            .await
+            .map_err(|_| SubmitError::Unavailable)?;
+        rx.await.map_err(|_| SubmitError::Unavailable)
     }
 
     /// The sitting id.
@@ -192,10 +261,11 @@ impl SittingHandle {
     /// The `snapshot` message at the current head as JSON text. Serialized once per
     /// sequence number and shared, so a thousand clients reconnecting at once cost one
     /// serialization, not a thousand.
-    pub async fn snapshot_message(&self) -> Result<(u64, Arc<str>), SubmitError> {
+    pub async fn snapshot_message(&self, roles: &[Role]) -> Result<(u64, Arc<str>), SubmitError> {
         let snap = self.snapshot().await?;
+        let withheld = sitting::withheld_documents(&snap.state, roles);
         if let Ok(cache) = self.snapshot_json.lock()
-            && let Some((seq, text)) = cache.as_ref()
+            && let Some((seq, text)) = cache.get(&withheld)
             && *seq == snap.seq
         {
             return Ok((*seq, text.clone()));
@@ -205,6 +275,31 @@ impl SittingHandle {
         let mut state = serde_json::to_value(&*snap.state).unwrap_or_default();
         if let Some(obj) = state.as_object_mut() {
             obj.remove("roster");
+            if let Some(docs) = obj
+                .get_mut("documents")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                for id in &withheld {
+                    docs.remove(&id.0.to_string());
+                }
+            }
+            // Nor how many there are: the last document id this view has seen.
+            if !withheld.is_empty() {
+                let last_seen = snap
+                    .state
+                    .documents
+                    .keys()
+                    .filter(|id| !withheld.contains(id))
+                    .map(|id| id.0)
+                    .max()
+                    .unwrap_or(0);
+                if let Some(ids) = obj
+                    .get_mut("last_ids")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    ids.insert("document".into(), serde_json::json!(last_seen));
+                }
+            }
         }
         hide_open_secret_tallies(&mut state, &snap.state);
         let text: Arc<str> = Arc::from(
@@ -219,9 +314,17 @@ impl SittingHandle {
             .unwrap_or_default(),
         );
         if let Ok(mut cache) = self.snapshot_json.lock() {
-            *cache = Some((snap.seq, text.clone()));
+            // Only the views at the newest seq are worth keeping.
+            cache.retain(|_, (seq, _)| *seq == snap.seq);
+            cache.insert(withheld, (snap.seq, text.clone()));
         }
         Ok((snap.seq, text))
+    }
+
+    /// Every document's access level (to hold back, from events read from the log, what a
+    /// connection may not see).
+    pub fn document_access(&self) -> Arc<BTreeMap<DocumentId, Access>> {
+        self.document_access.borrow().clone()
     }
 
     /// The latest summary.
@@ -286,6 +389,15 @@ pub struct WriterSettings {
     pub fanout_buffer: usize,
 }
 
+/// Why an event calls for a checkpoint, if it does: a vote or the sitting closed.
+fn checkpoint_reason(event: &Event) -> Option<Reason> {
+    match event {
+        Event::VoteClosed { vote, .. } => Some(Reason::VoteClosed { vote: *vote }),
+        Event::SittingClosed => Some(Reason::SittingClosed),
+        _ => None,
+    }
+}
+
 /// Serializes a stored or committed event as an entry of an `events` message (the fields of
 /// an `event` message but `type` and `v`).
 pub fn event_entry(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
@@ -329,13 +441,14 @@ pub async fn start(
     store: Store,
     id: SittingId,
     settings: WriterSettings,
+    signer: Option<Arc<Signer>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(SittingHandle, tokio::task::JoinHandle<()>), StoreError> {
     let meta = store.sitting(&id).await?;
     let (state, head) = store.replay(&id).await?;
     let outcomes = store.command_outcomes(&id).await?;
     Ok(spawn(
-        store, id, meta.epoch, state, head, outcomes, settings, shutdown,
+        store, id, meta.epoch, state, head, outcomes, settings, signer, shutdown,
     ))
 }
 
@@ -348,13 +461,16 @@ fn spawn(
     head: Head,
     outcomes: Vec<(ActorId, String, u64)>,
     settings: WriterSettings,
+    signer: Option<Arc<Signer>>,
     shutdown: watch::Receiver<bool>,
 ) -> (SittingHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(settings.max_batch.max(1) * 16);
     let (summary_tx, summary_rx) = watch::channel(Arc::new(Summary::of(&state, head.seq)));
     let (committed, _) = broadcast::channel(settings.fanout_buffer.max(16));
     let epoch: Arc<str> = Arc::from(epoch);
+    let (access_tx, access_rx) = watch::channel(Arc::new(sitting::document_access(&state)));
     let handle = SittingHandle {
+        document_access: access_rx,
         id: id.clone(),
         epoch: epoch.clone(),
         tx,
@@ -378,6 +494,8 @@ fn spawn(
         committed,
         last_now: Millis(0),
         dedup,
+        signer,
+        document_access: access_tx,
     };
     let task = tokio::spawn(writer.run(rx, shutdown));
     (handle, task)
@@ -396,6 +514,8 @@ struct Writer {
     committed: broadcast::Sender<Arc<Committed>>,
     last_now: Millis,
     dedup: HashMap<(ActorId, String), Outcome>,
+    signer: Option<Arc<Signer>>,
+    document_access: watch::Sender<Arc<BTreeMap<DocumentId, Access>>>,
 }
 
 /// Most remembered command outcomes per sitting; beyond it the oldest are not evicted but
@@ -474,6 +594,9 @@ impl Writer {
                     state: self.state.clone(),
                 });
             }
+            Request::Head { reply } => {
+                let _ = reply.send(self.head);
+            }
             Request::Submit {
                 actor,
                 command_id,
@@ -521,6 +644,30 @@ impl Writer {
             reply,
         }])
         .await
+    }
+
+    /// Signs and keeps a checkpoint of the head for each reason. A failure is logged, never
+    /// undoes the commit (a checkpoint can be made again on demand).
+    async fn sign_checkpoints(&self, reasons: Vec<Reason>, now: Millis) {
+        let Some(signer) = &self.signer else { return };
+        for reason in reasons {
+            let cp = signer.sign(
+                &self.id,
+                &self.epoch,
+                self.head.seq,
+                &self.head.hash,
+                now,
+                reason,
+            );
+            match self.store.add_checkpoint(&cp).await {
+                Ok(()) => {
+                    tracing::info!(sitting = %self.id, seq = cp.seq, reason = ?cp.reason, "checkpoint signed")
+                }
+                Err(e) => {
+                    tracing::error!(sitting = %self.id, seq = cp.seq, error = %e, "checkpoint signed but not kept")
+                }
+            }
+        }
     }
 
     /// Decides, commits and answers one batch. Returns false if the writer must stop.
@@ -587,6 +734,10 @@ impl Writer {
                 let mut seq = self.head.seq;
                 let mut seqs = seqs.into_iter();
                 let mut outcomes: Vec<Outcome> = Vec::with_capacity(decided.len());
+                let mut checkpoints: Vec<Reason> = Vec::new();
+                let mut limited: Vec<(usize, Millis, Access)> = Vec::new();
+                let documents_before = self.document_access.borrow().len();
+                let access = sitting::document_access(&self.state);
                 for (sub, d) in &decided {
                     let outcome = match d {
                         Decided::Known(o) => o.clone(),
@@ -596,10 +747,16 @@ impl Writer {
                             .unwrap_or(Ok(Ack { seq, events: 0 })),
                         Decided::Fresh(Ok(events)) if !events.is_empty() => {
                             let last = seqs.next().unwrap_or(new_head.seq);
+                            checkpoints.extend(events.iter().filter_map(checkpoint_reason));
                             let mut n = 0;
                             for e in events.iter().filter(|e| !e.is_sealed()) {
                                 seq += 1;
                                 n += 1;
+                                if let Some(a) =
+                                    sitting::access_of(e, &access).filter(|a| **a != Access::Public)
+                                {
+                                    limited.push((committed.len(), now, a.clone()));
+                                }
                                 committed.push((seq, event_entry(seq, now, &sub.actor, e)));
                             }
                             Ok(Ack {
@@ -629,11 +786,15 @@ impl Writer {
                 if !committed.is_empty() {
                     self.summary
                         .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
+                    if access.len() != documents_before {
+                        self.document_access.send_replace(Arc::new(access));
+                    }
                     let serializing = Instant::now();
-                    let commit = Committed::of(committed);
+                    let commit = Committed::limited(committed, limited);
                     stages::record(Stage::Serialize, serializing.elapsed());
                     let _ = self.committed.send(Arc::new(commit));
                 }
+                self.sign_checkpoints(checkpoints, now).await;
                 true
             }
             Err(e) => {

@@ -526,11 +526,8 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
 
 /// Whether an actor may read a document with this access level.
 pub fn may_read(actor: &Actor, access: &Access) -> bool {
-    match access {
-        Access::Public => true,
-        Access::Deputies => actor.roles.iter().any(|r| *r != Role::Observer),
-        Access::Restricted(roles) => actor.roles.iter().any(|r| roles.contains(r)),
-    }
+    let roles: Vec<Role> = actor.roles.iter().copied().collect();
+    super::visibility::readable(access, &roles)
 }
 
 /// What the clock makes happen at `now`: the floor and the open vote run out.

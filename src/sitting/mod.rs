@@ -18,6 +18,7 @@ mod rejection;
 mod roster;
 mod rules;
 mod state;
+mod visibility;
 mod vote;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use state::{
     AgendaItem, DocumentState, DocumentVersion, Floor, LastIds, NamedBallot, Phase, SittingState,
     Speech, SpeechRequest, VoteState, VoteStatus, apply,
 };
+pub use visibility::{access_of, document_access, readable, visible, withheld_documents};
 pub use vote::{Choice, Method, PassRule, Tally, VoteResult, basis_points, passes};
 
 /// Decides a command and, if accepted, applies its events to the state.

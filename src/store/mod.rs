@@ -22,6 +22,7 @@
 //! ballot box (tallies commute, so order does not matter). `verify` reports the first row
 //! that does not check, and whether each secret vote's ballot box matches its record.
 
+use crate::checkpoint::{Checkpoint, LogFacts};
 use crate::sitting::{self, ActorId, Choice, Event, Millis, SittingId, SittingState, VoteId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -562,7 +563,7 @@ impl Store {
     async fn walk(
         &self,
         sitting: &SittingId,
-        mut f: impl FnMut(u64, ChainRecord),
+        mut f: impl FnMut(u64, ChainRecord, &[u8; 32]),
     ) -> Result<Result<Head, (u64, String)>, StoreError> {
         const PAGE: i64 = 2000;
         let mut head = Head::EMPTY;
@@ -574,7 +575,7 @@ impl Store {
                 match check_row(&row, seq, &head.hash) {
                     Ok(record) => {
                         let hash = row.hash.as_slice().try_into().unwrap_or([0; 32]);
-                        f(seq, record);
+                        f(seq, record, &hash);
                         head = Head { seq, hash };
                     }
                     Err(reason) => return Ok(Err((seq, reason))),
@@ -590,7 +591,7 @@ impl Store {
     pub async fn replay(&self, sitting: &SittingId) -> Result<(SittingState, Head), StoreError> {
         let mut state = SittingState::default();
         let head = match self
-            .walk(sitting, |_, record| {
+            .walk(sitting, |_, record, _| {
                 sitting::apply(&mut state, &record.event)
             })
             .await?
@@ -609,7 +610,7 @@ impl Store {
         let mut taken: BTreeMap<VoteId, u32> = BTreeMap::new();
         let mut closed: BTreeMap<VoteId, (u64, sitting::Tally)> = BTreeMap::new();
         let walked = self
-            .walk(sitting, |seq, record| match record.event {
+            .walk(sitting, |seq, record, _| match record.event {
                 Event::SecretBallotTaken { vote, .. } => *taken.entry(vote).or_default() += 1,
                 Event::VoteClosed { vote, result, .. } => {
                     closed.insert(vote, (seq, result.tally));
@@ -769,5 +770,82 @@ impl Store {
         .await?
         .rows_affected());
         Ok(self.setting(name).await?.unwrap_or_else(|| value.to_vec()))
+    }
+
+    /// Keeps a signed checkpoint.
+    pub async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        let body = serde_json::to_string(cp).map_err(|e| StoreError::Corrupt {
+            seq: cp.seq,
+            reason: format!("checkpoint does not serialize: {e}"),
+        })?;
+        with_pool!(self, pool => sqlx::query(
+            "INSERT INTO checkpoints (sitting, seq, body) VALUES ($1, $2, $3)",
+        )
+        .bind(cp.sitting.as_str())
+        .bind(to_i64(cp.seq))
+        .bind(&body)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// The checkpoints kept for a sitting, oldest first.
+    pub async fn checkpoints(&self, sitting: &SittingId) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT seq, body FROM checkpoints WHERE sitting = $1 ORDER BY id",
+        )
+        .bind(sitting.as_str())
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|(seq, body)| {
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    seq: to_u64(seq),
+                    reason: format!("checkpoint does not parse: {e}"),
+                })
+            })
+            .collect()
+    }
+
+    /// What the log says for judging it against a checkpoint at `seq`
+    /// ([`crate::checkpoint::judge`]): its epoch, the chain checked from the start, its last
+    /// sequence number, and the hash at `seq`.
+    pub async fn log_facts(&self, sitting: &SittingId, seq: u64) -> Result<LogFacts, StoreError> {
+        let epoch = match self.sitting(sitting).await {
+            Ok(meta) => Some(meta.epoch),
+            Err(StoreError::UnknownSitting(_)) => None,
+            Err(e) => return Err(e),
+        };
+        if epoch.is_none() {
+            return Ok(LogFacts {
+                epoch,
+                broken: None,
+                last_seq: 0,
+                hash_at_checkpoint: None,
+            });
+        }
+        let mut at = None;
+        let walked = self
+            .walk(sitting, |s, _, hash| {
+                if s == seq {
+                    at = Some(hex::encode(hash));
+                }
+            })
+            .await?;
+        Ok(match walked {
+            Ok(head) => LogFacts {
+                epoch,
+                broken: None,
+                last_seq: head.seq,
+                hash_at_checkpoint: at,
+            },
+            Err((bad, reason)) => LogFacts {
+                epoch,
+                broken: Some((bad, reason)),
+                last_seq: bad.saturating_sub(1),
+                hash_at_checkpoint: at,
+            },
+        })
     }
 }

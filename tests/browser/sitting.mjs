@@ -60,18 +60,22 @@ async function serverSnapshot(browser, base) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   await page.goto(`${base}/healthz`);
-  const snap = await page.evaluate(async (token) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://${location.host}/ws?token=${token}`);
-    ws.onmessage = async (ev) => {
-      const m = JSON.parse(ev.data);
-      if (m.type === "welcome") {
-        const list = await (await fetch("/api/sittings")).json();
-        ws.send(JSON.stringify({ type: "subscribe", v: 1, sitting: list[0].sitting }));
-      }
-      if (m.type === "snapshot") { ws.close(); resolve(m); }
-    };
-    ws.onerror = () => reject(new Error("websocket"));
-  }), token);
+  const snap = await page.evaluate(async (token) => {
+    const r = await fetch("/api/ws-ticket", { method: "POST", headers: { authorization: `Bearer ${token}` } });
+    const { ticket } = await r.json();
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${location.host}/ws?ticket=${ticket}`);
+      ws.onmessage = async (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.type === "welcome") {
+          const list = await (await fetch("/api/sittings")).json();
+          ws.send(JSON.stringify({ type: "subscribe", v: 1, sitting: list[0].sitting }));
+        }
+        if (m.type === "snapshot") { ws.close(); resolve(m); }
+      };
+      ws.onerror = () => reject(new Error("websocket"));
+    });
+  }, token);
   await ctx.close();
   return snap;
 }

@@ -325,27 +325,50 @@ impl InProcess {
 
 /// Starts the real `dienhong` binary and waits for its "listening on" line.
 pub fn spawn_binary(args: &[&str]) -> (std::process::Child, String) {
+    let (child, addr, _) = spawn_binary_env(args, &[]);
+    (child, addr)
+}
+
+/// Every line the binary has written to stderr so far.
+pub type Lines = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// As [`spawn_binary`], with `env` set, also keeping every line of its log.
+pub fn spawn_binary_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, Lines) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dienhong"))
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("binary starts");
     let stderr = child.stderr.take().expect("stderr");
+    let lines = Lines::default();
+    let kept = lines.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split("listening on ").nth(1) {
                 let _ = tx.send(addr.trim().to_owned());
             }
+            if let Ok(mut k) = kept.lock() {
+                k.push(line);
+            }
         }
     });
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("server reports its address");
-    (child, addr)
+        .unwrap_or_else(|_| {
+            panic!(
+                "server reports its address; its log: {:?}",
+                lines.lock().map(|l| l.clone()).unwrap_or_default()
+            )
+        });
+    (child, addr, lines)
 }
 
 /// Sends SIGTERM.

@@ -13,6 +13,22 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The WebSocket request of a native client: the token in the `Authorization` header.
+pub fn bearer_request(
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    req
+}
+
 pub struct Server {
     pub inner: InProcess,
     pub app: Arc<App>,
@@ -37,6 +53,11 @@ pub async fn start_with(extra: &[(&str, &str)]) -> Server {
 }
 
 impl Server {
+    /// The URL of the server's SQLite database.
+    pub fn database_url(&self) -> String {
+        format!("sqlite:{}", self._dir.path().join("c.db").display())
+    }
+
     pub async fn stop(self) {
         self.inner.stop().await;
     }
@@ -58,10 +79,9 @@ impl Server {
     }
 
     pub async fn connect_with(&self, token: &str) -> Ws {
-        let (ws, _) =
-            tokio_tungstenite::connect_async(format!("ws://{}/ws?token={token}", self.addr))
-                .await
-                .expect("connect");
+        let (ws, _) = tokio_tungstenite::connect_async(bearer_request(self.addr, token))
+            .await
+            .expect("connect");
         ws
     }
 

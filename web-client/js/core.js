@@ -75,6 +75,18 @@ export async function whoami(auth) {
   return { ...auth, ...me };
 }
 
+/// A single-use ticket to open the WebSocket (a token never goes in a URL); null when the
+/// server refuses the token.
+export async function wsTicket(auth) {
+  const r = await fetch("/api/ws-ticket", {
+    method: "POST",
+    headers: { authorization: `Bearer ${auth.token}` },
+  });
+  if (r.status === 401) return null;
+  if (!r.ok) throw new ServerError("unavailable");
+  return (await r.json()).ticket;
+}
+
 /// Forgets the tab's log-in (a token the server refused).
 export function forgetAuth() {
   sessionStorage.removeItem(AUTH_KEY);
@@ -225,10 +237,25 @@ export class Client {
     this.emit("connection", status);
   }
 
-  connect() {
-    if (this.stopped) return;
+  async connect() {
+    if (this.stopped || this.connecting) return;
+    this.connecting = true;
+    let ticket;
+    try {
+      ticket = await wsTicket(this.auth);
+    } catch (_) {
+      // The server is unreachable: try again later, as for a dropped connection.
+      this.connecting = false;
+      this.setStatus(navigator.onLine === false ? "offline" : "reconnecting");
+      this.connectSoon(this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 8000);
+      return;
+    }
+    this.connecting = false;
+    if (ticket === null) { this.expire(); return; }
+    if (this.stopped || this.ws) return;
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(this.auth.token)}`);
+    const ws = new WebSocket(`${proto}//${location.host}/ws?ticket=${encodeURIComponent(ticket)}`);
     this.ws = ws;
     let opened = false;
     ws.onopen = () => {

@@ -189,6 +189,10 @@ export function apply(s, e) {
       if (had === undefined || ACK_ORDER[e.ack] > ACK_ORDER[had]) mine[e.version] = e.ack;
       break;
     }
+    case "withheld":
+      // An event about a document this account may not read: it keeps the numbering, and
+      // there is nothing in it to apply.
+      break;
     default:
       // An event type this page does not know: the state may now lag the server's, so the
       // caller asks for a fresh snapshot.

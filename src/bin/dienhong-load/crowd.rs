@@ -6,7 +6,7 @@
 //! `--seconds` pass first (nothing was measured); it prints one JSON line: how many checked in, the ballots by choice, the
 //! acknowledgement times, and every refusal.
 
-use super::{Args, login, pct, ws_config};
+use super::{Args, login, pct, ws_config, ws_request};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -89,9 +89,8 @@ async fn follow_inner(
     index: usize,
     out: &mut Outcome,
 ) -> Result<()> {
-    let ws_url = args.url.replacen("http", "ws", 1);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(
-        format!("{ws_url}/ws?token={token}"),
+        ws_request(args, token)?,
         Some(ws_config()),
         false,
     )

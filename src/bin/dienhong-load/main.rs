@@ -152,6 +152,20 @@ fn ws_config() -> WebSocketConfig {
     c
 }
 
+/// The WebSocket request of a native client: the token goes in the `Authorization` header,
+/// never in the URL.
+fn ws_request(
+    args: &Args,
+    token: &str,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let ws_url = args.url.replacen("http", "ws", 1);
+    let mut req = format!("{ws_url}/ws").into_client_request()?;
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse()?);
+    Ok(req)
+}
+
 async fn login(http: &reqwest::Client, args: &Args, code: &str) -> Result<String> {
     let r: Value = http
         .post(format!("{}/api/login", args.url))
@@ -169,9 +183,8 @@ async fn login(http: &reqwest::Client, args: &Args, code: &str) -> Result<String
 impl Client {
     /// Connects and subscribes (fresh, or resuming from what was seen).
     async fn connect(&mut self, args: &Args, resume: bool) -> Result<()> {
-        let ws_url = args.url.replacen("http", "ws", 1);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(
-            format!("{ws_url}/ws?token={}", self.token),
+            ws_request(args, &self.token)?,
             Some(ws_config()),
             false,
         )
