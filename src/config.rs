@@ -499,6 +499,15 @@ pub fn parse_delegations(text: &str) -> Result<Vec<Delegation>, ConfigError> {
     Ok(out)
 }
 
+/// Parses an agenda file: one item title per line, trimmed, blank lines skipped.
+pub fn parse_agenda(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Parses a roster TSV: a header line, then `code<TAB>name<TAB>delegation<TAB>roles`, where
 /// `delegation` may be empty for staff and `roles` is a comma-separated list of `chair`,
 /// `vice_chair`, `clerk`, `deputy`, `site_operator`, `observer`.

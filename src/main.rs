@@ -367,12 +367,7 @@ async fn create_sitting(
         title,
         roster,
         rules: config.rules.clone(),
-        agenda: agenda_text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        agenda: dienhong::config::parse_agenda(&agenda_text),
     };
     let url = database.unwrap_or(config.database.url);
     let store = Store::open(&url).await.context("opening the store")?;
