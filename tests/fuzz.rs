@@ -34,9 +34,10 @@ fn cases() -> u32 {
 fn runner() -> TestRunner {
     TestRunner::new(RunnerConfig {
         cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),
+        source_file: Some(file!()),
         ..RunnerConfig::default()
     })
 }
