@@ -8,6 +8,8 @@
 //!   by URL): append in one transaction, replay at start, verify the chain.
 //! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
 //!   routes, graceful shutdown.
+//! - [`audit`]: the audit trail (log-ins, refusals, logouts, clerk entries), hash-chained apart
+//!   from the sittings' logs.
 //! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets.
 //! - [`checkpoint`]: ed25519-signed checkpoints of a log's head, and judging a log against one.
 //! - [`control`]: the WebSocket protocol and one session task per connection.
@@ -20,6 +22,7 @@
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
+pub mod audit;
 pub mod auth;
 pub mod checkpoint;
 pub mod config;

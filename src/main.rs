@@ -91,7 +91,8 @@ enum Cmd {
         #[arg(long)]
         database: Option<String>,
     },
-    /// Walk every sitting's hash chain; print `ok N events` or the first broken sequence number.
+    /// Walk every sitting's hash chain and the audit trail's; print `ok N events` or the first
+    /// broken sequence number.
     /// With --checkpoint, also check the log against signed checkpoints kept elsewhere.
     Verify {
         /// Database URL (overrides database.url).
@@ -426,6 +427,24 @@ async fn verify(
             Verification::Broken { seq, reason } => {
                 eprintln!("sitting {}:", meta.sitting);
                 writeln!(std::io::stdout(), "broken at seq {seq}: {reason}")?;
+                broken = true;
+            }
+        }
+    }
+    if only.is_none() {
+        match store
+            .verify_audit()
+            .await
+            .context("verifying the audit trail")?
+        {
+            Verification::Ok { events } => {
+                writeln!(std::io::stdout(), "audit trail ok {events} entries")?;
+            }
+            Verification::Broken { seq, reason } => {
+                writeln!(
+                    std::io::stdout(),
+                    "audit trail broken at seq {seq}: {reason}"
+                )?;
                 broken = true;
             }
         }

@@ -472,6 +472,43 @@ async fn a_checkpoint_catches_a_log_cut_short_or_rewritten_with_a_valid_chain(db
     store.close().await;
 }
 
+/// The audit trail and a sitting write to the same database at once: neither write fails
+/// (on SQLite a transaction that reads before it writes must wait for the other writer, not
+/// fail because the other committed after its read began).
+async fn audit_and_sitting_writes_at_once_both_succeed(db: &TestDb) {
+    use dienhong::audit::AuditEntry;
+    let store = Store::open(&db.url).await.expect("open");
+    let mut log = Log::new(store.clone(), "s1", 10).await;
+    let audit = store.clone();
+    let writing = tokio::spawn(async move {
+        let mut head = audit.audit_head().await.expect("head");
+        for i in 0..300 {
+            head = audit
+                .append_audit(&head, &[(Millis(i), AuditEntry::login_failed("DB001"))])
+                .await
+                .expect("audit append");
+        }
+        head
+    });
+    for i in 0..150 {
+        log.ok(
+            CHAIR,
+            Command::AddAgendaItem {
+                title: format!("Mục {i}"),
+                position: None,
+            },
+        )
+        .await;
+    }
+    let head = writing.await.expect("join");
+    assert_eq!(head.seq, 300);
+    assert_eq!(
+        store.verify_audit().await.expect("verify"),
+        Verification::Ok { events: 300 }
+    );
+    store.close().await;
+}
+
 async fn unsupported_urls_are_refused_clearly() {
     let err = Store::open("mysql://x").await.expect_err("refused");
     assert!(matches!(err, StoreError::InvalidUrl(_)));
@@ -509,6 +546,7 @@ on_both!(
     a_changed_secret_ballot_is_caught_by_verify,
     no_stored_byte_links_a_deputy_to_a_secret_choice,
     a_checkpoint_catches_a_log_cut_short_or_rewritten_with_a_valid_chain,
+    audit_and_sitting_writes_at_once_both_succeed,
 );
 
 #[tokio::test]
@@ -532,8 +570,8 @@ async fn the_verify_command_names_the_edited_sequence_number() {
     let out = run();
     assert!(out.status.success());
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("ok {} events", log.head.seq)
+        String::from_utf8_lossy(&out.stdout).lines().next(),
+        Some(format!("ok {} events", log.head.seq).as_str())
     );
     let target = 7u64;
     let n = raw_execute(

@@ -11,12 +11,13 @@ use super::protocol::{
     ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
 };
 use super::{Limits, TokenBucket};
+use crate::audit::AuditEntry;
 use crate::auth::Claims;
 use crate::server::writer::{
     Committed, event_entry, event_message_of, events_frame, withheld_entry,
 };
 use crate::server::{App, SittingHandle, SubmitError};
-use crate::sitting::{self, ActorId, Millis, SittingId};
+use crate::sitting::{self, ActorId, Millis, Role, SittingId};
 use crate::stages::{self, Stage};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
@@ -350,10 +351,18 @@ impl Session {
                         .await;
                 }
                 let actor = self.claims.sub.clone();
+                let clerk = self.claims.roles.contains(&Role::Clerk);
+                let app = self.app.clone();
                 self.in_flight.push(Box::pin(async move {
+                    // The wire name, for the audit trail (kept before the command moves).
+                    let name = serde_json::to_value(&command)
+                        .ok()
+                        .and_then(|v| v["command"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
                     let (outcome, answered) = handle
-                        .submit_timed(actor, Some(command_id.clone()), command)
+                        .submit_timed(actor.clone(), Some(command_id.clone()), command)
                         .await;
+                    audit_outcome(&app, &actor, handle.id(), name, clerk, &outcome);
                     (command_id, outcome.map(|ack| ack.seq), answered)
                 }));
                 Ok(())
@@ -793,6 +802,35 @@ impl Session {
                 Err(End::Close(close_code::RESTART, "server restarting"))
             }
         }
+    }
+}
+
+/// Puts what the audit trail keeps of a command's outcome there: a refusal as not
+/// permitted, and every command a clerk got accepted.
+fn audit_outcome(
+    app: &App,
+    actor: &ActorId,
+    sitting: &SittingId,
+    command: String,
+    clerk: bool,
+    outcome: &Result<crate::server::Ack, SubmitError>,
+) {
+    match outcome {
+        Err(SubmitError::Rejected(r)) if r.code == sitting::Code::NotPermitted => {
+            app.audit(AuditEntry::Refused {
+                actor: actor.clone(),
+                sitting: sitting.clone(),
+                command,
+                code: r.code.as_str().to_owned(),
+            });
+        }
+        Ok(ack) if clerk => app.audit(AuditEntry::ClerkEntry {
+            actor: actor.clone(),
+            sitting: sitting.clone(),
+            command,
+            seq: ack.seq,
+        }),
+        _ => {}
     }
 }
 

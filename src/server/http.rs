@@ -4,6 +4,7 @@
 
 use super::App;
 use super::summary::Summary;
+use crate::audit::AuditEntry;
 use crate::auth::authority::LoginError;
 use crate::auth::{Claims, TokenError};
 use crate::sitting::{Role, SittingId};
@@ -107,6 +108,7 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
         .route("/api/logout", post(logout))
         .route("/api/me", get(me))
         .route("/api/ws-ticket", post(ws_ticket))
+        .route("/api/audit", get(audit_trail))
         .route("/ws", get(websocket))
         .merge(super::whip::router(max_sdp_bytes))
         .fallback(super::assets::serve)
@@ -261,7 +263,45 @@ async fn make_checkpoint(
         .await
         .map_err(store_unavailable)?;
     tracing::info!(sitting = %sitting, seq = cp.seq, actor = %claims.sub, "checkpoint signed on demand");
+    app.audit(AuditEntry::CheckpointAsked {
+        actor: claims.sub,
+        sitting,
+        seq: cp.seq,
+    });
     Ok((StatusCode::CREATED, Json(cp)))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// The audit trail, for the chair, a vice-chair or a clerk of any sitting: entries after
+/// `after` (0), at most `limit` (1,000, at most 10,000).
+async fn audit_trail(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Vec<crate::audit::AuditRecord>>, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    let may = app
+        .roles_of(&claims.sub)
+        .iter()
+        .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk));
+    if !may {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            "only the chair, a vice-chair or a clerk may read the audit trail",
+        ));
+    }
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    app.store()
+        .audit_after(q.after.unwrap_or(0), limit)
+        .await
+        .map(Json)
+        .map_err(store_unavailable)
 }
 
 pub(super) fn not_found() -> ApiError {
@@ -304,6 +344,9 @@ async fn login(
     {
         Ok((token, claims)) => {
             tracing::info!(actor = %claims.sub, "login");
+            app.audit(AuditEntry::LoggedIn {
+                actor: claims.sub.clone(),
+            });
             Ok(Json(LoginResponse {
                 token,
                 actor: claims.sub.0,
@@ -313,17 +356,21 @@ async fn login(
         }
         Err(LoginError::BadCredentials) => {
             tracing::info!(code = %req.code, "login refused");
+            app.audit(AuditEntry::login_failed(&req.code));
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",
                 "wrong code or password",
             ))
         }
-        Err(LoginError::TooManyAttempts) => Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed logins; wait a minute",
-        )),
+        Err(LoginError::TooManyAttempts) => Err({
+            app.audit(AuditEntry::login_throttled(&req.code));
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many failed logins; wait a minute",
+            )
+        }),
         Err(LoginError::Store(e)) => {
             tracing::error!(error = %e, "login: store failed");
             Err(ApiError::new(
@@ -370,6 +417,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Statu
         media.end_sessions_of(&claims.sub).await;
     }
     tracing::info!(actor = %claims.sub, "logout");
+    app.audit(AuditEntry::LoggedOut { actor: claims.sub });
     Ok(StatusCode::NO_CONTENT)
 }
 

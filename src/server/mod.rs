@@ -12,6 +12,7 @@ pub mod tls;
 mod whip;
 pub mod writer;
 
+use crate::audit::{AuditEntry, Auditor};
 use crate::auth::authority::Authority;
 use crate::auth::ticket::Tickets;
 use crate::checkpoint::Signer;
@@ -62,6 +63,7 @@ pub enum StartError {
 pub struct App {
     store: Store,
     authority: Authority,
+    auditor: Auditor,
     signer: Arc<Signer>,
     tickets: Tickets,
     limits: Limits,
@@ -115,6 +117,8 @@ impl App {
             sittings.insert(meta.sitting, handle);
             writers.push(task);
         }
+        let (auditor, audit_task) = Auditor::start(store.clone(), stop_rx.clone()).await?;
+        writers.push(audit_task);
         let media = crate::media::Media::start(&config.media, &sittings, stop_rx.clone())?;
         let authority = Authority::load(
             store.clone(),
@@ -124,6 +128,7 @@ impl App {
         )
         .await?;
         Ok(Arc::new(App {
+            auditor,
             signer,
             authority,
             tickets: Tickets::new(
@@ -171,6 +176,11 @@ impl App {
     /// The authority that issues and checks tokens.
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// Records an audit entry now.
+    pub fn audit(&self, entry: AuditEntry) {
+        self.auditor.record(now_millis(), entry);
     }
 
     /// The checkpoint signing key.

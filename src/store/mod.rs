@@ -181,6 +181,20 @@ macro_rules! with_pool {
     };
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so that a transaction that reads first and then writes waits for
+/// another writer (the audit trail, another sitting) under the busy timeout, instead of
+/// failing when that writer committed after its read began.
+async fn begin_write<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    if DB::NAME == "SQLite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
 fn hash_of(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
@@ -427,7 +441,7 @@ impl Store {
             expected: expected.seq,
         };
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write(pool).await?;
             let current: Option<(i64,)> = sqlx::query_as(
                 "SELECT seq FROM events WHERE sitting = $1 ORDER BY seq DESC LIMIT 1",
             )
@@ -705,7 +719,7 @@ impl Store {
     /// transaction.
     pub async fn set_credentials(&self, entries: &[(ActorId, String)]) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write(pool).await?;
             for (actor, phc) in entries {
                 sqlx::query(
                     "INSERT INTO credentials (actor, phc) VALUES ($1, $2) \
@@ -849,3 +863,5 @@ impl Store {
         })
     }
 }
+
+mod audit;
