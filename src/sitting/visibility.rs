@@ -47,8 +47,14 @@ pub fn document_access(state: &SittingState) -> BTreeMap<DocumentId, Access> {
         .collect()
 }
 
-/// Whether `roles` may see `event`.
+/// Whether `roles` may see `event`. An acknowledgement of a document not (yet) in `access`
+/// is held back: when in doubt, say less.
 pub fn visible(event: &Event, roles: &[Role], access: &BTreeMap<DocumentId, Access>) -> bool {
+    if let Event::DocumentAcknowledged { document, .. } = event
+        && !access.contains_key(document)
+    {
+        return false;
+    }
     access_of(event, access).is_none_or(|a| readable(a, roles))
 }
 
@@ -121,6 +127,8 @@ mod tests {
         };
         assert!(!visible(&ack, &[Role::Deputy], &access));
         assert!(visible(&ack, &[Role::Clerk], &access));
+        // An acknowledgement of a document the map does not know yet is held back.
+        assert!(!visible(&ack, &[Role::Clerk], &BTreeMap::new()));
         assert!(!visible(
             &published(1, restricted),
             &[Role::Observer],
