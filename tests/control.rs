@@ -227,9 +227,9 @@ async fn a_version_2_client_gets_each_commit_in_one_message_and_a_version_1_clie
     s.stop().await;
 }
 
-#[tokio::test]
-async fn a_retried_ballot_returns_the_original_outcome_and_counts_once() {
-    let s = start().await;
+/// The chair opens the sitting, a clerk checks DB007 in, and the chair opens a named vote
+/// (vote 1) on item 3; returns the chair's and the clerk's clients.
+async fn named_vote_open_for_db007(s: &Server) -> (Client, Client) {
     let mut chair = s.client("CHAIR").await;
     chair.ok(json!({"command": "open_sitting"})).await;
     let mut clerk = s.client("CLERK1").await;
@@ -242,6 +242,13 @@ async fn a_retried_ballot_returns_the_original_outcome_and_counts_once() {
     chair
         .ok(json!({"command": "open_vote", "question": "Q", "method": "named", "rule": null, "window_secs": 300, "allow_change": true, "rerun_of": null}))
         .await;
+    (chair, clerk)
+}
+
+#[tokio::test]
+async fn a_retried_ballot_returns_the_original_outcome_and_counts_once() {
+    let s = start().await;
+    let (_chair, _clerk) = named_vote_open_for_db007(&s).await;
     let mut d = s.client("DB007").await;
     let first = d
         .command_with_id(
@@ -608,18 +615,7 @@ async fn a_browser_opens_the_websocket_with_a_single_use_ticket_never_a_token_in
 async fn closing_a_vote_signs_a_checkpoint_and_verify_checks_the_log_against_it() {
     let s = start().await;
     let base = format!("http://{}/api/sittings/demo-2026-11/checkpoints", s.addr);
-    let mut chair = s.client("CHAIR").await;
-    chair.ok(json!({"command": "open_sitting"})).await;
-    let mut clerk = s.client("CLERK1").await;
-    clerk
-        .ok(json!({"command": "check_in", "deputy": "DB007"}))
-        .await;
-    chair
-        .ok(json!({"command": "set_current_item", "item": 3}))
-        .await;
-    chair
-        .ok(json!({"command": "open_vote", "question": "Q", "method": "named", "rule": null, "window_secs": 300, "allow_change": true, "rerun_of": null}))
-        .await;
+    let (mut chair, clerk) = named_vote_open_for_db007(&s).await;
     let mut d = s.client("DB007").await;
     d.ok(json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}))
         .await;
