@@ -233,6 +233,11 @@ runTest(async () => {
   });
   // As the page's own statistics tell it (polled; Chromium refreshes them at intervals).
   timings.grant_to_frames_decoded_stat_ms = Date.now() - grantAt;
+  // A decoded frame reaches the screen a little later: wait for the display's frame
+  // callback rather than read it in the same instant (it was read too early once).
+  await poll(async () => display.evaluate(() => Boolean(window.grantMarks.frame)), {
+    timeoutMs: 5_000, intervalMs: 25, what: "the display to put the speaker's first frame on screen",
+  });
   const marks = async (page) => {
     const m = await page.evaluate(() => window.grantMarks);
     return { event_ms: m.event ? m.event - grantAt : null, frame_ms: m.frame ? m.frame - grantAt : null };
