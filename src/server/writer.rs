@@ -187,14 +187,22 @@ impl SittingHandle {
         &self.roster
     }
 
-    /// The head of the log: its last sequence number and hash, as committed.
-    pub async fn head(&self) -> Result<Head, SubmitError> {
+    /// Asks the writer something it answers in order with the commands.
+    async fn ask<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, SubmitError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Head { reply })
+            .send(request(reply))
             .await
             .map_err(|_| SubmitError::Unavailable)?;
         rx.await.map_err(|_| SubmitError::Unavailable)
+    }
+
+    /// The head of the log: its last sequence number and hash, as committed.
+    pub async fn head(&self) -> Result<Head, SubmitError> {
+        self.ask(|reply| Request::Head { reply }).await
     }
 
     /// The sitting id.
@@ -250,12 +258,7 @@ impl SittingHandle {
 
     /// The state at the current head, taken in order with the commands.
     pub async fn snapshot(&self) -> Result<Snapshot, SubmitError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request::Snapshot { reply })
-            .await
-            .map_err(|_| SubmitError::Unavailable)?;
-        rx.await.map_err(|_| SubmitError::Unavailable)
+        self.ask(|reply| Request::Snapshot { reply }).await
     }
 
     /// The `snapshot` message at the current head as JSON text. Serialized once per
@@ -736,8 +739,17 @@ impl Writer {
                 let mut outcomes: Vec<Outcome> = Vec::with_capacity(decided.len());
                 let mut checkpoints: Vec<Reason> = Vec::new();
                 let mut limited: Vec<(usize, Millis, Access)> = Vec::new();
-                let documents_before = self.document_access.borrow().len();
-                let access = sitting::document_access(&self.state);
+                // Every document's access level, rebuilt only when this commit published
+                // one (the state already holds it).
+                let published = decided.iter().any(|(_, d)| {
+                    matches!(d, Decided::Fresh(Ok(events))
+                        if events.iter().any(|e| matches!(e, Event::DocumentPublished { .. })))
+                });
+                let access = if published {
+                    Arc::new(sitting::document_access(&self.state))
+                } else {
+                    self.document_access.borrow().clone()
+                };
                 for (sub, d) in &decided {
                     let outcome = match d {
                         Decided::Known(o) => o.clone(),
@@ -786,8 +798,8 @@ impl Writer {
                 if !committed.is_empty() {
                     self.summary
                         .send_replace(Arc::new(Summary::of(&self.state, self.head.seq)));
-                    if access.len() != documents_before {
-                        self.document_access.send_replace(Arc::new(access));
+                    if published {
+                        self.document_access.send_replace(access);
                     }
                     let serializing = Instant::now();
                     let commit = Committed::limited(committed, limited);

@@ -2,7 +2,10 @@
 //! clerks, checked by `verify`. Same hashing as a sitting's log
 //! (`hash = sha256(previous hash ‖ body)`), in its own table.
 
-use super::{Backend, Head, Store, StoreError, Verification, hash_of, to_i64, to_u64};
+use super::{
+    Backend, Head, Row0, Store, StoreError, Verification, check_link, hash_of, parse_bodies,
+    to_i64, to_u64,
+};
 use crate::audit::{AuditEntry, AuditRecord};
 use crate::sitting::Millis;
 
@@ -76,14 +79,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?);
-        rows.into_iter()
-            .map(|(seq, body)| {
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    seq: to_u64(seq),
-                    reason: format!("audit entry does not parse: {e}"),
-                })
-            })
-            .collect()
+        parse_bodies(rows, "audit entry")
     }
 
     /// Walks the audit chain: every row's links, hash and body.
@@ -99,33 +95,31 @@ impl Store {
             .fetch_all(pool)
             .await?);
             let n = rows.len();
-            for (seq, body, prev, hash) in rows {
+            for (seq, body, prev_hash, hash) in rows {
                 let expect = head.seq + 1;
-                let broken = |reason: String| Verification::Broken {
-                    seq: expect,
-                    reason,
+                let row = Row0 {
+                    seq,
+                    body,
+                    prev_hash,
+                    hash,
                 };
-                if to_u64(seq) != expect {
-                    return Ok(broken(format!("expected seq {expect}, found {seq}")));
-                }
-                if prev.as_slice() != head.hash {
-                    return Ok(broken(
-                        "prev_hash does not match the previous row's hash".into(),
-                    ));
-                }
-                if hash_of(&head.hash, body.as_bytes()).as_slice() != hash.as_slice() {
-                    return Ok(broken(
-                        "hash does not match sha256(prev_hash ‖ body)".into(),
-                    ));
-                }
-                match serde_json::from_str::<AuditRecord>(&body) {
-                    Ok(r) if r.seq == expect => {}
-                    Ok(r) => return Ok(broken(format!("body names seq {}", r.seq))),
-                    Err(e) => return Ok(broken(format!("body does not parse: {e}"))),
+                let checked =
+                    check_link(&row, expect, &head.hash).and_then(
+                        |()| match serde_json::from_str::<AuditRecord>(&row.body) {
+                            Ok(r) if r.seq == expect => Ok(()),
+                            Ok(r) => Err(format!("body names seq {}", r.seq)),
+                            Err(e) => Err(format!("body does not parse: {e}")),
+                        },
+                    );
+                if let Err(reason) = checked {
+                    return Ok(Verification::Broken {
+                        seq: expect,
+                        reason,
+                    });
                 }
                 head = Head {
                     seq: expect,
-                    hash: hash.as_slice().try_into().unwrap_or([0; 32]),
+                    hash: row.hash.as_slice().try_into().unwrap_or([0; 32]),
                 };
             }
             if (n as i64) < PAGE {

@@ -247,8 +247,9 @@ struct Row0 {
     hash: Vec<u8>,
 }
 
-/// Checks one raw row against the running chain; returns the parsed record.
-fn check_row(row: &Row0, expect_seq: u64, prev: &[u8; 32]) -> Result<ChainRecord, String> {
+/// Checks a row's place in a hash chain (a sitting's log or the audit trail): its sequence
+/// number follows, it links to the previous row, and its hash covers its body.
+fn check_link(row: &Row0, expect_seq: u64, prev: &[u8; 32]) -> Result<(), String> {
     if to_u64(row.seq) != expect_seq {
         return Err(format!("expected seq {expect_seq}, found {}", row.seq));
     }
@@ -258,6 +259,28 @@ fn check_row(row: &Row0, expect_seq: u64, prev: &[u8; 32]) -> Result<ChainRecord
     if hash_of(prev, row.body.as_bytes()).as_slice() != row.hash.as_slice() {
         return Err("hash does not match sha256(prev_hash ‖ body)".into());
     }
+    Ok(())
+}
+
+/// Parses stored JSON bodies, each with the seq it is kept at; a body that does not parse is
+/// the store's corruption at that seq.
+fn parse_bodies<T: serde::de::DeserializeOwned>(
+    rows: Vec<(i64, String)>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|(seq, body)| {
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                seq: to_u64(seq),
+                reason: format!("{what} does not parse: {e}"),
+            })
+        })
+        .collect()
+}
+
+/// Checks one raw row against the running chain; returns the parsed record.
+fn check_row(row: &Row0, expect_seq: u64, prev: &[u8; 32]) -> Result<ChainRecord, String> {
+    check_link(row, expect_seq, prev)?;
     let record: ChainRecord =
         serde_json::from_str(&row.body).map_err(|e| format!("body does not parse: {e}"))?;
     if record.seq != expect_seq {
@@ -812,14 +835,7 @@ impl Store {
         .bind(sitting.as_str())
         .fetch_all(pool)
         .await?);
-        rows.into_iter()
-            .map(|(seq, body)| {
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
-                    seq: to_u64(seq),
-                    reason: format!("checkpoint does not parse: {e}"),
-                })
-            })
-            .collect()
+        parse_bodies(rows, "checkpoint")
     }
 
     /// What the log says for judging it against a checkpoint at `seq`
