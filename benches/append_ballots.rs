@@ -140,6 +140,7 @@ impl Fixture {
                 window_secs: Some(24 * 3600),
                 allow_change: Some(false),
                 rerun_of: None,
+                step_up: None,
             }],
         )
         .await;

@@ -1,5 +1,6 @@
 //! The audit trail: who logged in, who failed to, who logged out, which commands were
-//! refused as not permitted, every entry a clerk made, and who asked for a checkpoint.
+//! refused as not permitted, every entry a clerk made, passkeys registered and every ballot's
+//! passkey confirmation checked, and who asked for a checkpoint.
 //!
 //! Kept apart from every sitting's chain (a sitting's log is the record of the sitting; this
 //! is the record of access to it), hash-chained the same way so that `verify` catches an
@@ -67,6 +68,27 @@ pub enum AuditEntry {
         command: String,
         /// The sequence number of its last event in the sitting's log.
         seq: u64,
+    },
+    /// A passkey was registered.
+    PasskeyRegistered {
+        /// Whose.
+        actor: ActorId,
+        /// Its credential id (public).
+        credential: String,
+    },
+    /// A ballot's passkey confirmation was checked: `outcome` is `given`, `retry`, or the
+    /// code it was refused with. Never the choice or the assertion.
+    StepUp {
+        /// Who confirmed (the deputy, or the clerk entering a ballot for one).
+        actor: ActorId,
+        /// Where.
+        sitting: SittingId,
+        /// The vote.
+        vote: u32,
+        /// Whose ballot it was for.
+        deputy: ActorId,
+        /// What came of it.
+        outcome: String,
     },
     /// A checkpoint was asked for.
     CheckpointAsked {

@@ -291,6 +291,13 @@ pub struct TrustConfig {
     /// `dienhong-checkpoint.key` in the working directory for PostgreSQL.
     #[serde(default)]
     pub checkpoint_key: Option<PathBuf>,
+    /// The WebAuthn relying party id: the host name passkeys are bound to.
+    pub passkey_rp_id: String,
+    /// The origins pages are served from (any port); empty: http(s):// of the rp id.
+    #[serde(default)]
+    pub passkey_origins: Vec<String>,
+    /// How long a step-up challenge may be answered, in seconds.
+    pub step_up_secs: u64,
 }
 
 impl Config {
@@ -358,6 +365,18 @@ impl Config {
         if c.ws_ticket_secs == 0 || c.ws_ticket_secs > 300 {
             return Err(ConfigError::Invalid(
                 "control.ws_ticket_secs must be 1 to 300".into(),
+            ));
+        }
+        let t = &self.trust;
+        let rp = t.passkey_rp_id.as_str();
+        if rp.is_empty() || rp.contains(['/', ':', ' ']) || rp.parse::<std::net::IpAddr>().is_ok() {
+            return Err(ConfigError::Invalid(
+                "trust.passkey_rp_id must be a host name (no scheme, port or IP address)".into(),
+            ));
+        }
+        if !(10..=600).contains(&t.step_up_secs) {
+            return Err(ConfigError::Invalid(
+                "trust.step_up_secs must be 10 to 600".into(),
             ));
         }
         let s = &self.server;

@@ -8,6 +8,10 @@
 //! (`tests/browser/tls.mjs`): refused by a browser told nothing, a secure context in one that
 //! trusts the key, with its WebSocket opened by ticket.
 //!
+//! Ballots confirmed with passkeys (`tests/browser/passkey.mjs`), over the same HTTPS, in
+//! Chromium's virtual authenticator: registration, a stepped-up vote, and the refusals of a
+//! ballot without an assertion, with one for another vote or choice, or replayed.
+//!
 //! The media plane end to end: headless Chromium with a fake camera and
 //! microphone publishes through the SFU from the room app (`/room`, WHIP) and the hall
 //! display (`/display`, WHEP) must decode the pictures (`framesDecoded` in its own WebRTC
@@ -150,6 +154,23 @@ fn the_deputy_app_runs_over_https_from_the_dev_certificate_as_a_secure_context()
         result["refusal"]
             .as_str()
             .is_some_and(|r| r.contains("ERR_CERT")),
+        "{result}"
+    );
+}
+
+#[test]
+fn ballots_are_confirmed_with_a_passkey_in_chromiums_virtual_authenticator() {
+    let bin = env!("CARGO_BIN_EXE_dienhong");
+    let Some(result) = run_script("passkey.mjs", &["--bin", bin], Duration::from_secs(180)) else {
+        return;
+    };
+    let refusals = &result["refusals"];
+    assert_eq!(refusals["without"], "step_up_required", "{result}");
+    assert_eq!(refusals["otherChoice"], "step_up_mismatch", "{result}");
+    assert_eq!(refusals["otherVote"], "step_up_mismatch", "{result}");
+    assert_eq!(refusals["replayed"], "step_up_used", "{result}");
+    assert!(
+        result["sign_count"].as_u64().is_some_and(|n| n >= 1),
         "{result}"
     );
 }

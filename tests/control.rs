@@ -347,6 +347,7 @@ async fn every_role_and_command_pair_follows_the_permission_matrix() {
             window_secs: None,
             allow_change: None,
             rerun_of: None,
+            step_up: None,
         },
         Command::CastBallot {
             vote: sitting::VoteId(1),

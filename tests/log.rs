@@ -80,6 +80,7 @@ async fn scripted(store: Store) -> Log {
             window_secs: Some(120),
             allow_change: None,
             rerun_of: None,
+            step_up: None,
         },
     )
     .await;
@@ -122,6 +123,7 @@ async fn scripted(store: Store) -> Log {
             window_secs: Some(120),
             allow_change: None,
             rerun_of: None,
+            step_up: None,
         },
     )
     .await;

@@ -52,6 +52,7 @@ fn command() -> impl Strategy<Value = Command> {
             window_secs: Some(w),
             allow_change: allow,
             rerun_of: None,
+            step_up: None,
         }),
         14 => (1u32..=2, choice()).prop_map(|(v, choice)| Command::CastBallot { vote: VoteId(v), choice }),
         2 => (1u32..=3, some_deputy(), choice()).prop_map(|(v, deputy, choice)| Command::RecordBallot {

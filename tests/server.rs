@@ -153,6 +153,7 @@ async fn a_sitting_runs_through_the_writer_and_survives_a_restart() {
             window_secs: Some(600),
             allow_change: None,
             rerun_of: None,
+            step_up: None,
         },
     )
     .await

@@ -234,4 +234,5 @@ mod tests {
 }
 
 pub mod authority;
+pub mod passkey;
 pub mod ticket;

@@ -40,6 +40,10 @@ pub enum ClientMessage {
         command_id: String,
         /// The command.
         command: Command,
+        /// A passkey confirmation of a ballot (`cast_ballot`, `record_ballot`), answering a
+        /// challenge from `POST /api/step-up` for exactly this ballot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_up: Option<Box<crate::auth::passkey::StepUpProof>>,
     },
     /// Application-level keep-alive.
     Ping {

@@ -13,6 +13,7 @@ use super::protocol::{
 use super::{Limits, TokenBucket};
 use crate::audit::AuditEntry;
 use crate::auth::Claims;
+use crate::auth::passkey::{BallotPurpose, StepUpProof, Verified};
 use crate::server::writer::{
     Committed, event_entry, event_message_of, events_frame, withheld_entry,
 };
@@ -325,6 +326,7 @@ impl Session {
             ClientMessage::Command {
                 command_id,
                 command,
+                step_up,
                 ..
             } => {
                 let cid = Some(command_id.clone());
@@ -351,16 +353,43 @@ impl Session {
                         .await;
                 }
                 let actor = self.claims.sub.clone();
+                let purpose = ballot_purpose(handle.id(), &actor, &command);
+                if step_up.is_some() && purpose.is_none() {
+                    return self
+                        .error(
+                            cid,
+                            sitting::Code::StepUpUnexpected.as_str(),
+                            "only a ballot takes a passkey confirmation".into(),
+                        )
+                        .await;
+                }
                 let clerk = self.claims.roles.contains(&Role::Clerk);
                 let app = self.app.clone();
                 self.in_flight.push(Box::pin(async move {
+                    let assurance = match (step_up, purpose) {
+                        (Some(proof), Some(purpose)) => {
+                            let checked =
+                                check_step_up(&app, &actor, &purpose, &proof, &command_id).await;
+                            match checked {
+                                Ok(a) => a,
+                                Err(r) => {
+                                    return (
+                                        command_id,
+                                        Err(SubmitError::Rejected(r)),
+                                        Instant::now(),
+                                    );
+                                }
+                            }
+                        }
+                        _ => sitting::Assurance::NONE,
+                    };
                     // The wire name, for the audit trail (kept before the command moves).
                     let name = serde_json::to_value(&command)
                         .ok()
                         .and_then(|v| v["command"].as_str().map(str::to_owned))
                         .unwrap_or_default();
                     let (outcome, answered) = handle
-                        .submit_timed(actor.clone(), Some(command_id.clone()), command)
+                        .submit_timed(actor.clone(), Some(command_id.clone()), command, assurance)
                         .await;
                     audit_outcome(&app, &actor, handle.id(), name, clerk, &outcome);
                     (command_id, outcome.map(|ack| ack.seq), answered)
@@ -807,6 +836,57 @@ impl Session {
 
 /// Puts what the audit trail keeps of a command's outcome there: a refusal as not
 /// permitted, and every command a clerk got accepted.
+/// What a ballot command enters, for matching against its passkey confirmation.
+fn ballot_purpose(
+    sitting: &SittingId,
+    actor: &ActorId,
+    command: &sitting::Command,
+) -> Option<BallotPurpose> {
+    let (vote, deputy, choice) = match command {
+        sitting::Command::CastBallot { vote, choice } => (*vote, actor.clone(), *choice),
+        sitting::Command::RecordBallot {
+            vote,
+            deputy,
+            choice,
+            ..
+        } => (*vote, deputy.clone(), *choice),
+        _ => return None,
+    };
+    Some(BallotPurpose {
+        sitting: sitting.clone(),
+        vote,
+        deputy,
+        choice,
+    })
+}
+
+/// Checks a ballot's passkey confirmation, and records the check in the audit trail.
+async fn check_step_up(
+    app: &App,
+    actor: &ActorId,
+    purpose: &BallotPurpose,
+    proof: &StepUpProof,
+    command_id: &str,
+) -> Result<sitting::Assurance, sitting::Rejection> {
+    let checked = app
+        .passkeys()
+        .verify(actor, purpose, proof, command_id, now_millis())
+        .await;
+    let outcome = match &checked {
+        Ok(Verified::Fresh) => "given",
+        Ok(Verified::Retry) => "retry",
+        Err(r) => r.code.as_str(),
+    };
+    app.audit(AuditEntry::StepUp {
+        actor: actor.clone(),
+        sitting: purpose.sitting.clone(),
+        vote: purpose.vote.0,
+        deputy: purpose.deputy.clone(),
+        outcome: outcome.to_owned(),
+    });
+    checked.map(|_| sitting::Assurance::STEPPED_UP)
+}
+
 fn audit_outcome(
     app: &App,
     actor: &ActorId,

@@ -111,6 +111,7 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
         .route("/api/audit", get(audit_trail))
         .route("/ws", get(websocket))
         .merge(super::whip::router(max_sdp_bytes))
+        .merge(super::passkeys::router())
         .fallback(super::assets::serve)
         .layer(DefaultBodyLimit::max(16 * 1024));
     let mut router = router;
@@ -196,7 +197,7 @@ fn no_such_sitting(id: &str) -> ApiError {
     )
 }
 
-fn store_unavailable(e: crate::store::StoreError) -> ApiError {
+pub(super) fn store_unavailable(e: crate::store::StoreError) -> ApiError {
     tracing::error!(error = %e, "store failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -7,6 +7,7 @@
 
 mod assets;
 mod http;
+mod passkeys;
 pub mod summary;
 pub mod tls;
 mod whip;
@@ -14,6 +15,7 @@ pub mod writer;
 
 use crate::audit::{AuditEntry, Auditor};
 use crate::auth::authority::Authority;
+use crate::auth::passkey::Passkeys;
 use crate::auth::ticket::Tickets;
 use crate::checkpoint::Signer;
 use crate::config::Config;
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The checkpoint signing key cannot be read or made.
     #[error(transparent)]
     Key(#[from] crate::checkpoint::KeyError),
+    /// The passkey (WebAuthn) settings are unusable.
+    #[error(transparent)]
+    Passkeys(#[from] crate::auth::passkey::PasskeyError),
 }
 
 /// The running application: the store and one writer per sitting.
@@ -66,6 +71,7 @@ pub struct App {
     auditor: Auditor,
     signer: Arc<Signer>,
     tickets: Tickets,
+    passkeys: Arc<Passkeys>,
     limits: Limits,
     allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
@@ -127,8 +133,15 @@ impl App {
             now_millis(),
         )
         .await?;
+        let passkeys = Arc::new(Passkeys::new(
+            store.clone(),
+            &config.trust.passkey_rp_id,
+            &config.trust.passkey_origins,
+            i64::try_from(config.trust.step_up_secs.saturating_mul(1000)).unwrap_or(120_000),
+        )?);
         Ok(Arc::new(App {
             auditor,
+            passkeys,
             signer,
             authority,
             tickets: Tickets::new(
@@ -186,6 +199,11 @@ impl App {
     /// The checkpoint signing key.
     pub fn signer(&self) -> &Signer {
         &self.signer
+    }
+
+    /// Passkey registration and the step-up of ballots.
+    pub fn passkeys(&self) -> &Arc<Passkeys> {
+        &self.passkeys
     }
 
     /// The WebSocket tickets outstanding.

@@ -152,6 +152,8 @@ enum Request {
         actor: ActorId,
         command_id: Option<String>,
         command: Box<Command>,
+        /// What the control plane checked about it (a ballot's passkey confirmation).
+        assurance: sitting::Assurance,
         /// When it was submitted.
         at: Instant,
         reply: oneshot::Sender<Answer>,
@@ -227,7 +229,9 @@ impl SittingHandle {
         command_id: Option<String>,
         command: Command,
     ) -> Result<Ack, SubmitError> {
-        self.submit_timed(actor, command_id, command).await.0
+        self.submit_timed(actor, command_id, command, sitting::Assurance::NONE)
+            .await
+            .0
     }
 
     /// As [`SittingHandle::submit_with_id`], with when the writer answered (to measure what
@@ -237,6 +241,7 @@ impl SittingHandle {
         actor: ActorId,
         command_id: Option<String>,
         command: Command,
+        assurance: sitting::Assurance,
     ) -> (Result<Ack, SubmitError>, Instant) {
         let (reply, rx) = oneshot::channel();
         let sent = self
@@ -245,6 +250,7 @@ impl SittingHandle {
                 actor,
                 command_id,
                 command: Box::new(command),
+                assurance,
                 at: Instant::now(),
                 reply,
             })
@@ -529,6 +535,7 @@ struct Submission {
     actor: ActorId,
     command_id: Option<String>,
     command: Command,
+    assurance: sitting::Assurance,
     reply: oneshot::Sender<Answer>,
 }
 
@@ -604,6 +611,7 @@ impl Writer {
                 actor,
                 command_id,
                 command,
+                assurance,
                 at,
                 reply,
             } => {
@@ -612,6 +620,7 @@ impl Writer {
                     actor,
                     command_id,
                     command: *command,
+                    assurance,
                     reply,
                 })
             }
@@ -644,6 +653,7 @@ impl Writer {
             actor: ActorId::system(),
             command_id: None,
             command: Command::Tick,
+            assurance: sitting::Assurance::NONE,
             reply,
         }])
         .await
@@ -701,7 +711,8 @@ impl Writer {
                 in_batch.insert(k.clone(), decided.len());
             }
             let state = Arc::make_mut(&mut self.state);
-            let outcome = sitting::decide(state, &sub.actor, &sub.command, now);
+            let outcome =
+                sitting::decide_assured(state, &sub.actor, &sub.command, sub.assurance, now);
             if let Ok(events) = &outcome {
                 for e in events {
                     sitting::apply(state, e);

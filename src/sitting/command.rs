@@ -115,6 +115,9 @@ pub enum Command {
         allow_change: Option<bool>,
         /// The voided vote this re-runs.
         rerun_of: Option<VoteId>,
+        /// Whether each ballot needs a passkey confirmation; the rules' default if absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_up: Option<bool>,
     },
     /// Deputy: cast (or change) one's own ballot.
     CastBallot {

@@ -65,8 +65,34 @@ pub fn role_permits(actor: &Actor, command: &Command) -> bool {
     }
 }
 
-/// Decides one command issued by `actor` at `now`.
+/// What the server checked about one command beyond who sent it. Outside the command, so a
+/// client can never claim it: the control plane sets it after checking the proof.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Assurance {
+    /// The actor confirmed this ballot, for this vote and choice, with a passkey.
+    pub step_up: bool,
+}
+
+impl Assurance {
+    /// Nothing checked beyond the actor's identity.
+    pub const NONE: Assurance = Assurance { step_up: false };
+    /// A passkey confirmation was checked.
+    pub const STEPPED_UP: Assurance = Assurance { step_up: true };
+}
+
+/// Decides one command issued by `actor` at `now`, with nothing checked beyond who they are.
 pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Millis) -> Decision {
+    decide_assured(state, actor, command, Assurance::NONE, now)
+}
+
+/// Decides one command issued by `actor` at `now`, with what the server checked about it.
+pub fn decide_assured(
+    state: &SittingState,
+    actor: &ActorId,
+    command: &Command,
+    assurance: Assurance,
+    now: Millis,
+) -> Decision {
     if let Command::CreateSitting {
         sitting,
         title,
@@ -341,6 +367,7 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
             window_secs,
             allow_change,
             rerun_of,
+            step_up,
         } => {
             phase_in(state, &[Phase::Open])?;
             let Some(item) = state.current_item else {
@@ -382,12 +409,14 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
                 deadline: now.plus_secs(window),
                 allow_change,
                 rerun_of: *rerun_of,
+                step_up: step_up.unwrap_or(state.rules.step_up_ballots),
             }])
         }
         Command::CastBallot { vote, choice } => {
             let v = open_vote(state, *vote, now)?;
             must_be_present(state, actor)?;
-            ballot(v, *vote, actor, *choice, None)
+            stepped_up(v, assurance)?;
+            ballot(v, *vote, actor, *choice, None, assurance.step_up)
         }
         Command::RecordBallot {
             vote,
@@ -407,11 +436,19 @@ pub fn decide(state: &SittingState, actor: &ActorId, command: &Command, now: Mil
             }
             must_be_present(state, deputy)?;
             text("reason", reason, MAX_REASON_CHARS)?;
+            stepped_up(v, assurance)?;
             let on_behalf = OnBehalf {
                 clerk: actor.clone(),
                 reason: reason.clone(),
             };
-            ballot(v, *vote, deputy, *choice, Some(on_behalf))
+            ballot(
+                v,
+                *vote,
+                deputy,
+                *choice,
+                Some(on_behalf),
+                assurance.step_up,
+            )
         }
         Command::CloseVote { vote } => {
             let Some(v) = state.votes.get(vote) else {
@@ -559,12 +596,24 @@ fn close(state: &SittingState, id: VoteId, v: &VoteState, now: Millis) -> Event 
     }
 }
 
+/// A vote that asks for a passkey confirmation takes a ballot only with one.
+fn stepped_up(v: &VoteState, assurance: Assurance) -> Result<(), Rejection> {
+    if v.step_up && !assurance.step_up {
+        return reject(
+            Code::StepUpRequired,
+            "this vote asks for each ballot to be confirmed with a passkey",
+        );
+    }
+    Ok(())
+}
+
 fn ballot(
     v: &VoteState,
     id: VoteId,
     deputy: &ActorId,
     choice: Choice,
     on_behalf: Option<OnBehalf>,
+    step_up: bool,
 ) -> Decision {
     match v.method {
         Method::Named => {
@@ -582,6 +631,7 @@ fn ballot(
                 deputy: deputy.clone(),
                 choice,
                 on_behalf,
+                step_up,
             }])
         }
         Method::Secret => {
@@ -592,6 +642,7 @@ fn ballot(
                 Event::SecretBallotTaken {
                     vote: id,
                     deputy: deputy.clone(),
+                    step_up,
                 },
                 Event::SecretChoice { vote: id, choice },
             ])

@@ -201,6 +201,9 @@ pub enum Event {
         allow_change: bool,
         /// The voided vote this one re-runs.
         rerun_of: Option<VoteId>,
+        /// Each ballot needs a passkey confirmation (a step-up) of whoever enters it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        step_up: bool,
     },
     /// A named ballot (new or changed).
     BallotCast {
@@ -212,6 +215,10 @@ pub enum Event {
         choice: Choice,
         /// Set when a clerk recorded it for the deputy.
         on_behalf: Option<OnBehalf>,
+        /// Whoever entered it (the deputy, or the clerk on their behalf) confirmed it with a
+        /// passkey, for this vote and this choice.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        step_up: bool,
     },
     /// A deputy took part in a secret vote; the choice is recorded apart, without the deputy.
     SecretBallotTaken {
@@ -219,6 +226,9 @@ pub enum Event {
         vote: VoteId,
         /// Deputy.
         deputy: ActorId,
+        /// The deputy confirmed the ballot with a passkey.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        step_up: bool,
     },
     /// A secret choice. Sealed: the store keeps it apart from the ordered log, with no actor,
     /// time or sequence number, and it is never sent to clients one by one.

@@ -26,8 +26,8 @@ mod rule_tests;
 
 pub use command::Command;
 pub use decide::{
-    MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS,
-    MAX_VOTE_WINDOW_SECS, command_name, decide, may_read, role_permits,
+    Assurance, MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS,
+    MAX_VOTE_WINDOW_SECS, command_name, decide, decide_assured, may_read, role_permits,
 };
 pub use event::{Access, Acknowledgement, Event, FloorEndReason, NewItem, OnBehalf};
 pub use ids::{

@@ -52,6 +52,18 @@ pub enum Code {
     AlreadyAcknowledged,
     /// A field is invalid; the detail says which.
     Invalid,
+    /// The vote asks each ballot for a passkey confirmation and none came with it.
+    StepUpRequired,
+    /// The passkey confirmation was given for another vote, choice, deputy or account.
+    StepUpMismatch,
+    /// The passkey confirmation was already used for another ballot.
+    StepUpUsed,
+    /// No such passkey challenge: never issued, or it ran out.
+    StepUpExpired,
+    /// The passkey's answer did not verify (signature, origin, or user verification).
+    StepUpInvalid,
+    /// A passkey confirmation came with a command that takes none.
+    StepUpUnexpected,
 }
 
 impl Code {
@@ -81,6 +93,12 @@ impl Code {
             Code::NoAccess => "no_access",
             Code::AlreadyAcknowledged => "already_acknowledged",
             Code::Invalid => "invalid",
+            Code::StepUpRequired => "step_up_required",
+            Code::StepUpMismatch => "step_up_mismatch",
+            Code::StepUpUsed => "step_up_used",
+            Code::StepUpExpired => "step_up_expired",
+            Code::StepUpInvalid => "step_up_invalid",
+            Code::StepUpUnexpected => "step_up_unexpected",
         }
     }
 }

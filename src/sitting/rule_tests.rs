@@ -89,6 +89,20 @@ impl S {
         execute(&mut self.state, &id(actor), &c, self.now)
     }
 
+    /// As `run`, with what the server checked about the command (a passkey step-up).
+    fn run_assured(
+        &mut self,
+        actor: &str,
+        c: Command,
+        assurance: Assurance,
+    ) -> Result<Vec<Event>, Rejection> {
+        let events = decide_assured(&self.state, &id(actor), &c, assurance, self.now)?;
+        for e in &events {
+            apply(&mut self.state, e);
+        }
+        Ok(events)
+    }
+
     fn ok(&mut self, actor: &str, c: Command) -> Vec<Event> {
         let name = format!("{c:?}");
         self.run(actor, c)
@@ -116,6 +130,7 @@ impl S {
                 window_secs: Some(60),
                 allow_change: allow,
                 rerun_of: None,
+                step_up: None,
             },
         );
         match events.as_slice() {
@@ -831,6 +846,7 @@ fn a_vote_needs_an_open_sitting_a_current_item_and_no_other_open_vote() {
         window_secs: None,
         allow_change: None,
         rerun_of: None,
+        step_up: None,
     };
     assert_eq!(s.code("CHAIR", open.clone()), Code::NoCurrentItem);
     s.ok("CHAIR", Command::SetCurrentItem { item: ItemId(1) });
@@ -925,6 +941,7 @@ fn a_clerk_records_a_named_ballot_on_behalf_with_the_reason() {
                 clerk: id("CLERK"),
                 reason: "máy hỏng".into()
             }),
+            step_up: false,
         }]
     );
     assert_eq!(
@@ -951,6 +968,127 @@ fn a_clerk_records_a_named_ballot_on_behalf_with_the_reason() {
         ),
         Code::NotPermitted
     );
+}
+
+#[test]
+fn a_vote_opened_with_step_up_takes_ballots_only_with_a_passkey_confirmation() {
+    let mut s = S::sitting();
+    let opened = s.ok(
+        "CHAIR",
+        Command::OpenVote {
+            question: "Thông qua?".into(),
+            method: Method::Named,
+            rule: None,
+            window_secs: Some(60),
+            allow_change: Some(true),
+            rerun_of: None,
+            step_up: Some(true),
+        },
+    );
+    let v = match opened.as_slice() {
+        [Event::VoteOpened { vote, step_up, .. }] => {
+            assert!(
+                step_up,
+                "the event records that the vote asks for a step-up"
+            );
+            *vote
+        }
+        other => panic!("{other:?}"),
+    };
+    // Without a confirmation: refused, nothing counted.
+    assert_eq!(
+        s.cast("D1", v, Choice::Yes).map_err(|r| r.code),
+        Err(Code::StepUpRequired)
+    );
+    let clerk_entry = Command::RecordBallot {
+        vote: v,
+        deputy: id("D2"),
+        choice: Choice::No,
+        reason: "máy hỏng".into(),
+    };
+    assert_eq!(s.code("CLERK", clerk_entry.clone()), Code::StepUpRequired);
+    assert_eq!(s.state.votes[&v].tally.total(), 0);
+    // With one: accepted, and the event says so; the clerk's own step-up counts for an
+    // entry on a deputy's behalf.
+    let cast = Command::CastBallot {
+        vote: v,
+        choice: Choice::Yes,
+    };
+    let events = s
+        .run_assured("D1", cast, Assurance::STEPPED_UP)
+        .expect("stepped-up ballot");
+    assert!(matches!(
+        events.as_slice(),
+        [Event::BallotCast { step_up: true, .. }]
+    ));
+    let events = s
+        .run_assured("CLERK", clerk_entry, Assurance::STEPPED_UP)
+        .expect("stepped-up clerk entry");
+    assert!(matches!(
+        events.as_slice(),
+        [Event::BallotCast {
+            step_up: true,
+            on_behalf: Some(_),
+            ..
+        }]
+    ));
+    assert_eq!(s.state.votes[&v].tally.total(), 2);
+    // The rules' default applies when the chair says nothing; a vote without step-up takes
+    // ballots either way and records which had one.
+    let closed = s.ok("CHAIR", Command::CloseVote { vote: v });
+    assert!(!closed.is_empty());
+    s.state.rules.step_up_ballots = true;
+    let secret = s.ok(
+        "CHAIR",
+        Command::OpenVote {
+            question: "Bầu?".into(),
+            method: Method::Secret,
+            rule: None,
+            window_secs: Some(60),
+            allow_change: None,
+            rerun_of: None,
+            step_up: None,
+        },
+    );
+    let v2 = match secret.as_slice() {
+        [
+            Event::VoteOpened {
+                vote,
+                step_up: true,
+                ..
+            },
+        ] => *vote,
+        other => panic!("the rules' default was not applied: {other:?}"),
+    };
+    assert_eq!(
+        s.cast("D3", v2, Choice::No).map_err(|r| r.code),
+        Err(Code::StepUpRequired)
+    );
+    let events = s
+        .run_assured(
+            "D3",
+            Command::CastBallot {
+                vote: v2,
+                choice: Choice::No,
+            },
+            Assurance::STEPPED_UP,
+        )
+        .expect("stepped-up secret ballot");
+    assert!(matches!(
+        events.as_slice(),
+        [
+            Event::SecretBallotTaken { step_up: true, .. },
+            Event::SecretChoice { .. }
+        ]
+    ));
+    s.ok("CHAIR", Command::CloseVote { vote: v2 });
+    s.state.rules.step_up_ballots = false;
+    let plain = s.open_vote(Method::Named, PassRule::MajorityOfMembers, None);
+    let events = s.cast("D4", plain, Choice::Yes).expect("no step-up needed");
+    assert!(matches!(
+        events.as_slice(),
+        [Event::BallotCast { step_up: false, .. }]
+    ));
 }
 
 #[test]
@@ -1025,6 +1163,7 @@ fn a_voided_vote_can_be_re_run_and_a_valid_one_cannot() {
         window_secs: Some(30),
         allow_change: None,
         rerun_of: Some(of),
+        step_up: None,
     };
     assert_eq!(s.code("CHAIR", rerun(v)), Code::NotVoided);
     assert_eq!(
@@ -1075,7 +1214,8 @@ fn a_secret_ballot_records_who_took_part_apart_from_what_they_chose() {
         vec![
             Event::SecretBallotTaken {
                 vote: v,
-                deputy: id("D1")
+                deputy: id("D1"),
+                step_up: false,
             },
             Event::SecretChoice {
                 vote: v,
@@ -1262,6 +1402,7 @@ fn every_command_is_refused_to_roles_the_matrix_denies() {
             window_secs: None,
             allow_change: None,
             rerun_of: None,
+            step_up: None,
         },
         Command::CastBallot {
             vote: VoteId(1),

@@ -113,6 +113,10 @@ pub struct Rules {
     pub default_pass_rule: PassRule,
     /// Longest extension of the floor the chair may give at once, in seconds.
     pub max_extension_secs: u32,
+    /// Whether a vote asks each ballot for a passkey confirmation (step-up) when the chair
+    /// does not say. Off unless set: deputies need a registered passkey first.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub step_up_ballots: bool,
 }
 
 impl Default for Rules {
@@ -124,6 +128,7 @@ impl Default for Rules {
             default_vote_window_secs: 60,
             default_pass_rule: PassRule::MajorityOfMembers,
             max_extension_secs: 30 * 60,
+            step_up_ballots: false,
         }
     }
 }

@@ -126,6 +126,9 @@ pub struct VoteState {
     pub deadline: Millis,
     /// Whether named ballots may change.
     pub allow_change: bool,
+    /// Whether each ballot needs a passkey confirmation.
+    #[serde(default)]
+    pub step_up: bool,
     /// The vote it re-runs.
     pub rerun_of: Option<VoteId>,
     /// Status.
@@ -399,6 +402,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
             deadline,
             allow_change,
             rerun_of,
+            step_up,
         } => {
             state.votes.insert(
                 *vote,
@@ -410,6 +414,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
                     opened_at: *opened_at,
                     deadline: *deadline,
                     allow_change: *allow_change,
+                    step_up: *step_up,
                     rerun_of: *rerun_of,
                     status: VoteStatus::Open,
                     ballots: BTreeMap::new(),
@@ -425,6 +430,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
             deputy,
             choice,
             on_behalf,
+            ..
         } => {
             if let Some(v) = state.votes.get_mut(vote) {
                 let changes = match v.ballots.get(deputy) {
@@ -446,7 +452,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
                 );
             }
         }
-        Event::SecretBallotTaken { vote, deputy } => {
+        Event::SecretBallotTaken { vote, deputy, .. } => {
             if let Some(v) = state.votes.get_mut(vote) {
                 v.participants.insert(deputy.clone());
             }

@@ -881,3 +881,5 @@ impl Store {
 }
 
 mod audit;
+mod passkeys;
+pub use passkeys::StoredPasskey;

@@ -9,7 +9,7 @@
 // errors) to stderr, prints `{"ok":false,"error":"..."}` as its last stdout line and exits 1.
 // Servers and browsers started through this module are stopped either way.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import https from "node:https";
 import net from "node:net";
@@ -226,6 +226,36 @@ export async function startServer({ bin, port, env = {}, args = [], timeoutMs = 
 }
 
 /** POST /api/login as `code`; returns the token (throws on any other answer than 200). */
+/**
+ * The demo server over HTTPS from its own development certificate for the host `name`
+ * (`dienhong dev-cert`, `demo --tls`): returns { server, base, spki, browserArgs, ca }, where
+ * `browserArgs` make a browser resolve `name` to loopback and trust that key, for that
+ * browser only. The certificate's folder goes when the server stops.
+ */
+export async function startTlsServer({ bin, name, env = {} }) {
+  const certDir = fs.mkdtempSync(path.join(os.tmpdir(), "dienhong-cert-"));
+  const made = spawnSync(bin, ["dev-cert", "--out", certDir, "--name", name], { encoding: "utf8" });
+  assert(made.status === 0, () => `dev-cert failed: ${made.stderr}`);
+  const spki = /SPKI \(SHA-256, base64\): (\S+)/.exec(made.stdout);
+  assert(spki, () => `dev-cert printed no SPKI hash: ${made.stdout}`);
+  const ca = fs.readFileSync(path.join(certDir, "dev-ca.pem"));
+  const server = await startServer({ bin, env, args: ["--tls", "--cert-dir", certDir], tls: { ca } });
+  const stop = server.stop.bind(server);
+  server.stop = async (opts) => {
+    await stop(opts);
+    fs.rmSync(certDir, { recursive: true, force: true });
+  };
+  const resolve = `--host-resolver-rules=MAP ${name} 127.0.0.1`;
+  return {
+    server,
+    base: `https://${name}:${server.port}`,
+    spki: spki[1],
+    ca,
+    resolve,
+    browserArgs: [resolve, `--ignore-certificate-errors-spki-list=${spki[1]}`],
+  };
+}
+
 export async function apiLogin(base, code, password = "demo") {
   const r = await fetch(`${base}/api/login`, {
     method: "POST",

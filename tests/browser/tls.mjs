@@ -12,10 +12,6 @@
 // Prints one JSON line last; exits 0 on success. tests/browser.rs runs it in a network
 // namespace of its own with only loopback.
 
-import { spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import {
   assert,
   checkAxe,
@@ -25,23 +21,14 @@ import {
   parseArgs,
   poll,
   runTest,
-  startServer,
+  startTlsServer,
 } from "./harness.mjs";
 
 const opts = parseArgs({ bin: "" });
 const NAME = "dienhong.test";
 
 runTest(async () => {
-  const certDir = fs.mkdtempSync(path.join(os.tmpdir(), "dienhong-cert-"));
-  const made = spawnSync(opts.bin, ["dev-cert", "--out", certDir, "--name", NAME], { encoding: "utf8" });
-  assert(made.status === 0, () => `dev-cert failed: ${made.stderr}`);
-  const spki = /SPKI \(SHA-256, base64\): (\S+)/.exec(made.stdout);
-  assert(spki, () => `dev-cert printed no SPKI hash: ${made.stdout}`);
-  const ca = fs.readFileSync(path.join(certDir, "dev-ca.pem"));
-
-  const server = await startServer({ bin: opts.bin, args: ["--tls", "--cert-dir", certDir], tls: { ca } });
-  const base = `https://${NAME}:${server.port}`;
-  const resolve = `--host-resolver-rules=MAP ${NAME} 127.0.0.1`;
+  const { server, base, resolve, browserArgs } = await startTlsServer({ bin: opts.bin, name: NAME });
 
   // A browser nobody told about the certificate refuses it.
   const stranger = await launchBrowser({ args: [resolve] });
@@ -56,7 +43,7 @@ runTest(async () => {
   await stranger.close();
 
   // This browser trusts the development key, and only this browser.
-  const browser = await launchBrowser({ args: [resolve, `--ignore-certificate-errors-spki-list=${spki[1]}`] });
+  const browser = await launchBrowser({ args: browserArgs });
   const context = await newRole(browser, base, { name: "deputy over https" });
   const page = await context.newPage();
   const response = await page.goto(`${base}/deputy`);
@@ -94,6 +81,5 @@ runTest(async () => {
   }
   const axe = await checkAxe(page, "deputy over https");
   await server.stop();
-  fs.rmSync(certDir, { recursive: true, force: true });
   return { refusal: refusal.split("\n")[0], secure, websockets: wsUrls.length, axe_violations: axe ? axe.length : 0 };
 });

@@ -117,9 +117,18 @@ $("vote-form").addEventListener("submit", async (ev) => {
     window_secs: Number(f.window.value) || null,
     allow_change: f.method.value === "secret" ? false : f.allow_change.checked,
     rerun_of: rerun,
+    step_up: f.step_up.checked,
   }, ev.submitter);
-  if (ok) { ev.target.reset(); f.rerun_of.value = ""; }
+  if (ok) { ev.target.reset(); f.rerun_of.value = ""; stepUpDefault(client.state, true); }
 });
+// The passkey box starts at the rules' default, once the rules are known.
+let stepUpSet = false;
+function stepUpDefault(s, again) {
+  if ((stepUpSet && !again) || !s.rules) return;
+  stepUpSet = true;
+  $("vote-form").elements.step_up.checked = !!s.rules.step_up_ballots;
+}
+client.on("state", (s) => stepUpDefault(s, false));
 $("vote-live").addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-action]");
   if (!b) return;

@@ -1,12 +1,14 @@
 // The clerk station (thư ký): keeps the record. A summary of the sitting (phase, attendance,
 // quorum, current item); the roll call of every vote (each deputy's ballot for a named vote,
 // only the counts for a secret one) with the result; ballots and check-ins recorded on a
-// deputy's behalf; documents published and new versions of them; attendance by delegation.
+// deputy's behalf (a ballot confirmed with the clerk's own passkey when the vote asks for one);
+// documents published and new versions of them; attendance by delegation.
 // Every refusal from the server is shown as a sentence (act/notice); nothing here decides a
 // procedure rule: the page sends what the clerk asks and shows what the server recorded.
 import { t, onLang, addStrings, currentLang } from "./i18n.js";
 import { h, fill, text, notice, act, who, boot, every, clock, percent } from "./ui.js";
 import { sortedKeys } from "./state.js";
+import { mountPasskeyCard } from "./passkey.js";
 
 addStrings({
   vi: {
@@ -398,7 +400,7 @@ function renderBehalf(s) {
   const v = id != null ? s.votes[id] : null;
   const named = !!v && v.method === "named";
   text("behalf-vote", v
-    ? `${t("openVoteLabel")}: #${id} · ${v.question}${named ? "" : ` — ${t("behalfOnlyNamed")}`}`
+    ? `${t("openVoteLabel")}: #${id} · ${v.question}${named ? (v.step_up ? ` — ${t("stepUpClerk")}` : "") : ` — ${t("behalfOnlyNamed")}`}`
     : t("noVote"));
   $("behalf-vote").className = `hint${v && !named ? " no" : ""}`;
   const button = $("behalf-submit");
@@ -715,6 +717,9 @@ function render() {
 }
 
 client.on("state", render);
+// The clerk's own passkey, for entries on a deputy's behalf in votes that ask for one.
+const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
+onLang(() => passkeyCard());
 onLang(() => {
   document.title = t("pageTitle");
   rollAt = 0;

@@ -438,11 +438,13 @@ export class Client {
   }
 
   /// Sends a command; resolves with the `ack` once it is durable, rejects with a
-  /// ServerError. Survives reconnects: the command goes again with the same id.
-  command(command) {
+  /// ServerError. Survives reconnects: the command goes again with the same id (and the
+  /// same passkey confirmation, `stepUp`, which the server takes again for that id only).
+  command(command, stepUp) {
     this.counter += 1;
     const id = `${this.auth.actor}-${nonce()}-${this.counter}`.slice(0, 64);
     const msg = { type: "command", v: PROTOCOL, command_id: id, command };
+    if (stepUp) msg.step_up = stepUp;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { msg, resolve, reject });
       this.send(msg);

@@ -1,10 +1,12 @@
 // The deputy app: check in saying where I sit, follow the programme and the speaker, ask to
 // speak and withdraw, speak when given the floor (camera and microphone go live), vote when
-// a vote opens, read the current item's documents.
+// a vote opens (confirming the ballot with a passkey when the vote asks), read the current
+// item's documents, register a passkey.
 import { t, errorText, onLang, currentLang } from "./i18n.js";
 import { h, fill, text, clock, notice, act, who, boot, every } from "./ui.js";
 import { queueOf, openVote } from "./state.js";
 import { Programme, Publisher } from "./media.js";
+import { sendCommand, mountPasskeyCard } from "./passkey.js";
 
 const client = await boot("deputyTitle");
 const me = client.auth.actor;
@@ -86,11 +88,11 @@ $("vote-panel").addEventListener("click", async (ev) => {
   const v = openVote(client.state);
   if (!b || !v) return;
   const choice = b.dataset.choice;
-  text("vote-recorded", t("sending"));
+  text("vote-recorded", t(v.step_up ? "confirming" : "sending"));
   const buttons = [...document.querySelectorAll("#vote-panel button[data-choice]")];
   buttons.forEach((x) => { x.disabled = true; });
   try {
-    await client.command({ command: "cast_ballot", vote: v.id, choice });
+    await sendCommand(client, { command: "cast_ballot", vote: v.id, choice });
     recorded.set(v.id, choice);
   } catch (e) {
     notice(errorText(e.code), "error");
@@ -109,6 +111,7 @@ function renderVote(s) {
   text("vote-question", v.question);
   text("vote-method", t(`method_${v.method}`));
   text("vote-secret", v.method === "secret" ? t("secretNote") : "");
+  text("vote-stepup", v.step_up ? t("stepUpNote") : "");
   const present = me in s.present;
   const named = v.ballots[me];
   const mine = named ? named.choice : recorded.get(v.id);
@@ -228,8 +231,11 @@ function render(s) {
   acknowledgeReceived(s);
 }
 
+// --- my passkey ------------------------------------------------------------------------
+const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
+
 client.on("state", render);
-onLang(() => render(client.state));
+onLang(() => { render(client.state); passkeyCard(); });
 every(250, () => {
   const s = client.state;
   if (s.floor) {

@@ -66,6 +66,13 @@ export const STRINGS = {
     publicNote: "Trang trạng thái công khai.", events: "Sự kiện đã ghi", error: "Không tải được trạng thái",
     votesCounted: "đã biểu quyết", soundOn: "Bật tiếng", soundOff: "Tắt tiếng",
     cancel: "Hủy", confirmCloseHelp: "Sau khi bế mạc, phiên họp không thể mở lại; mọi thao tác đều đã được ghi lại.",
+    // Passkeys
+    passkeys: "Khóa truy cập", passkeyHelp: "Khóa truy cập (vân tay, khuôn mặt hoặc mã PIN của thiết bị) dùng để xác nhận phiếu khi chủ tọa yêu cầu.",
+    passkeyNone: "Chưa đăng ký khóa truy cập trên tài khoản này.", passkeyCount: "Số khóa truy cập đã đăng ký",
+    registerPasskey: "Đăng ký khóa truy cập", passkeyRegistered: "Đã đăng ký khóa truy cập.",
+    passkeyUnsupported: "Trình duyệt này không hỗ trợ khóa truy cập.",
+    stepUpNote: "Biểu quyết này yêu cầu xác nhận mỗi phiếu bằng khóa truy cập.", stepUpOpen: "Xác nhận từng phiếu bằng khóa truy cập",
+    confirming: "Xin xác nhận bằng khóa truy cập…", stepUpClerk: "cần xác nhận bằng khóa truy cập của bạn",
   },
   en: {
     other: "Tiếng Việt", appName: "Hybrid sitting", loading: "Loading…",
@@ -120,6 +127,13 @@ export const STRINGS = {
     publicNote: "Public status page.", events: "Events recorded", error: "Could not load the status",
     votesCounted: "voted", soundOn: "Sound on", soundOff: "Sound off",
     cancel: "Cancel", confirmCloseHelp: "Once closed, the sitting cannot be opened again; everything done in it is recorded.",
+    // Passkeys
+    passkeys: "Passkey", passkeyHelp: "A passkey (your device's fingerprint, face or PIN) confirms your ballot when the chair asks for it.",
+    passkeyNone: "No passkey is registered for this account yet.", passkeyCount: "Passkeys registered",
+    registerPasskey: "Register a passkey", passkeyRegistered: "Passkey registered.",
+    passkeyUnsupported: "This browser does not support passkeys.",
+    stepUpNote: "This vote asks you to confirm each ballot with your passkey.", stepUpOpen: "Confirm each ballot with a passkey",
+    confirming: "Confirm with your passkey…", stepUpClerk: "needs your own passkey",
   },
 };
 
@@ -141,6 +155,12 @@ const ERRORS = {
     media_disabled: "Máy chủ không phát hình.", invalid_sdp: "Kết nối hình ảnh bị từ chối.", no_such_media: "Kết nối hình ảnh không còn.",
     too_many_media: "Quá nhiều kết nối hình ảnh.", media_unavailable: "Kết nối hình ảnh tạm thời không có.", media_overloaded: "Máy chủ hình ảnh đang đầy; xin thử lại sau giây lát.",
     token_expired: "Phiên đăng nhập đã hết hạn.", token_revoked: "Bạn đã đăng xuất.", invalid_token: "Phiên đăng nhập không hợp lệ.",
+    step_up_required: "Biểu quyết này yêu cầu xác nhận bằng khóa truy cập.", step_up_mismatch: "Xác nhận không khớp với phiếu này; xin bấm lại.",
+    step_up_used: "Xác nhận này đã được dùng; xin bấm lại.", step_up_expired: "Xác nhận đã hết hạn; xin bấm lại.",
+    step_up_invalid: "Khóa truy cập không hợp lệ.", step_up_unexpected: "Yêu cầu không hợp lệ.",
+    no_passkey: "Tài khoản chưa có khóa truy cập: xin đăng ký trước.", passkey_cancelled: "Chưa xác nhận bằng khóa truy cập.",
+    passkey_invalid: "Khóa truy cập không hợp lệ.", passkey_exists: "Khóa truy cập này đã được đăng ký.",
+    too_many_passkeys: "Tài khoản đã có đủ số khóa truy cập.", no_such_registration: "Đăng ký đã hết hạn; xin thử lại.",
     unknown: "Đã có lỗi xảy ra.",
   },
   en: {
@@ -159,6 +179,12 @@ const ERRORS = {
     media_disabled: "The server sends no video.", invalid_sdp: "The video connection was refused.", no_such_media: "The video connection is gone.",
     too_many_media: "Too many video connections.", media_unavailable: "Video is unavailable for now.", media_overloaded: "The video server is full; try again in a moment.",
     token_expired: "Your session has expired.", token_revoked: "You have logged out.", invalid_token: "Your session is not valid.",
+    step_up_required: "This vote asks for a passkey confirmation.", step_up_mismatch: "The confirmation was for another ballot; press again.",
+    step_up_used: "That confirmation was used already; press again.", step_up_expired: "The confirmation ran out; press again.",
+    step_up_invalid: "The passkey did not verify.", step_up_unexpected: "The request was not valid.",
+    no_passkey: "This account has no passkey: register one first.", passkey_cancelled: "Not confirmed with the passkey.",
+    passkey_invalid: "The passkey did not verify.", passkey_exists: "This passkey is registered already.",
+    too_many_passkeys: "This account has as many passkeys as it may.", no_such_registration: "The registration ran out; try again.",
     unknown: "Something went wrong.",
   },
 };

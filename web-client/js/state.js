@@ -124,7 +124,7 @@ export function apply(s, e) {
       s.votes[e.vote] = {
         item: e.item, question: e.question, method: e.method, rule: e.rule,
         opened_at: e.opened_at, deadline: e.deadline, allow_change: e.allow_change,
-        rerun_of: e.rerun_of ?? null, status: { status: "open" }, ballots: {}, participants: [],
+        step_up: !!e.step_up, rerun_of: e.rerun_of ?? null, status: { status: "open" }, ballots: {}, participants: [],
         // A secret vote's counts are known only with its result.
         tally: e.method === "secret" ? null : { yes: 0, no: 0, abstain: 0 },
       };

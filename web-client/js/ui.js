@@ -3,6 +3,7 @@
 
 import { t, toggleLang, translateStatic, onLang, errorText, currentLang } from "./i18n.js";
 import { logout } from "./core.js";
+import { sendCommand } from "./passkey.js";
 
 /// `h("button", {class: "x", onclick: f}, "text", child)`: an element. Attributes that are
 /// functions become listeners; `null`/`false` attributes are left out; children may be
@@ -101,11 +102,12 @@ export function notice(message, kind = "info") {
 }
 
 /// Runs a command from a button: disables it while waiting, shows the server's refusal as a
-/// sentence. Resolves with the ack, or null when refused.
+/// sentence. A ballot on a vote that asks for a passkey is confirmed with one first.
+/// Resolves with the ack, or null when refused.
 export async function act(client, command, button) {
   if (button) button.disabled = true;
   try {
-    return await client.command(command);
+    return await sendCommand(client, command);
   } catch (e) {
     notice(errorText(e.code), "error");
     return null;

@@ -1,0 +1,211 @@
+// Ballots confirmed with a passkey, in Debian's Chromium with its virtual authenticator (the
+// DevTools WebAuthn domain), over HTTPS from the server's own development certificate
+// (dienhong.test, trusted by this browser only; passkeys are bound to that name).
+//
+// A deputy registers a passkey from the deputy app and checks in; the chair opens a vote that
+// asks for a passkey; the deputy votes by clicking, and the ballot goes with an assertion
+// for that vote and that choice, which the event records. Then, from the deputy's own page,
+// the server must refuse with a typed code: a ballot without an assertion
+// (step_up_required), with one made for another choice or another vote (step_up_mismatch),
+// and one replayed (step_up_used). A clerk without a passkey cannot enter a ballot on a
+// deputy's behalf (no_passkey); with one registered, the entry goes through. The audit trail
+// holds the registrations and every check.
+//
+//   node tests/browser/passkey.mjs --bin target/debug/dienhong
+//
+// Prints one JSON line last; exits 0 on success. tests/browser.rs runs it in a network
+// namespace of its own with only loopback.
+
+import {
+  assert,
+  checkAxe,
+  launchBrowser,
+  loginViaForm,
+  newRole,
+  parseArgs,
+  poll,
+  runTest,
+  shoot,
+  startTlsServer,
+} from "./harness.mjs";
+
+const opts = parseArgs({ bin: "" });
+const NAME = "dienhong.test";
+const DEPUTY = "DB001";
+const OTHER = "DB002";
+
+/** A virtual platform authenticator (user verification by "fingerprint") on the page. */
+async function virtualAuthenticator(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable", { enableUI: false });
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  return {
+    credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials,
+  };
+}
+
+async function rolePage(browser, base, code, path, options = {}) {
+  const context = await newRole(browser, base, { name: code, ...options });
+  const page = await context.newPage();
+  await page.goto(`${base}/login`);
+  await loginViaForm(page, code);
+  await page.waitForURL(new RegExp(path), { timeout: 10_000 });
+  await poll(() => page.evaluate(() => !!window.dienhong && window.dienhong.status() === "online"), {
+    timeoutMs: 15_000,
+    what: `${code} online`,
+  });
+  return { context, page };
+}
+
+async function registerPasskey(page, who) {
+  await page.locator("#passkey-status[data-count='0']").waitFor({ timeout: 10_000 });
+  await page.click("#passkey-register");
+  await poll(async () => (await page.locator("#passkey-status").getAttribute("data-count")) === "1", {
+    timeoutMs: 15_000,
+    what: `${who}'s passkey registered`,
+  });
+}
+
+runTest(async () => {
+  const { server, base, browserArgs } = await startTlsServer({
+    bin: opts.bin,
+    name: NAME,
+    env: { DIENHONG__TRUST__PASSKEY_RP_ID: NAME },
+  });
+  const browser = await launchBrowser({ args: browserArgs });
+
+  // The chair opens the sitting and takes up the first item.
+  const chair = (await rolePage(browser, base, "CHAIR", "/chair")).page;
+  await chair.click("#open-sitting");
+  await chair.locator("#agenda button[data-item='1']").click();
+  await poll(async () => (await chair.locator("#agenda li.current").count()) === 1, { what: "the current item" });
+
+  // The deputy registers a passkey from the deputy app, then checks in.
+  const deputy = await rolePage(browser, base, DEPUTY, "/deputy");
+  const page = deputy.page;
+  const authenticator = await virtualAuthenticator(deputy.context, page);
+  await registerPasskey(page, DEPUTY);
+  const creds = await authenticator.credentials();
+  assert(creds.length === 1, `the authenticator holds ${creds.length} credentials`);
+  await page.click("#checkin-button");
+  await page.locator("#checked").waitFor({ state: "visible" });
+
+  // Every ballot event the deputy's page receives, as sent.
+  const ballots = [];
+  page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
+    if (typeof payload === "string" && payload.includes("ballot_cast")) ballots.push(payload);
+  }));
+  await page.reload();
+  await poll(() => page.evaluate(() => window.dienhong && window.dienhong.status() === "online"), { what: "online again" });
+
+  // The chair opens a vote that asks for a passkey with each ballot.
+  await chair.fill("#vote-form [name=question]", "Thông qua Nghị quyết về chuyển đổi số?");
+  await chair.fill("#vote-form [name=window]", "600");
+  await chair.check("#vote-form [name=step_up]");
+  await chair.click("#open-vote");
+  await page.locator("#vote-panel").waitFor({ state: "visible", timeout: 10_000 });
+  const note = await page.locator("#vote-stepup").innerText();
+  assert(note.trim().length > 0, "the deputy app does not say the vote asks for a passkey");
+  const vote = await page.evaluate(() => window.dienhong.state().open_vote);
+
+  // The deputy votes by clicking: the assertion is made for this vote and this choice.
+  await page.click("#vote-panel button[data-choice='yes']");
+  await poll(() => page.evaluate((me) => window.dienhong.state().votes[window.dienhong.state().open_vote].ballots[me]?.choice === "yes", DEPUTY), {
+    timeoutMs: 15_000,
+    what: "the stepped-up ballot recorded",
+  });
+  await poll(() => ballots.some((b) => b.includes('"step_up":true') && b.includes(DEPUTY)), {
+    what: "a ballot_cast event that records the step-up",
+  });
+  const signCount = (await authenticator.credentials())[0].signCount;
+  assert(signCount >= 1, `the authenticator signed ${signCount} times`);
+  await shoot(page, "deputy-passkey-vote");
+
+  // What the server refuses, each with its code, sent from the deputy's own page.
+  const refusals = await page.evaluate(async ({ vote }) => {
+    const { confirmBallot } = await import("/js/passkey.js");
+    const c = window.dienhong.client;
+    const send = async (command, stepUp) => {
+      try {
+        await c.command(command, stepUp);
+        return "accepted";
+      } catch (e) {
+        return e.code;
+      }
+    };
+    const cast = (choice) => ({ command: "cast_ballot", vote, choice });
+    const proof = (v, choice) => confirmBallot(c.auth, { sitting: c.sitting, vote: v, choice });
+    const out = {};
+    out.without = await send(cast("no"));
+    out.otherChoice = await send(cast("no"), await proof(vote, "yes"));
+    out.otherVote = await send(cast("no"), await proof(vote + 1, "no"));
+    const once = await proof(vote, "abstain");
+    out.first = await send(cast("abstain"), once);
+    out.replayed = await send(cast("no"), once);
+    out.replayedSameChoice = await send(cast("abstain"), once);
+    out.choice = window.dienhong.state().votes[vote].ballots[c.auth.actor].choice;
+    return out;
+  }, { vote });
+  assert(refusals.without === "step_up_required", `without an assertion: ${refusals.without}`);
+  assert(refusals.otherChoice === "step_up_mismatch", `for another choice: ${refusals.otherChoice}`);
+  assert(refusals.otherVote === "step_up_mismatch", `for another vote: ${refusals.otherVote}`);
+  assert(refusals.first === "accepted", `a fresh assertion: ${refusals.first}`);
+  assert(refusals.replayed === "step_up_used", `replayed: ${refusals.replayed}`);
+  assert(refusals.replayedSameChoice === "step_up_used", `replayed for the same ballot: ${refusals.replayedSameChoice}`);
+  assert(refusals.choice === "abstain", `the recorded choice is ${refusals.choice}`);
+
+  // A clerk enters a ballot for a deputy: not without the clerk's own passkey.
+  const clerk = await rolePage(browser, base, "CLERK1", "/clerk");
+  const cp = clerk.page;
+  await virtualAuthenticator(clerk.context, cp);
+  await cp.fill("#checkin-form [name=deputy]", OTHER);
+  await cp.click("#checkin-submit");
+  await poll(() => cp.evaluate((d) => d in window.dienhong.state().present, OTHER), { what: `${OTHER} checked in by the clerk` });
+  const enter = async () => {
+    await cp.fill("#behalf-form [name=deputy]", OTHER);
+    await cp.selectOption("#behalf-form [name=choice]", "no");
+    await cp.fill("#behalf-form [name=reason]", "Thiết bị của đại biểu bị hỏng");
+    await cp.click("#behalf-submit");
+  };
+  await enter();
+  await poll(async () => (await cp.locator("#notice[data-kind='error']").count()) === 1, { what: "the clerk told to register a passkey" });
+  const told = await cp.locator("#notice").innerText();
+  const hasBallot = () => cp.evaluate(({ d, v }) => window.dienhong.state().votes[v].ballots[d]?.choice || null, { d: OTHER, v: vote });
+  assert((await hasBallot()) === null, "an entry without the clerk's passkey was recorded");
+  await registerPasskey(cp, "CLERK1");
+  await enter();
+  await poll(async () => (await hasBallot()) === "no", { timeoutMs: 15_000, what: "the clerk's stepped-up entry recorded" });
+  await shoot(cp, "clerk-passkey");
+
+  // The audit trail: both registrations and every check, with its outcome.
+  const audit = await cp.evaluate(async () => {
+    const r = await fetch("/api/audit?limit=1000", { headers: { authorization: `Bearer ${window.dienhong.client.auth.token}` } });
+    return r.json();
+  });
+  const registered = audit.filter((e) => e.entry.kind === "passkey_registered").map((e) => e.entry.actor);
+  const checks = audit.filter((e) => e.entry.kind === "step_up").map((e) => `${e.entry.actor}:${e.entry.outcome}`);
+  assert(registered.includes(DEPUTY) && registered.includes("CLERK1"), `registrations audited: ${registered}`);
+  for (const want of [`${DEPUTY}:given`, `${DEPUTY}:step_up_mismatch`, `${DEPUTY}:step_up_used`, "CLERK1:given"]) {
+    assert(checks.includes(want), `the audit trail lacks ${want}: ${checks}`);
+  }
+  assert(!JSON.stringify(audit).includes("signature"), "the audit trail holds an assertion");
+
+  const axe = await checkAxe(page, "deputy with a passkey vote");
+  await server.stop();
+  return {
+    refusals,
+    clerk_without_passkey: told,
+    audit_checks: checks.length,
+    sign_count: signCount,
+    axe_violations: axe ? axe.length : 0,
+  };
+});
