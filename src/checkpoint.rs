@@ -38,7 +38,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn text(&self) -> String {
+    /// The reason as signed: `vote_closed:N`, `sitting_closed` or `on_demand`.
+    pub fn text(&self) -> String {
         match self {
             Reason::VoteClosed { vote } => format!("vote_closed:{vote}"),
             Reason::SittingClosed => "sitting_closed".into(),

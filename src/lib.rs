@@ -10,11 +10,13 @@
 //!   routes, graceful shutdown.
 //! - [`audit`]: the audit trail (log-ins, refusals, logouts, clerk entries), hash-chained apart
 //!   from the sittings' logs.
-//! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets.
+//! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets, passkeys
+//!   (WebAuthn) and the step-up of ballots.
 //! - [`checkpoint`]: ed25519-signed checkpoints of a log's head, and judging a log against one.
 //! - [`control`]: the WebSocket protocol and one session task per connection.
 //! - [`media`]: the glue to the SFU (`dienhong-sfu`): roles to participants, the floor of
 //!   the sitting followed into forwarding, signalling for the WebSocket and WHIP/WHEP.
+//! - [`minutes`]: the minutes of a sitting made from its log, as JSON, HTML and CSV.
 //! - [`config`]: embedded defaults, a file, environment overrides, validated at start.
 //! - [`demo`]: the synthetic demo sitting.
 //! - [`devcert`]: development certificates for trying the server over HTTPS on a LAN.
@@ -30,6 +32,7 @@ pub mod control;
 pub mod demo;
 pub mod devcert;
 pub mod media;
+pub mod minutes;
 pub mod server;
 pub mod sitting;
 pub mod stages;

@@ -91,6 +91,27 @@ enum Cmd {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Write the minutes of a sitting, made from its log, to a file or standard output.
+    Export {
+        /// The sitting.
+        #[arg(long)]
+        sitting: String,
+        /// html, json or csv.
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        /// For csv: attendance, speeches or roll_call.
+        #[arg(long, default_value = "roll_call", value_parser = ["attendance", "speeches", "roll_call"])]
+        table: String,
+        /// vi or en.
+        #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+        lang: String,
+        /// The file to write; standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Database URL (overrides database.url).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Walk every sitting's hash chain and the audit trail's; print `ok N events` or the first
     /// broken sequence number.
     /// With --checkpoint, also check the log against signed checkpoints kept elsewhere.
@@ -101,8 +122,9 @@ enum Cmd {
         /// Only this sitting.
         #[arg(long)]
         sitting: Option<String>,
-        /// A file with one checkpoint or a list of them (as `GET
-        /// /api/sittings/{id}/checkpoints` gives): the log must still hold each head.
+        /// A file with one checkpoint, a list of them (as `GET
+        /// /api/sittings/{id}/checkpoints` gives), or the minutes exported as JSON: the log
+        /// must still hold each head.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// The signing key the checkpoints must carry (base64 ed25519, as printed at start).
@@ -163,6 +185,14 @@ fn main() -> ExitCode {
                 database, sitting, ..
             } => verify(config, database, sitting).await,
             Cmd::Passwd { code, database } => passwd(config, code, database).await,
+            Cmd::Export {
+                sitting,
+                format,
+                table,
+                lang,
+                out,
+                database,
+            } => export(config, database, &sitting, &format, &table, &lang, out).await,
             Cmd::CreateSitting {
                 id,
                 title,
@@ -315,6 +345,9 @@ async fn verify_checkpoints(
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let checkpoints: Vec<Checkpoint> = if value.is_array() {
         serde_json::from_value(value)
+    } else if let Some(list) = value.get("checkpoints") {
+        // The minutes as exported in JSON.
+        serde_json::from_value(list.clone())
     } else {
         serde_json::from_value(value).map(|c| vec![c])
     }
@@ -400,6 +433,44 @@ async fn passwd(
         .context("storing")?;
     store.close().await;
     tracing::info!(code = %code, "password set");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders the minutes of one sitting as `dienhong export` asks.
+async fn export(
+    config: Config,
+    database: Option<String>,
+    sitting: &str,
+    format: &str,
+    table: &str,
+    lang: &str,
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use dienhong::minutes::render::{self, Lang, Table};
+    let url = database.unwrap_or(config.database.url);
+    let store = Store::open(&url).await.context("opening the store")?;
+    let now = dienhong::server::now_millis();
+    let minutes =
+        dienhong::minutes::load::load(&store, &dienhong::sitting::SittingId::new(sitting), now)
+            .await
+            .context("reading the sitting's log")?;
+    let lang = if lang == "en" { Lang::En } else { Lang::Vi };
+    let table = match table {
+        "attendance" => Table::Attendance,
+        "speeches" => Table::Speeches,
+        _ => Table::RollCall,
+    };
+    let bytes = match format {
+        "json" => render::json(&minutes)?,
+        "csv" => render::csv(&minutes, table, lang)?,
+        _ => render::html(&minutes, lang),
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -173,6 +173,14 @@ fn ballots_are_confirmed_with_a_passkey_in_chromiums_virtual_authenticator() {
         result["sign_count"].as_u64().is_some_and(|n| n >= 1),
         "{result}"
     );
+    for lang in ["vi", "en"] {
+        assert!(
+            result["minutes"][lang]["bytes"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "no {lang} minutes downloaded: {result}"
+        );
+    }
 }
 
 #[test]

@@ -112,6 +112,7 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
         .route("/ws", get(websocket))
         .merge(super::whip::router(max_sdp_bytes))
         .merge(super::passkeys::router())
+        .merge(super::minutes::router())
         .fallback(super::assets::serve)
         .layer(DefaultBodyLimit::max(16 * 1024));
     let mut router = router;

@@ -7,6 +7,7 @@
 
 mod assets;
 mod http;
+mod minutes;
 mod passkeys;
 pub mod summary;
 pub mod tls;

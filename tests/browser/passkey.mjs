@@ -9,14 +9,18 @@
 // (step_up_required), with one made for another choice or another vote (step_up_mismatch),
 // and one replayed (step_up_used). A clerk without a passkey cannot enter a ballot on a
 // deputy's behalf (no_passkey); with one registered, the entry goes through. The audit trail
-// holds the registrations and every check.
+// holds the registrations and every check. Last, the clerk exports the minutes from the
+// station in both languages.
 //
 //   node tests/browser/passkey.mjs --bin target/debug/dienhong
 //
 // Prints one JSON line last; exits 0 on success. tests/browser.rs runs it in a network
 // namespace of its own with only loopback.
 
+import fs from "node:fs";
+import path from "node:path";
 import {
+  VIEWPORTS,
   assert,
   checkAxe,
   launchBrowser,
@@ -25,6 +29,7 @@ import {
   parseArgs,
   poll,
   runTest,
+  screenshotDir,
   shoot,
   startTlsServer,
 } from "./harness.mjs";
@@ -199,6 +204,37 @@ runTest(async () => {
   }
   assert(!JSON.stringify(audit).includes("signature"), "the audit trail holds an assertion");
 
+  // The clerk exports the minutes from the station, in both languages: the page names the
+  // clerk's entry and carries the passkey marks and the signed checkpoint of the vote's close.
+  await chair.click("#vote-live button[data-action='close']");
+  await poll(() => cp.evaluate(async (v) => {
+    const c = window.dienhong.client;
+    if (window.dienhong.state().votes[v].status.status !== "closed") return false;
+    const r = await fetch(`/api/sittings/${c.sitting}/minutes?format=json`, { headers: { authorization: `Bearer ${c.auth.token}` } });
+    return (await r.json()).checkpoints.length > 0;
+  }, vote), { timeoutMs: 15_000, what: "the vote closed and its checkpoint signed" });
+  const minutes = {};
+  for (const round of [0, 1]) {
+    if (round === 1) await cp.click("#lang");
+    const [download] = await Promise.all([
+      cp.waitForEvent("download"),
+      cp.click("#minutes-export button[data-format='html']"),
+    ]);
+    const html = fs.readFileSync(await download.path(), "utf8");
+    const lang = /<html lang="(\w+)">/.exec(html)[1];
+    minutes[lang] = { name: download.suggestedFilename(), bytes: html.length };
+    assert(html.includes("Thiết bị của đại biểu bị hỏng") && html.includes("✓"), `the ${lang} minutes lack the roll call`);
+    assert(html.includes("vote_closed:1"), `the ${lang} minutes lack the vote's checkpoint`);
+    const viewer = await (await browser.newContext()).newPage();
+    await viewer.setContent(html);
+    for (const viewport of VIEWPORTS) {
+      await viewer.setViewportSize(viewport);
+      await viewer.screenshot({ path: path.join(screenshotDir(), `minutes-${lang}-${viewport.width}.png`), fullPage: true });
+    }
+    await viewer.close();
+  }
+  assert(minutes.vi && minutes.en, `minutes in ${Object.keys(minutes)}`);
+
   const axe = await checkAxe(page, "deputy with a passkey vote");
   await server.stop();
   return {
@@ -206,6 +242,7 @@ runTest(async () => {
     clerk_without_passkey: told,
     audit_checks: checks.length,
     sign_count: signCount,
+    minutes,
     axe_violations: axe ? axe.length : 0,
   };
 });

@@ -2,10 +2,11 @@
 // quorum, current item); the roll call of every vote (each deputy's ballot for a named vote,
 // only the counts for a secret one) with the result; ballots and check-ins recorded on a
 // deputy's behalf (a ballot confirmed with the clerk's own passkey when the vote asks for one);
-// documents published and new versions of them; attendance by delegation.
+// documents published and new versions of them; attendance by delegation; the minutes
+// exported (HTML, JSON, CSV).
 // Every refusal from the server is shown as a sentence (act/notice); nothing here decides a
 // procedure rule: the page sends what the clerk asks and shows what the server recorded.
-import { t, onLang, addStrings, currentLang } from "./i18n.js";
+import { t, onLang, addStrings, currentLang, errorText } from "./i18n.js";
 import { h, fill, text, notice, act, who, boot, every, clock, percent } from "./ui.js";
 import { sortedKeys } from "./state.js";
 import { mountPasskeyCard } from "./passkey.js";
@@ -36,6 +37,9 @@ addStrings({
     readerRoles: "Vai trò được xem", published: "Đã đăng tài liệu.", versionPublished: "Đã đăng phiên bản mới.",
     acksCol: "Đã nhận / đã đọc", filterLabel: "Tìm đoàn hoặc đại biểu", noMatch: "Không tìm thấy.",
     unknownDelegation: "Không thuộc đoàn", pageTitle: "dienhong — thư ký",
+    minutesTitle: "Biên bản", minutesHelp: "Biên bản được lập từ nhật ký của phiên họp, kèm các điểm kiểm tra đã ký.",
+    minutesHtml: "Trang biên bản (HTML)", minutesJson: "Dữ liệu (JSON)", csvAttendance: "Điểm danh (CSV)",
+    csvSpeeches: "Phát biểu (CSV)", csvRollCall: "Biểu quyết (CSV)",
   },
   en: {
     overview: "Sitting overview", phaseLabel: "Phase", presentOfMembers: "Present / all deputies",
@@ -62,6 +66,9 @@ addStrings({
     readerRoles: "Roles who may read it", published: "Document published.", versionPublished: "New version published.",
     acksCol: "Received / read", filterLabel: "Find a delegation or deputy", noMatch: "Nothing found.",
     unknownDelegation: "No delegation", pageTitle: "dienhong — clerk station",
+    minutesTitle: "Minutes", minutesHelp: "Made from the sitting's log, with its signed checkpoints.",
+    minutesHtml: "Minutes page (HTML)", minutesJson: "Data (JSON)", csvAttendance: "Attendance (CSV)",
+    csvSpeeches: "Speeches (CSV)", csvRollCall: "Roll calls (CSV)",
   },
 });
 
@@ -717,6 +724,38 @@ function render() {
 }
 
 client.on("state", render);
+// --- the minutes ------------------------------------------------------------------------------
+// Made by the server from the log; fetched with the clerk's token and saved as a file.
+$("minutes-export").addEventListener("click", async (ev) => {
+  const b = ev.target.closest("button[data-format]");
+  if (!b) return;
+  const q = new URLSearchParams({ format: b.dataset.format, lang: currentLang() });
+  if (b.dataset.table) q.set("table", b.dataset.table);
+  b.disabled = true;
+  try {
+    const r = await fetch(`/api/sittings/${encodeURIComponent(client.sitting)}/minutes?${q}`, {
+      headers: { authorization: `Bearer ${client.auth.token}` },
+    });
+    if (!r.ok) {
+      let code = "unavailable";
+      try { code = (await r.json()).code || code; } catch (_) { /* not JSON */ }
+      notice(errorText(code), "error");
+      return;
+    }
+    const name = /filename="([^"]+)"/.exec(r.headers.get("content-disposition") || "");
+    const url = URL.createObjectURL(await r.blob());
+    const a = h("a", { href: url, download: name ? name[1] : "minutes" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  } catch (_) {
+    notice(errorText("unavailable"), "error");
+  } finally {
+    b.disabled = false;
+  }
+});
+
 // The clerk's own passkey, for entries on a deputy's behalf in votes that ask for one.
 const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
 onLang(() => passkeyCard());

@@ -1,0 +1,119 @@
+//! The minutes route: `GET /api/sittings/{id}/minutes?format=html|json|csv`, for the chair,
+//! the vice-chairs and the clerks (the secretariat), made from the log on each request.
+
+use super::App;
+use super::http::{ApiError, authenticate, bearer, store_unavailable};
+use crate::minutes::load::{LoadError, load};
+use crate::minutes::render::{self, Lang, Table};
+use crate::sitting::{Role, SittingId};
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The minutes page holds no script and only its own inline styles.
+const MINUTES_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+pub(super) fn router() -> Router<Arc<App>> {
+    Router::new().route("/api/sittings/{id}/minutes", get(minutes))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    Html,
+    Json,
+    Csv,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MinutesQuery {
+    format: Option<Format>,
+    lang: Option<Lang>,
+    table: Option<Table>,
+}
+
+async fn minutes(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<MinutesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let sitting = SittingId::new(id);
+    let handle = app.sitting(&sitting).ok_or_else(super::http::not_found)?;
+    let may = handle.roster().actor(&claims.sub).is_some_and(|a| {
+        a.roles
+            .iter()
+            .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk))
+    });
+    if !may {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            "only the chair, a vice-chair or a clerk may export the minutes",
+        ));
+    }
+    let m = load(app.store(), &sitting, super::now_millis())
+        .await
+        .map_err(|e| match e {
+            LoadError::Store(e) => store_unavailable(e),
+            LoadError::NoSuchSitting(_) => super::http::not_found(),
+            LoadError::Minutes(e) => {
+                ApiError::new(StatusCode::CONFLICT, "no_minutes", e.to_string())
+            }
+        })?;
+    let lang = q.lang.unwrap_or(Lang::Vi);
+    let format = q.format.unwrap_or(Format::Html);
+    let rendered = match format {
+        Format::Html => Ok(render::html(&m, lang)),
+        Format::Json => render::json(&m),
+        Format::Csv => render::csv(&m, q.table.unwrap_or(Table::RollCall), lang),
+    };
+    let body = rendered.map_err(|e| {
+        tracing::error!(error = %e, "rendering the minutes");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the minutes could not be rendered",
+        )
+    })?;
+    let (kind, ext) = match format {
+        Format::Html => ("text/html; charset=utf-8", "html"),
+        Format::Json => ("application/json", "json"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+    };
+    let suffix = match (format, q.table.unwrap_or(Table::RollCall)) {
+        (Format::Csv, Table::Attendance) => "-diem-danh",
+        (Format::Csv, Table::Speeches) => "-phat-bieu",
+        (Format::Csv, Table::RollCall) => "-bieu-quyet",
+        _ => "",
+    };
+    // The sitting id is checked against the roster's sittings, but goes in a header: keep
+    // only safe characters.
+    let name: String = sitting
+        .as_str()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    let disposition = format!("attachment; filename=\"bien-ban-{name}{suffix}.{ext}\"");
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(MINUTES_CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
