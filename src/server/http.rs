@@ -233,18 +233,7 @@ async fn make_checkpoint(
     let claims = authenticate(&app, bearer(&headers))?;
     let sitting = SittingId::new(id.clone());
     let handle = app.sitting(&sitting).ok_or_else(|| no_such_sitting(&id))?;
-    let may = handle.roster().actor(&claims.sub).is_some_and(|a| {
-        a.roles
-            .iter()
-            .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk))
-    });
-    if !may {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_permitted",
-            "only the chair, a vice-chair or a clerk may ask for a checkpoint",
-        ));
-    }
+    keeps_the_record(handle, &claims.sub, "ask for a checkpoint")?;
     let head = handle.head().await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -304,6 +293,37 @@ async fn audit_trail(
         .await
         .map(Json)
         .map_err(store_unavailable)
+}
+
+/// Refuses, as `not_permitted`, anyone but the sitting's chair, vice-chairs and clerks (who
+/// keep its record) from doing `what`.
+pub(super) fn keeps_the_record(
+    handle: &super::SittingHandle,
+    actor: &crate::sitting::ActorId,
+    what: &str,
+) -> Result<(), ApiError> {
+    let may = handle.roster().actor(actor).is_some_and(|a| {
+        a.roles
+            .iter()
+            .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk))
+    });
+    if may {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            format!("only the chair, a vice-chair or a clerk may {what}"),
+        ))
+    }
+}
+
+/// A JSON body, or `invalid_request` saying what is wrong with it.
+pub(super) fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
 }
 
 pub(super) fn not_found() -> ApiError {

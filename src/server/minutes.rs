@@ -2,10 +2,10 @@
 //! the vice-chairs and the clerks (the secretariat), made from the log on each request.
 
 use super::App;
-use super::http::{ApiError, authenticate, bearer, store_unavailable};
+use super::http::{ApiError, authenticate, bearer, keeps_the_record, store_unavailable};
 use crate::minutes::load::{LoadError, load};
 use crate::minutes::render::{self, Lang, Table};
-use crate::sitting::{Role, SittingId};
+use crate::sitting::SittingId;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -49,18 +49,7 @@ async fn minutes(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let sitting = SittingId::new(id);
     let handle = app.sitting(&sitting).ok_or_else(super::http::not_found)?;
-    let may = handle.roster().actor(&claims.sub).is_some_and(|a| {
-        a.roles
-            .iter()
-            .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk))
-    });
-    if !may {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_permitted",
-            "only the chair, a vice-chair or a clerk may export the minutes",
-        ));
-    }
+    keeps_the_record(handle, &claims.sub, "export the minutes")?;
     let m = load(app.store(), &sitting, super::now_millis())
         .await
         .map_err(|e| match e {

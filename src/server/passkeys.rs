@@ -3,7 +3,7 @@
 //! [`crate::auth::passkey`].
 
 use super::App;
-use super::http::{ApiError, authenticate, bearer, store_unavailable};
+use super::http::{ApiError, authenticate, bearer, json_body, store_unavailable};
 use crate::audit::AuditEntry;
 use crate::auth::passkey::{BallotPurpose, PasskeyError, PasskeyInfo};
 use crate::sitting::{ActorId, Choice, Role, SittingId, VoteId};
@@ -121,8 +121,7 @@ async fn finish_registration(
     body: Result<Json<Registration>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<PasskeyInfo>), ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
-    let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let body = json_body(body)?;
     let info = app
         .passkeys()
         .finish_registration(
@@ -164,8 +163,7 @@ async fn step_up(
     body: Result<Json<StepUpRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<StepUpChallenge>, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
-    let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let body = json_body(body)?;
     if app.sitting(&body.sitting).is_none() {
         return Err(super::http::not_found());
     }
