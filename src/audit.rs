@@ -89,6 +89,9 @@ pub enum AuditEntry {
         deputy: ActorId,
         /// What came of it.
         outcome: String,
+        /// The passkey (credential id) that gave it, when it was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credential: Option<String>,
     },
     /// A checkpoint was asked for.
     CheckpointAsked {

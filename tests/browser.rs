@@ -169,6 +169,15 @@ fn ballots_are_confirmed_with_a_passkey_in_chromiums_virtual_authenticator() {
     assert_eq!(refusals["otherChoice"], "step_up_mismatch", "{result}");
     assert_eq!(refusals["otherVote"], "step_up_mismatch", "{result}");
     assert_eq!(refusals["replayed"], "step_up_used", "{result}");
+    assert_eq!(
+        refusals["resent"][0], refusals["resent"][1],
+        "a resent command gets its first outcome: {result}"
+    );
+    assert_eq!(
+        result["second_passkey_without_step_up"], "step_up_required",
+        "{result}"
+    );
+    assert_eq!(result["enrol_replayed"], "step_up_used", "{result}");
     assert!(
         result["sign_count"].as_u64().is_some_and(|n| n >= 1),
         "{result}"

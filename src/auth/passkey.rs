@@ -10,7 +10,12 @@
 //! is the same command sent again (a retry after a lost connection), which the writer then
 //! answers with its first outcome.
 //!
-//! Ceremonies under way live in memory only: a restart drops them, and the user asks again.
+//! An account that has a passkey adds another only with a step-up of an existing one (the
+//! purpose [`Purpose::Enrol`]), so a stolen log-in alone cannot enrol the thief's passkey.
+//!
+//! Ceremonies under way live in memory only, under one lock (a check is a few signature
+//! verifications' work, so two copies of one command can never both pass): a restart drops
+//! them, and the user asks again. Each account has at most a few under way.
 
 use crate::sitting::{ActorId, Choice, Code, Millis, Rejection, SittingId, VoteId};
 use crate::store::{Store, StoreError, StoredPasskey};
@@ -28,6 +33,9 @@ use webauthn_rs::prelude::{
 
 /// Most ceremonies (registrations, or step-up challenges) under way at once.
 const MAX_PENDING: usize = 20_000;
+/// Most step-up challenges (and registrations) one account has under way; asking for more
+/// drops its oldest.
+const MAX_PENDING_PER_ACCOUNT: usize = 4;
 /// Most passkeys one account may register.
 pub const MAX_PER_ACCOUNT: usize = 10;
 
@@ -43,9 +51,15 @@ pub enum PasskeyError {
     /// No such registration under way (never started, another account's, or it ran out).
     #[error("no such passkey registration, or it ran out")]
     UnknownRegistration,
-    /// The authenticator's answer did not verify.
-    #[error("the passkey did not verify: {0}")]
-    Invalid(String),
+    /// The authenticator's answer did not verify (the detail is logged, not told).
+    #[error("the passkey did not verify")]
+    Invalid,
+    /// Adding a passkey to an account that has one needs a step-up of an existing one.
+    #[error("confirm with a passkey this account already has")]
+    StepUpNeeded,
+    /// That step-up was refused.
+    #[error("the passkey confirmation was refused: {}", .0.as_str())]
+    StepUp(Code),
     /// The credential is registered already.
     #[error("this passkey is already registered")]
     AlreadyRegistered,
@@ -71,6 +85,15 @@ pub struct BallotPurpose {
     pub deputy: ActorId,
     /// The choice.
     pub choice: Choice,
+}
+
+/// What a step-up challenge is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// One ballot.
+    Ballot(BallotPurpose),
+    /// Adding a passkey to an account that has one.
+    Enrol,
 }
 
 /// The proof a ballot carries: the challenge it answers and the authenticator's assertion.
@@ -119,16 +142,34 @@ struct Registration {
 
 struct Challenge {
     actor: ActorId,
-    purpose: BallotPurpose,
+    purpose: Purpose,
     state: PasskeyAuthentication,
     expires: Millis,
 }
 
+/// A challenge answered: by whom, for what, in which command, with which proof.
 struct Used {
     actor: ActorId,
-    purpose: BallotPurpose,
+    purpose: Purpose,
     command_id: String,
+    proof: [u8; 32],
     expires: Millis,
+}
+
+/// Everything under way, under one lock.
+#[derive(Default)]
+struct Ceremonies {
+    registrations: HashMap<String, Registration>,
+    challenges: HashMap<String, Challenge>,
+    used: HashMap<String, Used>,
+}
+
+impl Ceremonies {
+    fn prune(&mut self, now: Millis) {
+        self.registrations.retain(|_, r| r.expires > now);
+        self.challenges.retain(|_, c| c.expires > now);
+        self.used.retain(|_, u| u.expires > now);
+    }
 }
 
 /// The passkey ceremonies of one server.
@@ -136,9 +177,34 @@ pub struct Passkeys {
     webauthn: Webauthn,
     store: Store,
     ttl_ms: i64,
-    registrations: Mutex<HashMap<String, Registration>>,
-    challenges: Mutex<HashMap<String, Challenge>>,
-    used: Mutex<HashMap<String, Used>>,
+    ceremonies: Mutex<Ceremonies>,
+}
+
+/// A digest of a proof's assertion, to tell the same proof sent again from another.
+fn digest(proof: &StepUpProof) -> [u8; 32] {
+    let bytes = serde_json::to_vec(&proof.credential).unwrap_or_default();
+    Sha256::digest(bytes).into()
+}
+
+/// Drops `actor`'s oldest entries of `map` until it has room for one more.
+fn make_room<V>(
+    map: &mut HashMap<String, V>,
+    actor: &ActorId,
+    of: impl Fn(&V) -> (&ActorId, Millis),
+) {
+    loop {
+        let mine: Vec<(String, Millis)> = map
+            .iter()
+            .filter(|(_, v)| of(v).0 == actor)
+            .map(|(k, v)| (k.clone(), of(v).1))
+            .collect();
+        if mine.len() < MAX_PENDING_PER_ACCOUNT {
+            return;
+        }
+        if let Some((oldest, _)) = mine.into_iter().min_by_key(|(_, expires)| *expires) {
+            map.remove(&oldest);
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -158,13 +224,17 @@ fn user_handle(actor: &ActorId) -> Uuid {
     Uuid::from_bytes(bytes)
 }
 
-/// The origins passkeys are accepted from: those given, or http(s):// of the rp id.
-pub fn origins_for(rp_id: &str, given: &[String]) -> Vec<String> {
-    if given.is_empty() {
-        vec![format!("https://{rp_id}"), format!("http://{rp_id}")]
-    } else {
-        given.to_vec()
+/// The origins passkeys are accepted from: those given (exactly), or else `https://` of the
+/// rp id on any port (and `http://localhost`, a secure context, for a server tried locally).
+pub fn origins_for(rp_id: &str, given: &[String]) -> (Vec<String>, bool) {
+    if !given.is_empty() {
+        return (given.to_vec(), false);
     }
+    let mut origins = vec![format!("https://{rp_id}")];
+    if rp_id == "localhost" {
+        origins.push("http://localhost".to_owned());
+    }
+    (origins, true)
 }
 
 fn decode(stored: &StoredPasskey) -> Option<Passkey> {
@@ -188,7 +258,8 @@ impl Passkeys {
         origins: &[String],
         ttl_ms: i64,
     ) -> Result<Passkeys, PasskeyError> {
-        let urls = origins_for(rp_id, origins)
+        let (origins, any_port) = origins_for(rp_id, origins);
+        let urls = origins
             .iter()
             .map(|o| Url::parse(o).map_err(|e| PasskeyError::Config(format!("origin {o}: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
@@ -198,7 +269,7 @@ impl Passkeys {
         let mut builder = WebauthnBuilder::new(rp_id, first)
             .map_err(|e| PasskeyError::Config(e.to_string()))?
             .rp_name("dienhong")
-            .allow_any_port(true);
+            .allow_any_port(any_port);
         for url in rest {
             builder = builder.append_allowed_origin(url);
         }
@@ -209,9 +280,7 @@ impl Passkeys {
             webauthn,
             store,
             ttl_ms,
-            registrations: Mutex::new(HashMap::new()),
-            challenges: Mutex::new(HashMap::new()),
-            used: Mutex::new(HashMap::new()),
+            ceremonies: Mutex::new(Ceremonies::default()),
         })
     }
 
@@ -240,29 +309,41 @@ impl Passkeys {
     }
 
     /// Starts registering a passkey for `actor` (shown to the authenticator as `name`):
-    /// the registration id and the options for `navigator.credentials.create`.
+    /// the registration id and the options for `navigator.credentials.create`. An account
+    /// that has a passkey must prove it with `enrol`, a step-up for [`Purpose::Enrol`].
     pub async fn start_registration(
         &self,
         actor: &ActorId,
         name: &str,
+        enrol: Option<&StepUpProof>,
         now: Millis,
     ) -> Result<(String, CreationChallengeResponse), PasskeyError> {
         let existing = self.keys_of(actor).await?;
         if existing.len() >= MAX_PER_ACCOUNT {
             return Err(PasskeyError::TooMany);
         }
+        if !existing.is_empty() {
+            let proof = enrol.ok_or(PasskeyError::StepUpNeeded)?;
+            self.check(actor, &Purpose::Enrol, proof, "", now)
+                .await
+                .map_err(|r| PasskeyError::StepUp(r.code))?;
+        }
         let exclude = existing.iter().map(|p| p.cred_id().clone()).collect();
         let (options, state) = self
             .webauthn
             .start_passkey_registration(user_handle(actor), actor.as_str(), name, Some(exclude))
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "starting a passkey registration");
+                PasskeyError::Invalid
+            })?;
         let id = new_id();
-        let mut pending = lock(&self.registrations);
-        pending.retain(|_, r| r.expires > now);
-        if pending.len() >= MAX_PENDING {
+        let mut c = lock(&self.ceremonies);
+        c.prune(now);
+        if c.registrations.len() >= MAX_PENDING {
             return Err(PasskeyError::Busy);
         }
-        pending.insert(
+        make_room(&mut c.registrations, actor, |r| (&r.actor, r.expires));
+        c.registrations.insert(
             id.clone(),
             Registration {
                 actor: actor.clone(),
@@ -282,21 +363,23 @@ impl Passkeys {
         now: Millis,
     ) -> Result<PasskeyInfo, PasskeyError> {
         let pending = {
-            let mut pending = lock(&self.registrations);
-            match pending.remove(registration) {
-                Some(r) if &r.actor == actor && r.expires > now => r,
-                // Another account's registration stays for its owner.
-                Some(r) if &r.actor != actor => {
-                    pending.insert(registration.to_owned(), r);
-                    return Err(PasskeyError::UnknownRegistration);
-                }
+            let mut c = lock(&self.ceremonies);
+            // Another account's registration stays for its owner.
+            match c.registrations.get(registration) {
+                Some(r) if &r.actor == actor && r.expires > now => {}
                 _ => return Err(PasskeyError::UnknownRegistration),
             }
+            c.registrations
+                .remove(registration)
+                .ok_or(PasskeyError::UnknownRegistration)?
         };
         let passkey = self
             .webauthn
             .finish_passkey_registration(credential, &pending.state)
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+            .map_err(|e| {
+                tracing::info!(%actor, error = %e, "a passkey registration did not verify");
+                PasskeyError::Invalid
+            })?;
         let stored = StoredPasskey {
             credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id()),
             actor: actor.clone(),
@@ -312,12 +395,13 @@ impl Passkeys {
         })
     }
 
-    /// Issues a step-up challenge to `actor` for one ballot: its id and the options for
-    /// `navigator.credentials.get`.
+    /// Issues a step-up challenge to `actor` for `purpose`: its id and the options for
+    /// `navigator.credentials.get`. Asking again for the same purpose replaces the earlier
+    /// challenge; past a few under way, the account's oldest goes.
     pub async fn challenge(
         &self,
         actor: &ActorId,
-        purpose: BallotPurpose,
+        purpose: Purpose,
         now: Millis,
     ) -> Result<(String, RequestChallengeResponse), PasskeyError> {
         let keys = self.keys_of(actor).await?;
@@ -327,14 +411,20 @@ impl Passkeys {
         let (options, state) = self
             .webauthn
             .start_passkey_authentication(&keys)
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+            .map_err(|e| {
+                tracing::warn!(error = %e, "starting a passkey step-up");
+                PasskeyError::Invalid
+            })?;
         let id = new_id();
-        let mut pending = lock(&self.challenges);
-        pending.retain(|_, c| c.expires > now);
-        if pending.len() >= MAX_PENDING {
+        let mut c = lock(&self.ceremonies);
+        c.prune(now);
+        c.challenges
+            .retain(|_, ch| !(&ch.actor == actor && ch.purpose == purpose));
+        if c.challenges.len() >= MAX_PENDING {
             return Err(PasskeyError::Busy);
         }
-        pending.insert(
+        make_room(&mut c.challenges, actor, |ch| (&ch.actor, ch.expires));
+        c.challenges.insert(
             id.clone(),
             Challenge {
                 actor: actor.clone(),
@@ -361,11 +451,36 @@ impl Passkeys {
         command_id: &str,
         now: Millis,
     ) -> Result<Verified, Rejection> {
-        {
-            let mut used = lock(&self.used);
-            used.retain(|_, u| u.expires > now);
-            if let Some(u) = used.get(&proof.challenge) {
-                return if &u.actor == actor && &u.purpose == purpose && u.command_id == command_id {
+        self.check(
+            actor,
+            &Purpose::Ballot(purpose.clone()),
+            proof,
+            command_id,
+            now,
+        )
+        .await
+    }
+
+    /// Checks `proof` for `purpose`. All under one lock: two copies of one command never
+    /// both pass as fresh, and a challenge is tried once.
+    async fn check(
+        &self,
+        actor: &ActorId,
+        purpose: &Purpose,
+        proof: &StepUpProof,
+        command_id: &str,
+        now: Millis,
+    ) -> Result<Verified, Rejection> {
+        let seen = digest(proof);
+        let result = {
+            let mut c = lock(&self.ceremonies);
+            if let Some(u) = c.used.get(&proof.challenge).filter(|u| u.expires > now) {
+                let same = &u.actor == actor
+                    && &u.purpose == purpose
+                    && !command_id.is_empty()
+                    && u.command_id == command_id
+                    && u.proof == seen;
+                return if same {
                     Ok(Verified::Retry)
                 } else {
                     Err(refuse(
@@ -374,39 +489,51 @@ impl Passkeys {
                     ))
                 };
             }
-        }
-        // A challenge is tried once: whatever the outcome, it is gone.
-        let challenge = lock(&self.challenges).remove(&proof.challenge);
-        let Some(challenge) = challenge.filter(|c| c.expires > now) else {
-            return Err(refuse(
-                Code::StepUpExpired,
-                "no such passkey challenge, or it ran out; ask for a new one",
-            ));
-        };
-        if &challenge.actor != actor || &challenge.purpose != purpose {
-            return Err(refuse(
-                Code::StepUpMismatch,
-                "this passkey confirmation was given for another ballot",
-            ));
-        }
-        let result = self
-            .webauthn
-            .finish_passkey_authentication(&proof.credential, &challenge.state)
-            .map_err(|e| {
+            let expired = || {
                 refuse(
-                    Code::StepUpInvalid,
-                    format!("the passkey did not verify: {e}"),
+                    Code::StepUpExpired,
+                    "no such passkey challenge, or it ran out; ask for a new one",
                 )
-            })?;
-        lock(&self.used).insert(
-            proof.challenge.clone(),
-            Used {
-                actor: actor.clone(),
-                purpose: purpose.clone(),
-                command_id: command_id.to_owned(),
-                expires: challenge.expires,
-            },
-        );
+            };
+            match c.challenges.get(&proof.challenge) {
+                Some(ch) if ch.expires > now => {
+                    if &ch.actor != actor {
+                        // Another account's challenge stays for its owner.
+                        return Err(refuse(
+                            Code::StepUpMismatch,
+                            "this passkey confirmation was given for another account",
+                        ));
+                    }
+                }
+                _ => return Err(expired()),
+            }
+            // A challenge is tried once: whatever the outcome, it is gone.
+            let challenge = c.challenges.remove(&proof.challenge).ok_or_else(expired)?;
+            if &challenge.purpose != purpose {
+                return Err(refuse(
+                    Code::StepUpMismatch,
+                    "this passkey confirmation was given for another ballot",
+                ));
+            }
+            let result = self
+                .webauthn
+                .finish_passkey_authentication(&proof.credential, &challenge.state)
+                .map_err(|e| {
+                    tracing::info!(%actor, error = %e, "a passkey assertion did not verify");
+                    refuse(Code::StepUpInvalid, "the passkey did not verify")
+                })?;
+            c.used.insert(
+                proof.challenge.clone(),
+                Used {
+                    actor: actor.clone(),
+                    purpose: purpose.clone(),
+                    command_id: command_id.to_owned(),
+                    proof: seen,
+                    expires: challenge.expires,
+                },
+            );
+            result
+        };
         if result.needs_update() {
             self.record_use(actor, &result).await;
         }
@@ -458,12 +585,22 @@ mod tests {
     }
 
     #[test]
-    fn origins_default_to_both_schemes_of_the_rp_id() {
+    fn origins_default_to_https_of_the_rp_id_on_any_port_and_given_ones_are_exact() {
         assert_eq!(
             origins_for("dienhong.test", &[]),
-            vec!["https://dienhong.test", "http://dienhong.test"]
+            (vec!["https://dienhong.test".to_owned()], true)
+        );
+        assert_eq!(
+            origins_for("localhost", &[]),
+            (
+                vec![
+                    "https://localhost".to_owned(),
+                    "http://localhost".to_owned()
+                ],
+                true
+            )
         );
         let given = vec!["https://qh.example".to_owned()];
-        assert_eq!(origins_for("qh.example", &given), given);
+        assert_eq!(origins_for("qh.example", &given), (given.clone(), false));
     }
 }

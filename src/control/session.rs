@@ -366,8 +366,14 @@ impl Session {
                 let clerk = self.claims.roles.contains(&Role::Clerk);
                 let app = self.app.clone();
                 self.in_flight.push(Box::pin(async move {
+                    // A command the actor may not give at all is refused by the rules, with
+                    // no passkey check (nor its audit entry) first.
+                    let permitted = handle
+                        .roster()
+                        .actor(&actor)
+                        .is_some_and(|a| sitting::role_permits(a, &command));
                     let assurance = match (step_up, purpose) {
-                        (Some(proof), Some(purpose)) => {
+                        (Some(proof), Some(purpose)) if permitted => {
                             let checked =
                                 check_step_up(&app, &actor, &purpose, &proof, &command_id).await;
                             match checked {
@@ -883,6 +889,7 @@ async fn check_step_up(
         vote: purpose.vote.0,
         deputy: purpose.deputy.clone(),
         outcome: outcome.to_owned(),
+        credential: checked.is_ok().then(|| proof.credential.id.clone()),
     });
     checked.map(|_| sitting::Assurance::STEPPED_UP)
 }

@@ -5,7 +5,7 @@
 use super::App;
 use super::http::{ApiError, authenticate, bearer, json_body, store_unavailable};
 use crate::audit::AuditEntry;
-use crate::auth::passkey::{BallotPurpose, PasskeyError, PasskeyInfo};
+use crate::auth::passkey::{BallotPurpose, PasskeyError, PasskeyInfo, Purpose, StepUpProof};
 use crate::sitting::{ActorId, Choice, Role, SittingId, VoteId};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -36,11 +36,15 @@ fn refused(e: PasskeyError) -> ApiError {
             "no_such_registration",
             "no such passkey registration, or it ran out; start again",
         ),
-        PasskeyError::Invalid(detail) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "passkey_invalid",
-            format!("the passkey did not verify: {detail}"),
-        ),
+        e @ PasskeyError::Invalid => {
+            ApiError::new(StatusCode::BAD_REQUEST, "passkey_invalid", e.to_string())
+        }
+        e @ PasskeyError::StepUpNeeded => {
+            ApiError::new(StatusCode::FORBIDDEN, "step_up_required", e.to_string())
+        }
+        e @ PasskeyError::StepUp(code) => {
+            ApiError::new(StatusCode::FORBIDDEN, code.as_str(), e.to_string())
+        }
         PasskeyError::AlreadyRegistered => ApiError::new(
             StatusCode::CONFLICT,
             "passkey_exists",
@@ -91,15 +95,30 @@ fn display_name(app: &App, actor: &ActorId) -> String {
         .unwrap_or_else(|| actor.to_string())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrolRequest {
+    /// A step-up of an existing passkey, for an account that has one.
+    #[serde(default)]
+    step_up: Option<StepUpProof>,
+}
+
 async fn start_registration(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
+    body: Result<Json<EnrolRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<RegistrationOptions>, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
+    let body = json_body(body)?;
     let name = display_name(&app, &claims.sub);
     let (registration, options) = app
         .passkeys()
-        .start_registration(&claims.sub, &name, super::now_millis())
+        .start_registration(
+            &claims.sub,
+            &name,
+            body.step_up.as_ref(),
+            super::now_millis(),
+        )
         .await
         .map_err(refused)?;
     Ok(Json(RegistrationOptions {
@@ -142,9 +161,15 @@ async fn finish_registration(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StepUpRequest {
-    sitting: SittingId,
-    vote: VoteId,
-    choice: Choice,
+    /// For adding a passkey to an account that has one; the ballot fields are then absent.
+    #[serde(default)]
+    enrol: bool,
+    #[serde(default)]
+    sitting: Option<SittingId>,
+    #[serde(default)]
+    vote: Option<VoteId>,
+    #[serde(default)]
+    choice: Option<Choice>,
     /// For a clerk entering a ballot on a deputy's behalf; the caller's own ballot if absent.
     #[serde(default)]
     deputy: Option<ActorId>,
@@ -157,30 +182,53 @@ struct StepUpChallenge {
     expires_in_ms: i64,
 }
 
+fn invalid(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// What the challenge is for, if the caller may ask for it: a deputy of the sitting for
+/// their own ballot, a clerk of the sitting for a deputy's.
+fn purpose_of(app: &App, caller: &ActorId, body: StepUpRequest) -> Result<Purpose, ApiError> {
+    if body.enrol {
+        return Ok(Purpose::Enrol);
+    }
+    let (Some(sitting), Some(vote), Some(choice)) = (body.sitting, body.vote, body.choice) else {
+        return Err(invalid("give sitting, vote and choice, or enrol"));
+    };
+    let handle = app.sitting(&sitting).ok_or_else(super::http::not_found)?;
+    let roles = handle
+        .roster()
+        .actor(caller)
+        .map(|a| a.roles.clone())
+        .unwrap_or_default();
+    let deputy = body.deputy.unwrap_or_else(|| caller.clone());
+    let may = if &deputy == caller {
+        roles.contains(&Role::Deputy)
+    } else {
+        roles.contains(&Role::Clerk) && handle.roster().is_deputy(&deputy)
+    };
+    if !may {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            "a deputy confirms their own ballot; a clerk of the sitting one entered for a deputy",
+        ));
+    }
+    Ok(Purpose::Ballot(BallotPurpose {
+        sitting,
+        vote,
+        deputy,
+        choice,
+    }))
+}
+
 async fn step_up(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Result<Json<StepUpRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<StepUpChallenge>, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
-    let body = json_body(body)?;
-    if app.sitting(&body.sitting).is_none() {
-        return Err(super::http::not_found());
-    }
-    let deputy = body.deputy.unwrap_or_else(|| claims.sub.clone());
-    if deputy != claims.sub && !app.roles_of(&claims.sub).contains(&Role::Clerk) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_permitted",
-            "only a clerk confirms a ballot for another deputy",
-        ));
-    }
-    let purpose = BallotPurpose {
-        sitting: body.sitting,
-        vote: body.vote,
-        deputy,
-        choice: body.choice,
-    };
+    let purpose = purpose_of(&app, &claims.sub, json_body(body)?)?;
     let (challenge, options) = app
         .passkeys()
         .challenge(&claims.sub, purpose, super::now_millis())

@@ -2,7 +2,8 @@
 // DevTools WebAuthn domain), over HTTPS from the server's own development certificate
 // (dienhong.test, trusted by this browser only; passkeys are bound to that name).
 //
-// A deputy registers a passkey from the deputy app and checks in; the chair opens a vote that
+// A deputy registers a passkey from the deputy app (a second one only with a step-up of the
+// first) and checks in; the chair opens a vote that
 // asks for a passkey; the deputy votes by clicking, and the ballot goes with an assertion
 // for that vote and that choice, which the event records. Then, from the deputy's own page,
 // the server must refuse with a typed code: a ballot without an assertion
@@ -55,6 +56,7 @@ async function virtualAuthenticator(context, page) {
   });
   return {
     credentials: async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials,
+    removeAll: () => cdp.send("WebAuthn.clearCredentials", { authenticatorId }),
   };
 }
 
@@ -101,6 +103,42 @@ runTest(async () => {
   await registerPasskey(page, DEPUTY);
   const creds = await authenticator.credentials();
   assert(creds.length === 1, `the authenticator holds ${creds.length} credentials`);
+  // With a passkey on the account, a log-in alone cannot add another: the server wants a
+  // step-up of the existing one, which the deputy app gives (the authenticator here holds
+  // both, as a second device would hold the new one).
+  const bare = await page.evaluate(async () => {
+    const r = await fetch("/api/passkeys/options", {
+      method: "POST",
+      headers: { authorization: `Bearer ${window.dienhong.client.auth.token}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    return { status: r.status, code: (await r.json()).code };
+  });
+  assert(bare.status === 403 && bare.code === "step_up_required", `a second passkey without a step-up: ${JSON.stringify(bare)}`);
+  // A second device: the first passkey confirms, then the device (this authenticator with
+  // the first credential taken out, as a new phone would be) makes its own.
+  const proof = await page.evaluate(async () => {
+    const { enrolProof } = await import("/js/passkey.js");
+    return enrolProof(window.dienhong.client.auth);
+  });
+  await authenticator.removeAll();
+  const second = await page.evaluate(async (stepUp) => {
+    const { registerPasskey, listPasskeys } = await import("/js/passkey.js");
+    const auth = window.dienhong.client.auth;
+    await registerPasskey(auth, stepUp);
+    return (await listPasskeys(auth)).length;
+  }, proof);
+  assert(second === 2, `the account has ${second} passkeys after adding a second with a step-up`);
+  const replayedEnrol = await page.evaluate(async (stepUp) => {
+    const { registerPasskey } = await import("/js/passkey.js");
+    try {
+      await registerPasskey(window.dienhong.client.auth, stepUp);
+      return "accepted";
+    } catch (e) {
+      return e.code;
+    }
+  }, proof);
+  assert(replayedEnrol === "step_up_used", `an enrolment step-up used twice: ${replayedEnrol}`);
   await page.click("#checkin-button");
   await page.locator("#checked").waitFor({ state: "visible" });
 
@@ -131,7 +169,7 @@ runTest(async () => {
   await poll(() => ballots.some((b) => b.includes('"step_up":true') && b.includes(DEPUTY)), {
     what: "a ballot_cast event that records the step-up",
   });
-  const signCount = (await authenticator.credentials())[0].signCount;
+  const signCount = Math.max(...(await authenticator.credentials()).map((c) => c.signCount));
   assert(signCount >= 1, `the authenticator signed ${signCount} times`);
   await shoot(page, "deputy-passkey-vote");
 
@@ -157,6 +195,16 @@ runTest(async () => {
     out.first = await send(cast("abstain"), once);
     out.replayed = await send(cast("no"), once);
     out.replayedSameChoice = await send(cast("abstain"), once);
+    // The same command sent again (a resend after a lost connection): the first outcome.
+    const again = await proof(vote, "yes");
+    const id = `retry-${Date.now()}`;
+    const msg = { type: "command", v: 2, command_id: id, command: cast("yes"), step_up: again };
+    const answer = () => {
+      const p = new Promise((resolve, reject) => c.pending.set(id, { msg, resolve, reject }));
+      c.send(msg);
+      return p.then((a) => a.seq, (e) => e.code);
+    };
+    out.resent = [await answer(), await answer()];
     out.choice = window.dienhong.state().votes[vote].ballots[c.auth.actor].choice;
     return out;
   }, { vote });
@@ -166,7 +214,8 @@ runTest(async () => {
   assert(refusals.first === "accepted", `a fresh assertion: ${refusals.first}`);
   assert(refusals.replayed === "step_up_used", `replayed: ${refusals.replayed}`);
   assert(refusals.replayedSameChoice === "step_up_used", `replayed for the same ballot: ${refusals.replayedSameChoice}`);
-  assert(refusals.choice === "abstain", `the recorded choice is ${refusals.choice}`);
+  assert(typeof refusals.resent[0] === "number" && refusals.resent[0] === refusals.resent[1], `a resent command: ${refusals.resent}`);
+  assert(refusals.choice === "yes", `the recorded choice is ${refusals.choice}`);
 
   // A clerk enters a ballot for a deputy: not without the clerk's own passkey.
   const clerk = await rolePage(browser, base, "CLERK1", "/clerk");
@@ -198,7 +247,7 @@ runTest(async () => {
   });
   const registered = audit.filter((e) => e.entry.kind === "passkey_registered").map((e) => e.entry.actor);
   const checks = audit.filter((e) => e.entry.kind === "step_up").map((e) => `${e.entry.actor}:${e.entry.outcome}`);
-  assert(registered.includes(DEPUTY) && registered.includes("CLERK1"), `registrations audited: ${registered}`);
+  assert(registered.filter((a) => a === DEPUTY).length === 2 && registered.includes("CLERK1"), `registrations audited: ${registered}`);
   for (const want of [`${DEPUTY}:given`, `${DEPUTY}:step_up_mismatch`, `${DEPUTY}:step_up_used`, "CLERK1:given"]) {
     assert(checks.includes(want), `the audit trail lacks ${want}: ${checks}`);
   }
@@ -242,6 +291,8 @@ runTest(async () => {
     clerk_without_passkey: told,
     audit_checks: checks.length,
     sign_count: signCount,
+    second_passkey_without_step_up: bare.code,
+    enrol_replayed: replayedEnrol,
     minutes,
     axe_violations: axe ? axe.length : 0,
   };

@@ -48,8 +48,17 @@ export async function listPasskeys(auth) {
 }
 
 /// Registers a passkey of this device for the account; resolves with `{id, created_at}`.
-export async function registerPasskey(auth) {
-  const { registration, options } = await api(auth, "/api/passkeys/options", {});
+/// An account that has a passkey confirms with it first (`stepUp`, or asked for here): a
+/// stolen log-in alone cannot add one.
+export async function registerPasskey(auth, stepUp) {
+  let started;
+  try {
+    started = await api(auth, "/api/passkeys/options", stepUp ? { step_up: stepUp } : {});
+  } catch (e) {
+    if (e.code !== "step_up_required" || stepUp) throw e;
+    started = await api(auth, "/api/passkeys/options", { step_up: await enrolProof(auth) });
+  }
+  const { registration, options } = started;
   const pk = options.publicKey;
   const publicKey = {
     ...pk,
@@ -76,9 +85,19 @@ export async function registerPasskey(auth) {
   return api(auth, "/api/passkeys", { registration, credential });
 }
 
+/// Confirms with the account's passkey that it may add another one.
+export function enrolProof(auth) {
+  return answer(auth, { enrol: true });
+}
+
 /// Confirms one ballot with the account's passkey: the `step_up` a ballot command carries.
-export async function confirmBallot(auth, { sitting, vote, choice, deputy }) {
-  const { challenge, options } = await api(auth, "/api/step-up", { sitting, vote, choice, deputy });
+export function confirmBallot(auth, { sitting, vote, choice, deputy }) {
+  return answer(auth, { sitting, vote, choice, deputy });
+}
+
+/// Asks for a step-up challenge for `purpose` and has the authenticator answer it.
+async function answer(auth, purpose) {
+  const { challenge, options } = await api(auth, "/api/step-up", purpose);
   const pk = options.publicKey;
   const publicKey = { ...pk, challenge: fromB64u(pk.challenge), allowCredentials: withIds(pk.allowCredentials) };
   let got;
