@@ -222,6 +222,8 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Password of every demo account.
     pub password: String,
+    /// The demo sitting lets a vote open below the quorum.
+    pub vote_without_quorum: bool,
 }
 
 /// Where the list of delegations comes from.

@@ -1122,3 +1122,39 @@ async fn api_me_names_the_bearer_and_refuses_missing_malformed_and_revoked_token
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_vote_below_the_quorum_is_refused_with_its_code_where_the_rules_need_one() {
+    let s = start_with(&[
+        ("DIENHONG__DEMO__VOTE_WITHOUT_QUORUM", "false"),
+        // The clerk checks 334 deputies in, faster than a person would.
+        ("DIENHONG__CONTROL__COMMANDS_PER_SEC", "10000"),
+        ("DIENHONG__CONTROL__COMMAND_BURST", "10000"),
+    ])
+    .await;
+    let mut chair = s.client("CHAIR").await;
+    chair.ok(json!({"command": "open_sitting"})).await;
+    chair
+        .ok(json!({"command": "set_current_item", "item": 2}))
+        .await;
+    let open = json!({"command": "open_vote", "question": "Q", "method": "named", "rule": null, "window_secs": 300, "allow_change": null, "rerun_of": null});
+    let refused = chair.command(open.clone()).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "no_quorum", "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("0 of 500")),
+        "{refused}"
+    );
+    // 334 of 500 (two thirds) checked in by the clerk: the vote opens.
+    let mut clerk = s.client("CLERK1").await;
+    for n in 1..=334 {
+        clerk
+            .ok(json!({"command": "check_in", "deputy": format!("DB{n:03}")}))
+            .await;
+    }
+    let seq = chair.ok(open).await;
+    assert!(seq > 0);
+    s.stop().await;
+}

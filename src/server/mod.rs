@@ -271,12 +271,16 @@ async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartEr
         return Ok(());
     }
     let delegations = config.delegations()?;
+    let mut rules = config.rules.clone();
+    if config.demo.vote_without_quorum {
+        rules.vote_needs_quorum = false;
+    }
     let command = demo::create_command(
         &id,
         &delegations,
         config.demo.deputies,
         config.demo.seed,
-        config.rules.clone(),
+        rules,
     )?;
     let state = create_sitting(store, &command).await?;
     // Every demo account gets the demo password. One hash serves all (hashing 570 times

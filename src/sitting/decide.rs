@@ -374,6 +374,16 @@ pub fn decide_assured(
                 return reject(Code::NoCurrentItem, "move to an agenda item before voting");
             };
             no_open_vote(state)?;
+            if state.rules.vote_needs_quorum && !state.quorum_met() {
+                return reject(
+                    Code::NoQuorum,
+                    format!(
+                        "{} of {} deputies present: below the quorum",
+                        state.present_count(),
+                        state.roster.members()
+                    ),
+                );
+            }
             text("question", question, MAX_QUESTION_CHARS)?;
             let window = window_secs.unwrap_or(state.rules.default_vote_window_secs);
             if window == 0 || window > MAX_VOTE_WINDOW_SECS {

@@ -64,6 +64,8 @@ pub enum Code {
     StepUpInvalid,
     /// A passkey confirmation came with a command that takes none.
     StepUpUnexpected,
+    /// Too few deputies are present for the sitting to decide.
+    NoQuorum,
 }
 
 impl Code {
@@ -99,6 +101,7 @@ impl Code {
             Code::StepUpExpired => "step_up_expired",
             Code::StepUpInvalid => "step_up_invalid",
             Code::StepUpUnexpected => "step_up_unexpected",
+            Code::NoQuorum => "no_quorum",
         }
     }
 }

@@ -851,6 +851,15 @@ fn a_vote_needs_an_open_sitting_a_current_item_and_no_other_open_vote() {
     assert_eq!(s.code("CHAIR", open.clone()), Code::NoCurrentItem);
     s.ok("CHAIR", Command::SetCurrentItem { item: ItemId(1) });
     assert_eq!(s.code("D1", open.clone()), Code::NotPermitted);
+    for d in ["CHAIR", "VICE", "D1", "D2", "D3", "D4"] {
+        s.ok(
+            d,
+            Command::CheckIn {
+                deputy: id(d),
+                location: None,
+            },
+        );
+    }
     s.ok("VICE", open.clone());
     assert_eq!(s.code("CHAIR", open), Code::VoteInProgress);
     assert_eq!(
@@ -968,6 +977,69 @@ fn a_clerk_records_a_named_ballot_on_behalf_with_the_reason() {
         ),
         Code::NotPermitted
     );
+}
+
+#[test]
+fn a_vote_opens_only_with_the_quorum_present_and_a_departure_during_it_does_not_stop_it() {
+    let mut s = S::created();
+    s.ok("CHAIR", Command::OpenSitting);
+    s.ok("CHAIR", Command::SetCurrentItem { item: ItemId(1) });
+    let check_in = |d: &str| Command::CheckIn {
+        deputy: id(d),
+        location: None,
+    };
+    // 9 deputies; two thirds is 6. Five present: one below.
+    for d in ["CHAIR", "D1", "D2", "D3", "D4"] {
+        s.ok(d, check_in(d));
+    }
+    let open = || Command::OpenVote {
+        question: "Thông qua?".into(),
+        method: Method::Named,
+        rule: Some(PassRule::MajorityOfPresent),
+        window_secs: Some(60),
+        allow_change: None,
+        rerun_of: None,
+        step_up: None,
+    };
+    assert_eq!(s.code("CHAIR", open()), Code::NoQuorum);
+    assert!(s.state.open_vote.is_none());
+    // Exactly at the quorum: six of nine.
+    s.ok("D5", check_in("D5"));
+    let v = s.open_vote(Method::Named, PassRule::MajorityOfPresent, None);
+    for d in ["D1", "D2", "D3", "D4"] {
+        s.cast(d, v, Choice::Yes).expect("ballot");
+    }
+    // A deputy leaves during the vote: it goes on, and the result counts who is there at
+    // the close.
+    s.ok("D5", Command::CheckOut { deputy: id("D5") });
+    assert!(!s.state.quorum_met());
+    let closed = s.ok("CHAIR", Command::CloseVote { vote: v });
+    match closed.as_slice() {
+        [Event::VoteClosed { result, .. }] => {
+            assert_eq!(result.present, 5);
+            assert_eq!(result.members, 9);
+            assert!(result.passed, "4 of 5 present: {result:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Below the quorum again, no new vote; unless the rules say a vote needs none.
+    assert_eq!(s.code("CHAIR", open()), Code::NoQuorum);
+    s.state.rules.vote_needs_quorum = false;
+    s.ok("CHAIR", open());
+}
+
+#[test]
+fn rules_without_the_quorum_rule_read_as_needing_it_and_write_the_same_bytes() {
+    let before: Rules = serde_json::from_str(r#"{"allow_ballot_change": true}"#).expect("rules");
+    assert!(before.vote_needs_quorum);
+    let bytes = serde_json::to_string(&Rules::default()).expect("json");
+    assert!(!bytes.contains("vote_needs_quorum"), "{bytes}");
+    let off = Rules {
+        vote_needs_quorum: false,
+        ..Rules::default()
+    };
+    let bytes = serde_json::to_string(&off).expect("json");
+    assert!(bytes.contains("\"vote_needs_quorum\":false"), "{bytes}");
 }
 
 #[test]

@@ -117,6 +117,15 @@ pub struct Rules {
     /// does not say. Off unless set: deputies need a registered passkey first.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub step_up_ballots: bool,
+    /// Whether a vote may open only with the quorum present (the Assembly decides only with
+    /// a quorum). On unless set off; written out only when off, so sittings created before
+    /// the rule existed read and write the same bytes.
+    #[serde(skip_serializing_if = "is_true")]
+    pub vote_needs_quorum: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for Rules {
@@ -129,6 +138,7 @@ impl Default for Rules {
             default_pass_rule: PassRule::MajorityOfMembers,
             max_extension_secs: 30 * 60,
             step_up_ballots: false,
+            vote_needs_quorum: true,
         }
     }
 }

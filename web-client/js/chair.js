@@ -291,6 +291,9 @@ function render(s) {
   text("present-count", present);
   text("members-count", members);
   const q = quorumMet(s, members);
+  // The rules need a quorum to open a vote unless they say otherwise (absent: needed).
+  const needs = !s.rules || s.rules.vote_needs_quorum !== false;
+  text("vote-quorum", needs && !q ? t("voteNeedsQuorum") : "");
   text("quorum-mark", q ? "✔" : "✘");
   $("quorum-mark").className = q ? "ok" : "no";
   text("quorum-text", q ? t("quorum") : t("noQuorum"));

@@ -72,7 +72,7 @@ export const STRINGS = {
     registerPasskey: "Đăng ký khóa truy cập", passkeyRegistered: "Đã đăng ký khóa truy cập.",
     passkeyUnsupported: "Trình duyệt này không hỗ trợ khóa truy cập.",
     stepUpNote: "Biểu quyết này yêu cầu xác nhận mỗi phiếu bằng khóa truy cập.", stepUpOpen: "Xác nhận từng phiếu bằng khóa truy cập",
-    confirming: "Xin xác nhận bằng khóa truy cập…", stepUpClerk: "cần xác nhận bằng khóa truy cập của bạn",
+    confirming: "Xin xác nhận bằng khóa truy cập…", voteNeedsQuorum: "Chưa đủ số lượng: biểu quyết chỉ mở được khi đủ số đại biểu có mặt.", stepUpClerk: "cần xác nhận bằng khóa truy cập của bạn",
   },
   en: {
     other: "Tiếng Việt", appName: "Hybrid sitting", loading: "Loading…",
@@ -133,7 +133,7 @@ export const STRINGS = {
     registerPasskey: "Register a passkey", passkeyRegistered: "Passkey registered.",
     passkeyUnsupported: "This browser does not support passkeys.",
     stepUpNote: "This vote asks you to confirm each ballot with your passkey.", stepUpOpen: "Confirm each ballot with a passkey",
-    confirming: "Confirm with your passkey…", stepUpClerk: "needs your own passkey",
+    confirming: "Confirm with your passkey…", voteNeedsQuorum: "No quorum: a vote opens only with enough deputies present.", stepUpClerk: "needs your own passkey",
   },
 };
 
@@ -155,6 +155,7 @@ const ERRORS = {
     media_disabled: "Máy chủ không phát hình.", invalid_sdp: "Kết nối hình ảnh bị từ chối.", no_such_media: "Kết nối hình ảnh không còn.",
     too_many_media: "Quá nhiều kết nối hình ảnh.", media_unavailable: "Kết nối hình ảnh tạm thời không có.", media_overloaded: "Máy chủ hình ảnh đang đầy; xin thử lại sau giây lát.",
     token_expired: "Phiên đăng nhập đã hết hạn.", token_revoked: "Bạn đã đăng xuất.", invalid_token: "Phiên đăng nhập không hợp lệ.",
+    no_quorum: "Chưa đủ số đại biểu có mặt theo quy định: chưa thể mở biểu quyết.",
     step_up_required: "Biểu quyết này yêu cầu xác nhận bằng khóa truy cập.", step_up_mismatch: "Xác nhận không khớp với phiếu này; xin bấm lại.",
     step_up_used: "Xác nhận này đã được dùng; xin bấm lại.", step_up_expired: "Xác nhận đã hết hạn; xin bấm lại.",
     step_up_invalid: "Khóa truy cập không hợp lệ.", step_up_unexpected: "Yêu cầu không hợp lệ.",
@@ -179,6 +180,7 @@ const ERRORS = {
     media_disabled: "The server sends no video.", invalid_sdp: "The video connection was refused.", no_such_media: "The video connection is gone.",
     too_many_media: "Too many video connections.", media_unavailable: "Video is unavailable for now.", media_overloaded: "The video server is full; try again in a moment.",
     token_expired: "Your session has expired.", token_revoked: "You have logged out.", invalid_token: "Your session is not valid.",
+    no_quorum: "Too few deputies are present for the quorum: the vote cannot open.",
     step_up_required: "This vote asks for a passkey confirmation.", step_up_mismatch: "The confirmation was for another ballot; press again.",
     step_up_used: "That confirmation was used already; press again.", step_up_expired: "The confirmation ran out; press again.",
     step_up_invalid: "The passkey did not verify.", step_up_unexpected: "The request was not valid.",
