@@ -21,6 +21,7 @@
 //! - [`demo`]: the synthetic demo sitting.
 //! - [`devcert`]: development certificates for trying the server over HTTPS on a LAN.
 //! - [`stages`]: where the control plane's time goes, per stage (`GET /healthz/stages`).
+//! - [`telemetry`]: metrics for Prometheus (`GET /metrics`).
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
@@ -37,3 +38,4 @@ pub mod server;
 pub mod sitting;
 pub mod stages;
 pub mod store;
+pub mod telemetry;

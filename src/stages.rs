@@ -44,7 +44,8 @@ impl Stage {
         Stage::Write,
     ];
 
-    fn name(self) -> &'static str {
+    /// The stage's name, as served and exported.
+    pub fn name(self) -> &'static str {
         match self {
             Stage::Parse => "parse",
             Stage::Queue => "queue",
@@ -90,6 +91,7 @@ pub fn record(stage: Stage, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let i = Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0);
     COUNTS[i][bucket(us)].fetch_add(1, Ordering::Relaxed);
+    crate::telemetry::stage(stage.name(), d);
 }
 
 /// The cumulative counts of one stage.

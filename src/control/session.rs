@@ -20,6 +20,7 @@ use crate::server::writer::{
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{self, ActorId, Millis, Role, SittingId};
 use crate::stages::{self, Stage};
+use crate::telemetry;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
 use futures_util::stream::{FuturesUnordered, SplitSink};
@@ -107,6 +108,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         media_levels: None,
     };
     tracing::debug!(actor = %actor, "connection open");
+    telemetry::connection(1.0);
     let welcome = ServerMessage::Welcome {
         v: PROTOCOL_VERSION,
         actor: actor.clone(),
@@ -140,6 +142,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         media.close_all(&actor, &s.media_legs).await;
     }
     tracing::debug!(actor = %actor, "connection closed");
+    telemetry::connection(-1.0);
 }
 
 /// A client-chosen id (`command_id`, `request_id`): 1 to 64 printable ASCII characters.
@@ -211,7 +214,10 @@ impl Session {
                     match incoming {
                         None => Err(End::Gone),
                         Some(Err(e)) => Err(classify_transport_error(&e)),
-                        Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                        Some(Ok(Message::Text(text))) => {
+                            telemetry::message_received();
+                            self.on_text(text.as_str()).await
+                        }
                         Some(Ok(Message::Binary(_))) => {
                             Err(End::Close(close_code::UNSUPPORTED, "binary frames are not supported"))
                         }
@@ -232,7 +238,10 @@ impl Session {
 
     async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
         match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(msg)).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                telemetry::message_sent();
+                Ok(())
+            }
             Ok(Err(_)) => Err(End::Gone),
             Err(_) => Err(End::Gone),
         }
@@ -379,6 +388,7 @@ impl Session {
                             match checked {
                                 Ok(a) => a,
                                 Err(r) => {
+                                    telemetry::command(command.kind(), r.code.as_str());
                                     return (
                                         command_id,
                                         Err(SubmitError::Rejected(r)),
@@ -389,14 +399,20 @@ impl Session {
                         }
                         _ => sitting::Assurance::NONE,
                     };
-                    // The wire name, for the audit trail (kept before the command moves).
-                    let name = serde_json::to_value(&command)
-                        .ok()
-                        .and_then(|v| v["command"].as_str().map(str::to_owned))
-                        .unwrap_or_default();
+                    // The wire name, for the audit trail and the metrics.
+                    let name = command.kind();
                     let (outcome, answered) = handle
                         .submit_timed(actor.clone(), Some(command_id.clone()), command, assurance)
                         .await;
+                    telemetry::command(
+                        name,
+                        match &outcome {
+                            Ok(_) => "accepted",
+                            Err(SubmitError::Rejected(r)) => r.code.as_str(),
+                            Err(SubmitError::Storage) => "storage_unavailable",
+                            Err(SubmitError::Unavailable) => "unavailable",
+                        },
+                    );
                     audit_outcome(&app, &actor, handle.id(), name, clerk, &outcome);
                     (command_id, outcome.map(|ack| ack.seq), answered)
                 }));
@@ -898,7 +914,7 @@ fn audit_outcome(
     app: &App,
     actor: &ActorId,
     sitting: &SittingId,
-    command: String,
+    command: &str,
     clerk: bool,
     outcome: &Result<crate::server::Ack, SubmitError>,
 ) {
@@ -907,14 +923,14 @@ fn audit_outcome(
             app.audit(AuditEntry::Refused {
                 actor: actor.clone(),
                 sitting: sitting.clone(),
-                command,
+                command: command.to_owned(),
                 code: r.code.as_str().to_owned(),
             });
         }
         Ok(ack) if clerk => app.audit(AuditEntry::ClerkEntry {
             actor: actor.clone(),
             sitting: sitting.clone(),
-            command,
+            command: command.to_owned(),
             seq: ack.seq,
         }),
         _ => {}

@@ -97,6 +97,7 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
         .route("/readyz", get(readyz))
         .route("/healthz/media", get(media_health))
         .route("/healthz/stages", get(stage_times))
+        .route("/metrics", get(metrics))
         .route("/api/sittings", get(list_sittings))
         .route("/api/sittings/{id}", get(one_sitting))
         .route("/api/sittings/{id}/roster", get(roster))
@@ -125,6 +126,29 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// The metrics in Prometheus' text format (see [`crate::telemetry`]).
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    if let Some(m) = app.media() {
+        crate::telemetry::media(m.open_legs(), &m.load());
+    }
+    match crate::telemetry::handle() {
+        Some(h) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            )],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            "metrics are not exported by this process",
+        )
+        .into_response(),
+    }
 }
 
 /// The SFU's load for operators and monitoring: utilisation of its I/O thread, the

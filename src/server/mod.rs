@@ -88,6 +88,8 @@ impl App {
     /// Opens the store, seeds the demo sitting if asked (once), replays every sitting and
     /// starts its writer.
     pub async fn start(config: &Config, seed_demo: bool) -> Result<Arc<App>, StartError> {
+        // Metrics are recorded from the start (once per process).
+        crate::telemetry::handle();
         let store = Store::open(&config.database.url).await?;
         tracing::info!(backend = store.backend_name(), "store open");
         if seed_demo {

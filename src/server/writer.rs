@@ -739,6 +739,12 @@ impl Writer {
             let committing = Instant::now();
             let appended = self.store.append(&self.id, &self.head, &accepted).await;
             stages::record(Stage::Commit, committing.elapsed());
+            if appended.is_ok() {
+                crate::telemetry::commit(
+                    accepted.len(),
+                    accepted.iter().map(|r| r.events.len()).sum(),
+                );
+            }
             appended
         };
         drop(accepted);

@@ -189,3 +189,38 @@ pub enum Command {
     /// The clock: close what has run out at `now`.
     Tick,
 }
+
+impl Command {
+    /// The command's wire name (its `command` tag).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateSitting { .. } => "create_sitting",
+            Command::OpenSitting => "open_sitting",
+            Command::SuspendSitting { .. } => "suspend_sitting",
+            Command::ResumeSitting => "resume_sitting",
+            Command::CloseSitting => "close_sitting",
+            Command::CheckIn { .. } => "check_in",
+            Command::CheckOut { .. } => "check_out",
+            Command::AddAgendaItem { .. } => "add_agenda_item",
+            Command::ReorderAgenda { .. } => "reorder_agenda",
+            Command::SetCurrentItem { .. } => "set_current_item",
+            Command::RequestFloor { .. } => "request_floor",
+            Command::WithdrawRequest { .. } => "withdraw_request",
+            Command::ReorderQueue { .. } => "reorder_queue",
+            Command::GrantFloor { .. } => "grant_floor",
+            Command::GiveFloor { .. } => "give_floor",
+            Command::ExtendFloor { .. } => "extend_floor",
+            Command::RevokeFloor => "revoke_floor",
+            Command::YieldFloor => "yield_floor",
+            Command::OpenVote { .. } => "open_vote",
+            Command::CastBallot { .. } => "cast_ballot",
+            Command::RecordBallot { .. } => "record_ballot",
+            Command::CloseVote { .. } => "close_vote",
+            Command::VoidVote { .. } => "void_vote",
+            Command::PublishDocument { .. } => "publish_document",
+            Command::SupersedeDocument { .. } => "supersede_document",
+            Command::AcknowledgeDocument { .. } => "acknowledge_document",
+            Command::Tick => "tick",
+        }
+    }
+}
