@@ -32,6 +32,10 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
     clerk
         .ok(json!({"command": "record_ballot", "vote": 1, "deputy": "DB008", "choice": "no", "reason": "Thiết bị hỏng"}))
         .await;
+    // A document for the chair's eyes only, published by the clerk.
+    clerk
+        .ok(json!({"command": "publish_document", "item": 2, "title": "Báo cáo mật", "media_type": "application/pdf", "size": 10, "sha256": "ab".repeat(32), "access": {"level": "restricted", "roles": ["chair"]}}))
+        .await;
     let closed = chair.ok(json!({"command": "close_vote", "vote": 1})).await;
 
     let url = |q: &str| format!("http://{}/api/sittings/{sitting}/minutes?{q}", s.addr);
@@ -127,7 +131,18 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
     assert_eq!(&csv[..3], b"\xEF\xBB\xBF");
     assert_eq!(String::from_utf8_lossy(&csv[3..]).lines().count(), 3);
 
-    // The CLI gives the same minutes, apart from when they were made.
+    // Each copy leaves out what its reader may not read: the clerk's has no restricted
+    // document, the chair's has it.
+    assert_eq!(minutes["documents"], json!([]), "{minutes:#}");
+    let full: Value = get("format=json", Some(&chair.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(full["documents"][0]["versions"][0]["title"], "Báo cáo mật");
+
+    // The CLI (the operator's copy, everything) gives the chair's minutes, apart from when
+    // they were made.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dienhong"))
         .args(["export", "--sitting", &sitting, "--format", "json"])
         .args(["--database", &s.database_url()])
@@ -139,8 +154,8 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
         String::from_utf8_lossy(&out.stderr)
     );
     let mut cli: Value = serde_json::from_slice(&out.stdout).expect("json");
-    cli["generated_at"] = minutes["generated_at"].clone();
-    assert_eq!(cli, minutes);
+    cli["generated_at"] = full["generated_at"].clone();
+    assert_eq!(cli, full);
 
     // The JSON minutes are a copy of the checkpoints that `verify` checks the log against.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,5 +1,6 @@
 //! The minutes route: `GET /api/sittings/{id}/minutes?format=html|json|csv`, for the chair,
-//! the vice-chairs and the clerks (the secretariat), made from the log on each request.
+//! the vice-chairs and the clerks (the secretariat), made from the log on each request,
+//! without the documents the caller may not read.
 
 use super::App;
 use super::http::{ApiError, authenticate, bearer, keeps_the_record, store_unavailable};
@@ -59,6 +60,15 @@ async fn minutes(
                 ApiError::new(StatusCode::CONFLICT, "no_minutes", e.to_string())
             }
         })?;
+    // Documents the caller may not read stay out of their copy, as everywhere else.
+    let roles: Vec<crate::sitting::Role> = handle
+        .roster()
+        .actor(&claims.sub)
+        .map(|a| a.roles.iter().copied().collect())
+        .unwrap_or_default();
+    let mut m = m;
+    m.documents
+        .retain(|d| crate::sitting::readable(&d.access, &roles));
     let lang = q.lang.unwrap_or(Lang::Vi);
     let format = q.format.unwrap_or(Format::Html);
     let rendered = match format {

@@ -278,6 +278,8 @@ const mediaConsole = new Console(client, (participant, stream) => {
 });
 mediaConsole.start().catch(() => mediaConsole.restart());
 function renderSites(s) {
+  // The mute buttons' words follow the language too.
+  for (const [p, tl] of tiles) tl.mute.textContent = muted.has(p) ? t("unmute") : t("mute");
   const speaker = s.floor && s.floor.deputy;
   const speakerSite = speaker && (s.locations[speaker] || "site") === "site" ? participantOf.get(client.actor(speaker).delegation) : null;
   for (const [p, tl] of tiles) tl.el.classList.toggle("speaking", p === speaker || p === speakerSite);
