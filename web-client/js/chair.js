@@ -277,9 +277,11 @@ const mediaConsole = new Console(client, (participant, stream) => {
   tl.video.srcObject = stream;
 });
 mediaConsole.start().catch(() => mediaConsole.restart());
-function renderSites(s) {
-  // The mute buttons' words follow the language too.
+// The mute buttons' words follow the language (only when it changes: the page renders often).
+onLang(() => {
   for (const [p, tl] of tiles) tl.mute.textContent = muted.has(p) ? t("unmute") : t("mute");
+});
+function renderSites(s) {
   const speaker = s.floor && s.floor.deputy;
   const speakerSite = speaker && (s.locations[speaker] || "site") === "site" ? participantOf.get(client.actor(speaker).delegation) : null;
   for (const [p, tl] of tiles) tl.el.classList.toggle("speaking", p === speaker || p === speakerSite);
