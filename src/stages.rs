@@ -91,7 +91,6 @@ pub fn record(stage: Stage, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let i = Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0);
     COUNTS[i][bucket(us)].fetch_add(1, Ordering::Relaxed);
-    crate::telemetry::stage(stage.name(), d);
 }
 
 /// The cumulative counts of one stage.

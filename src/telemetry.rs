@@ -90,11 +90,6 @@ fn describe() {
         "Commands sent by clients, by wire name and outcome (accepted, or the refusal's code)"
     );
     metrics::describe_histogram!(
-        "dienhong_stage_seconds",
-        metrics::Unit::Seconds,
-        "Time per stage of a command or an event (commit: the log's append; fanout: commit to a connection's task)"
-    );
-    metrics::describe_histogram!(
         "dienhong_commit_commands",
         "Commands per group commit of a sitting's writer"
     );
@@ -119,12 +114,11 @@ pub fn connection(delta: f64) {
     metrics::gauge!("dienhong_ws_connections").increment(delta);
 }
 
-/// The handles recorded on every message and every stage, looked up once (a lookup per
-/// delivery would cost the fan-out to 10,000 connections milliseconds).
+/// The handles recorded on every message, looked up once (a lookup per delivery would cost
+/// the fan-out to 10,000 connections milliseconds).
 struct Hot {
     received: metrics::Counter,
     sent: metrics::Counter,
-    stages: Vec<(&'static str, metrics::Histogram)>,
 }
 
 static HOT: OnceLock<Hot> = OnceLock::new();
@@ -136,16 +130,6 @@ fn hot() -> &'static Hot {
         Hot {
             received: metrics::counter!("dienhong_ws_messages_received_total"),
             sent: metrics::counter!("dienhong_ws_messages_sent_total"),
-            stages: crate::stages::Stage::ALL
-                .iter()
-                .map(|s| {
-                    let name = s.name();
-                    (
-                        name,
-                        metrics::histogram!("dienhong_stage_seconds", "stage" => name),
-                    )
-                })
-                .collect(),
         }
     })
 }
@@ -166,11 +150,40 @@ pub fn command(name: &'static str, outcome: &'static str) {
         .increment(1);
 }
 
-/// One stage's duration.
-pub fn stage(name: &'static str, d: std::time::Duration) {
-    if let Some((_, h)) = hot().stages.iter().find(|(n, _)| *n == name) {
-        h.record(d.as_secs_f64());
+/// `dienhong_stage_seconds` in Prometheus' text format, from the counts [`crate::stages`]
+/// keeps anyway (nothing more is recorded per delivery). A stage bucket counts under the
+/// first bound at or above its upper end.
+pub fn render_stages() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "# HELP dienhong_stage_seconds Time per stage of a command or an event (commit: the log's append; fanout: commit to a connection's task)\n# TYPE dienhong_stage_seconds histogram\n",
+    );
+    for stage in crate::stages::snapshot() {
+        let mut sum = 0.0;
+        let mut under = [0u64; SECONDS.len()];
+        for (b, n) in &stage.buckets {
+            let upper = crate::stages::bucket_floor_us(b + 1) / 1e6;
+            sum += crate::stages::bucket_floor_us(*b) / 1e6 * *n as f64;
+            if let Some(i) = SECONDS.iter().position(|le| upper <= *le) {
+                under[i] += n;
+            }
+        }
+        let mut cumulative = 0;
+        for (le, n) in SECONDS.iter().zip(under) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "dienhong_stage_seconds_bucket{{stage=\"{}\",le=\"{le}\"}} {cumulative}",
+                stage.stage
+            );
+        }
+        let _ = writeln!(
+            out,
+            "dienhong_stage_seconds_bucket{{stage=\"{0}\",le=\"+Inf\"}} {1}\ndienhong_stage_seconds_sum{{stage=\"{0}\"}} {sum}\ndienhong_stage_seconds_count{{stage=\"{0}\"}} {1}",
+            stage.stage, stage.count
+        );
     }
+    out
 }
 
 /// One group commit of `commands` commands making `events` events.

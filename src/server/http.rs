@@ -139,7 +139,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             )],
-            h.render(),
+            h.render() + &crate::telemetry::render_stages(),
         )
             .into_response(),
         None => ApiError::new(
