@@ -283,6 +283,27 @@ pub struct Config {
     /// The record's integrity.
     #[serde(default)]
     pub trust: TrustConfig,
+    /// Uploaded documents.
+    pub documents: DocumentsConfig,
+}
+
+/// Uploaded documents: where they are kept and the limits on them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// Where blobs are kept: empty (beside the database), `file:///…` or `s3://bucket/…`.
+    pub store: String,
+    /// Settings of an object store (`aws_endpoint`, `aws_region`, …).
+    #[serde(default)]
+    pub store_options: std::collections::BTreeMap<String, String>,
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Where uploads are spooled while they arrive; empty: the system's temporary folder.
+    pub spool_dir: String,
+    /// How long an upload no document took is kept, in seconds.
+    pub orphan_grace_secs: u64,
+    /// How long a link to open a document works, in seconds.
+    pub link_secs: u64,
 }
 
 /// Integrity of the record.
@@ -425,6 +446,17 @@ impl Config {
                 ));
             }
         }
+        let d = &self.documents;
+        if d.max_upload_bytes == 0 || d.max_upload_bytes > crate::sitting::MAX_DOCUMENT_BYTES {
+            return Err(ConfigError::Invalid(
+                "documents.max_upload_bytes must be 1 byte to 10 GiB".into(),
+            ));
+        }
+        if !(60..=86_400).contains(&d.link_secs) {
+            return Err(ConfigError::Invalid(
+                "documents.link_secs must be 60 to 86400".into(),
+            ));
+        }
         if self.demo.deputies < 10 {
             return Err(ConfigError::Invalid(
                 "demo.deputies must be at least 10".into(),
@@ -454,6 +486,35 @@ impl Config {
         match file {
             Some(f) => PathBuf::from(format!("{f}-checkpoint.key")),
             None => PathBuf::from("dienhong-checkpoint.key"),
+        }
+    }
+
+    /// The blob store of uploaded documents, as configured.
+    pub fn blob_store(&self) -> Result<crate::documents::blobs::BlobStore, ConfigError> {
+        let d = &self.documents;
+        let made = if d.store.trim().is_empty() {
+            crate::documents::blobs::BlobStore::folder(&crate::documents::beside_database(
+                &self.database.url,
+                "blobs",
+            ))
+        } else {
+            let options: Vec<(String, String)> = d
+                .store_options
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            crate::documents::blobs::BlobStore::at_url(d.store.trim(), &options)
+        };
+        made.map_err(|e| ConfigError::Invalid(format!("documents.store: {e}")))
+    }
+
+    /// Where uploads are spooled while they arrive.
+    pub fn spool_dir(&self) -> PathBuf {
+        let d = self.documents.spool_dir.trim();
+        if d.is_empty() {
+            std::env::temp_dir().join(format!("dienhong-spool-{}", std::process::id()))
+        } else {
+            PathBuf::from(d)
         }
     }
 

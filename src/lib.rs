@@ -32,6 +32,7 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod devcert;
+pub mod documents;
 pub mod media;
 pub mod minutes;
 pub mod server;

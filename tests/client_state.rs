@@ -176,12 +176,13 @@ async fn the_page_reducer_folds_every_event_into_exactly_the_servers_snapshot() 
     checkpoint!();
 
     // Documents: published, superseded, acknowledged.
-    let sha = "ab".repeat(32);
+    let (sha, size) = s.upload_pdf("CLERK1", "to-trinh").await;
+    let (sha2, size2) = s.upload_pdf("CLERK1", "to-trinh-sua").await;
     clerk
-        .ok(json!({"command": "publish_document", "item": 2, "title": "Tờ trình", "media_type": "application/pdf", "size": 1000, "sha256": sha, "access": {"level": "deputies"}}))
+        .ok(json!({"command": "publish_document", "item": 2, "title": "Tờ trình", "media_type": "application/pdf", "size": size, "sha256": sha, "file_name": "to-trinh.pdf", "access": {"level": "deputies"}}))
         .await;
     clerk
-        .ok(json!({"command": "publish_document", "item": 2, "title": "Báo cáo mật", "media_type": "application/pdf", "size": 10, "sha256": sha, "access": {"level": "restricted", "roles": ["chair", "clerk"]}}))
+        .ok(json!({"command": "publish_document", "item": 2, "title": "Báo cáo mật", "media_type": "application/pdf", "size": size, "sha256": sha, "access": {"level": "restricted", "roles": ["chair", "clerk"]}}))
         .await;
     d[0].ok(
         json!({"command": "acknowledge_document", "document": 1, "version": 1, "ack": "received"}),
@@ -190,7 +191,7 @@ async fn the_page_reducer_folds_every_event_into_exactly_the_servers_snapshot() 
     d[0].ok(json!({"command": "acknowledge_document", "document": 1, "version": 1, "ack": "read"}))
         .await;
     clerk
-        .ok(json!({"command": "supersede_document", "document": 1, "title": "Tờ trình (sửa)", "media_type": "application/pdf", "size": 1200, "sha256": "cd".repeat(32)}))
+        .ok(json!({"command": "supersede_document", "document": 1, "title": "Tờ trình (sửa)", "media_type": "application/pdf", "size": size2, "sha256": sha2}))
         .await;
     d[1].ok(json!({"command": "acknowledge_document", "document": 1, "version": 2, "ack": "read"}))
         .await;

@@ -372,6 +372,7 @@ async fn every_role_and_command_pair_follows_the_permission_matrix() {
             media_type: "a/b".into(),
             size: 1,
             sha256: "0".repeat(64),
+            file_name: None,
             access: sitting::Access::Public,
         },
         Command::SupersedeDocument {
@@ -380,6 +381,7 @@ async fn every_role_and_command_pair_follows_the_permission_matrix() {
             media_type: "a/b".into(),
             size: 1,
             sha256: "0".repeat(64),
+            file_name: None,
         },
         Command::AcknowledgeDocument {
             document: sitting::DocumentId(9),
@@ -711,8 +713,12 @@ async fn each_role_sees_only_the_documents_it_may_read() {
     let mut clerk_follows = s.client_speaking("CLERK2", 2).await;
     let mut deputy = s.client_speaking("DB001", 2).await;
     let mut clerk = s.client_speaking("CLERK1", 2).await;
-    let sha = |c: &str| c.repeat(64);
-    let publish = |title: &str, hash: String, access: serde_json::Value| json!({"command": "publish_document", "item": 1, "title": title, "media_type": "application/pdf", "size": 10, "sha256": hash, "access": access});
+    let mut uploads = std::collections::HashMap::new();
+    for c in ["a", "b", "c"] {
+        uploads.insert(c, s.upload_pdf("CLERK1", c).await);
+    }
+    let sha = |c: &str| uploads[c].0.clone();
+    let publish = |title: &str, hash: String, access: serde_json::Value| json!({"command": "publish_document", "item": 1, "title": title, "media_type": "application/pdf", "size": uploads.values().find(|(h, _)| *h == hash).map_or(0, |u| u.1), "sha256": hash, "access": access});
     clerk
         .ok(publish("Công khai", sha("a"), json!({"level": "public"})))
         .await;
@@ -984,11 +990,12 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
     // About 6 MB of events in 3,000 commits: more than the kernel buffers on the way to the
     // slow client can hold, so its session blocks and its place in the fan-out runs out.
     let title = "𝕋".repeat(490);
+    let (sha, size) = s.upload_pdf("CLERK1", "slow").await;
     let mut last = 0;
     for wave in 0..60 {
         for i in 0..50 {
             clerk
-                .send(json!({"type": "command", "v": 1, "command_id": format!("w{wave}-{i}"), "command": {"command": "publish_document", "item": 1, "title": format!("{title}{i}"), "media_type": "application/pdf", "size": 10, "sha256": "ab".repeat(32), "access": {"level": "public"}}}))
+                .send(json!({"type": "command", "v": 1, "command_id": format!("w{wave}-{i}"), "command": {"command": "publish_document", "item": 1, "title": format!("{title}{i}"), "media_type": "application/pdf", "size": size, "sha256": sha, "access": {"level": "public"}}}))
                 .await;
         }
         let mut replies = 0;

@@ -67,6 +67,7 @@ async fn scripted(store: Store) -> Log {
             media_type: "application/pdf".into(),
             size: 1234,
             sha256: "ab".repeat(32),
+            file_name: None,
             access: Access::Deputies,
         },
     )

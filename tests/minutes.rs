@@ -33,8 +33,9 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
         .ok(json!({"command": "record_ballot", "vote": 1, "deputy": "DB008", "choice": "no", "reason": "Thiết bị hỏng"}))
         .await;
     // A document for the chair's eyes only, published by the clerk.
+    let (sha, size) = s.upload_pdf("CLERK1", "bao-cao").await;
     clerk
-        .ok(json!({"command": "publish_document", "item": 2, "title": "Báo cáo mật", "media_type": "application/pdf", "size": 10, "sha256": "ab".repeat(32), "access": {"level": "restricted", "roles": ["chair"]}}))
+        .ok(json!({"command": "publish_document", "item": 2, "title": "Báo cáo mật", "media_type": "application/pdf", "size": size, "sha256": sha, "access": {"level": "restricted", "roles": ["chair"]}}))
         .await;
     let closed = chair.ok(json!({"command": "close_vote", "vote": 1})).await;
 

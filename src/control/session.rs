@@ -399,6 +399,24 @@ impl Session {
                         }
                         _ => sitting::Assurance::NONE,
                     };
+                    // A document must name content that was uploaded, as it is.
+                    if permitted {
+                        let checked = app.documents().check_command(&command).await;
+                        let refused = match checked {
+                            Ok(()) => None,
+                            Err(Ok(r)) => {
+                                telemetry::command(command.kind(), r.code.as_str());
+                                Some(SubmitError::Rejected(r))
+                            }
+                            Err(Err(e)) => {
+                                tracing::error!(error = %e, "checking a document's upload failed");
+                                Some(SubmitError::Storage)
+                            }
+                        };
+                        if let Some(refused) = refused {
+                            return (command_id, Err(refused), Instant::now());
+                        }
+                    }
                     // The wire name, for the audit trail and the metrics.
                     let name = command.kind();
                     let (outcome, answered) = handle

@@ -479,6 +479,7 @@ pub fn build(
                 size,
                 sha256,
                 access,
+                ..
             } => {
                 let d = documents.entry(*document).or_insert_with(|| Document {
                     document: *document,

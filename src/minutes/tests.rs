@@ -187,6 +187,7 @@ fn sitting() -> Log {
         media_type: "application/pdf".into(),
         size: 1000,
         sha256: "cd".repeat(32),
+        file_name: None,
         access: Access::Deputies,
     };
     log.run("CLERK", publish("Tờ trình"));
@@ -198,6 +199,7 @@ fn sitting() -> Log {
             media_type: "application/pdf".into(),
             size: 2000,
             sha256: "ef".repeat(32),
+            file_name: None,
         },
     );
     log.at(30).run(

@@ -114,6 +114,7 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
         .merge(super::whip::router(max_sdp_bytes))
         .merge(super::passkeys::router())
         .merge(super::minutes::router())
+        .merge(super::documents::router())
         .fallback(super::assets::serve)
         .layer(DefaultBodyLimit::max(16 * 1024));
     let mut router = router;

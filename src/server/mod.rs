@@ -6,6 +6,7 @@
 //! real server on port 0.
 
 mod assets;
+mod documents;
 mod http;
 mod minutes;
 mod passkeys;
@@ -63,6 +64,9 @@ pub enum StartError {
     /// The passkey (WebAuthn) settings are unusable.
     #[error(transparent)]
     Passkeys(#[from] crate::auth::passkey::PasskeyError),
+    /// The documents' spool folder cannot be made.
+    #[error("documents spool: {0}")]
+    Spool(std::io::Error),
 }
 
 /// The running application: the store and one writer per sitting.
@@ -73,6 +77,9 @@ pub struct App {
     signer: Arc<Signer>,
     tickets: Tickets,
     passkeys: Arc<Passkeys>,
+    documents: Arc<crate::documents::Documents>,
+    link_key: [u8; 32],
+    link_millis: i64,
     limits: Limits,
     allowed_origins: Vec<String>,
     sittings: BTreeMap<SittingId, SittingHandle>,
@@ -142,9 +149,30 @@ impl App {
             &config.trust.passkey_origins,
             i64::try_from(config.trust.step_up_secs.saturating_mul(1000)).unwrap_or(120_000),
         )?);
+        let blobs = config.blob_store()?;
+        tracing::info!(store = blobs.describe(), "document store");
+        let documents = Arc::new(
+            crate::documents::Documents::new(
+                blobs,
+                store.clone(),
+                config.spool_dir(),
+                config.documents.max_upload_bytes,
+            )
+            .map_err(StartError::Spool)?,
+        );
+        writers.push(tokio::spawn(collect_orphans(
+            documents.clone(),
+            sittings.values().cloned().collect(),
+            Duration::from_secs(config.documents.orphan_grace_secs),
+            stop_rx.clone(),
+        )));
         Ok(Arc::new(App {
             auditor,
             passkeys,
+            documents,
+            link_key: rand::random(),
+            link_millis: i64::try_from(config.documents.link_secs.saturating_mul(1000))
+                .unwrap_or(1_800_000),
             signer,
             authority,
             tickets: Tickets::new(
@@ -187,6 +215,21 @@ impl App {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Uploaded documents.
+    pub fn documents(&self) -> &crate::documents::Documents {
+        &self.documents
+    }
+
+    /// The key that signs links to documents (made at start: links end with the process).
+    fn link_key(&self) -> &[u8; 32] {
+        &self.link_key
+    }
+
+    /// How long a link to a document works, in milliseconds.
+    fn link_millis(&self) -> i64 {
+        self.link_millis
     }
 
     /// The authority that issues and checks tokens.
@@ -344,6 +387,43 @@ pub async fn create_sitting(
         sitting::apply(&mut state, e);
     }
     Ok(state)
+}
+
+/// Every hour (and once at start), removes uploads that no document of any sitting names and
+/// that are older than `grace`.
+async fn collect_orphans(
+    documents: Arc<crate::documents::Documents>,
+    sittings: Vec<SittingHandle>,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let mut referenced = std::collections::BTreeSet::new();
+        let mut complete = true;
+        for h in &sittings {
+            match h.snapshot().await {
+                Ok(snap) => referenced.extend(
+                    snap.state
+                        .documents
+                        .values()
+                        .flat_map(|d| d.versions.iter().map(|v| v.sha256.clone())),
+                ),
+                Err(_) => complete = false,
+            }
+        }
+        // Without every sitting's documents, nothing can be called unreferenced.
+        if complete {
+            let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+            let before = sitting::Millis(now_millis().0.saturating_sub(grace_ms));
+            if let Err(e) = documents.collect_orphans(&referenced, before).await {
+                tracing::warn!(error = %e, "collecting unused uploads failed");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The wall clock in milliseconds: the only place the server reads time for the core.

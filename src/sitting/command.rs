@@ -161,6 +161,9 @@ pub enum Command {
         size: u64,
         /// SHA-256, hex.
         sha256: String,
+        /// The file's name as uploaded (for saving it again), if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_name: Option<String>,
         /// Who may read it.
         access: Access,
     },
@@ -176,6 +179,9 @@ pub enum Command {
         size: u64,
         /// SHA-256, hex.
         sha256: String,
+        /// The file's name as uploaded (for saving it again), if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_name: Option<String>,
     },
     /// Deputy: acknowledge a document version.
     AcknowledgeDocument {

@@ -18,6 +18,8 @@ pub const MAX_QUESTION_CHARS: usize = 2000;
 pub const MAX_REASON_CHARS: usize = 1000;
 /// Longest voting window, in seconds (one day).
 pub const MAX_VOTE_WINDOW_SECS: u32 = 24 * 3600;
+/// Longest file name of a document, in characters.
+pub const MAX_FILE_NAME_CHARS: usize = 255;
 /// Largest document accepted, in bytes (10 GiB).
 pub const MAX_DOCUMENT_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
@@ -488,13 +490,14 @@ pub fn decide_assured(
             media_type,
             size,
             sha256,
+            file_name,
             access,
         } => {
             not_closed(state)?;
             if !state.agenda.iter().any(|i| i.id == *item) {
                 return reject(Code::NoSuchItem, format!("no agenda item {item}"));
             }
-            document_fields(title, media_type, *size, sha256)?;
+            document_fields(title, media_type, *size, sha256, file_name.as_deref())?;
             if let Access::Restricted(roles) = access
                 && roles.is_empty()
             {
@@ -508,6 +511,7 @@ pub fn decide_assured(
                 media_type: media_type.clone(),
                 size: *size,
                 sha256: sha256.clone(),
+                file_name: file_name.clone(),
                 access: access.clone(),
             }])
         }
@@ -517,12 +521,13 @@ pub fn decide_assured(
             media_type,
             size,
             sha256,
+            file_name,
         } => {
             not_closed(state)?;
             let Some(doc) = state.documents.get(document) else {
                 return reject(Code::NoSuchDocument, format!("no document {document}"));
             };
-            document_fields(title, media_type, *size, sha256)?;
+            document_fields(title, media_type, *size, sha256, file_name.as_deref())?;
             Ok(vec![Event::DocumentPublished {
                 document: *document,
                 version: doc.latest() + 1,
@@ -531,6 +536,7 @@ pub fn decide_assured(
                 media_type: media_type.clone(),
                 size: *size,
                 sha256: sha256.clone(),
+                file_name: file_name.clone(),
                 access: doc.access.clone(),
             }])
         }
@@ -789,8 +795,26 @@ fn document_fields(
     media_type: &str,
     size: u64,
     sha256: &str,
+    file_name: Option<&str>,
 ) -> Result<(), Rejection> {
     text("title", title, MAX_TITLE_CHARS)?;
+    if let Some(name) = file_name {
+        let ok = !name.trim().is_empty()
+            && name.chars().count() <= MAX_FILE_NAME_CHARS
+            && !name
+                .chars()
+                .any(|c| c.is_control() || c == '/' || c == '\\')
+            && name != "."
+            && name != "..";
+        if !ok {
+            return reject(
+                Code::Invalid,
+                format!(
+                    "file_name must be 1 to {MAX_FILE_NAME_CHARS} characters, with no path or control characters"
+                ),
+            );
+        }
+    }
     let mt_ok = media_type.len() <= 127
         && media_type.split_once('/').is_some_and(|(a, b)| {
             !a.is_empty()

@@ -270,6 +270,9 @@ pub enum Event {
         size: u64,
         /// SHA-256 of the content, lowercase hex.
         sha256: String,
+        /// The file's name as uploaded (for saving it again), if given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_name: Option<String>,
         /// Who may read it.
         access: Access,
     },

@@ -66,6 +66,10 @@ pub enum Code {
     StepUpUnexpected,
     /// Too few deputies are present for the sitting to decide.
     NoQuorum,
+    /// A document names content (by its hash) that was never uploaded.
+    NoSuchBlob,
+    /// A document's size or media type is not what its uploaded content is.
+    BlobMismatch,
 }
 
 impl Code {
@@ -102,6 +106,8 @@ impl Code {
             Code::StepUpInvalid => "step_up_invalid",
             Code::StepUpUnexpected => "step_up_unexpected",
             Code::NoQuorum => "no_quorum",
+            Code::NoSuchBlob => "no_such_blob",
+            Code::BlobMismatch => "blob_mismatch",
         }
     }
 }

@@ -1334,6 +1334,7 @@ fn publish(access: Access) -> Command {
         media_type: "application/pdf".into(),
         size: 2048,
         sha256: "0f".repeat(32),
+        file_name: None,
         access,
     }
 }
@@ -1351,6 +1352,7 @@ fn a_clerk_publishes_and_supersedes_documents() {
             media_type: "application/pdf".into(),
             size: 4096,
             sha256: "1f".repeat(32),
+            file_name: None,
         },
     );
     let doc = &s.state.documents[&DocumentId(1)];
@@ -1492,6 +1494,7 @@ fn every_command_is_refused_to_roles_the_matrix_denies() {
             media_type: "a/b".into(),
             size: 1,
             sha256: "0".repeat(64),
+            file_name: None,
             access: Access::Public,
         },
         Command::AcknowledgeDocument {

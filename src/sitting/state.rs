@@ -159,6 +159,9 @@ pub struct DocumentVersion {
     pub size: u64,
     /// SHA-256 hex.
     pub sha256: String,
+    /// The file's name as uploaded, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
 }
 
 /// A document with its versions and acknowledgements.
@@ -495,6 +498,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
             media_type,
             size,
             sha256,
+            file_name,
             access,
         } => {
             let doc = state
@@ -513,6 +517,7 @@ pub fn apply(state: &mut SittingState, event: &Event) {
                     media_type: media_type.clone(),
                     size: *size,
                     sha256: sha256.clone(),
+                    file_name: file_name.clone(),
                 });
             }
             state.last_ids.document = state.last_ids.document.max(document.0);

@@ -83,6 +83,7 @@ mod tests {
             media_type: "application/pdf".into(),
             size: 10,
             sha256: "ab".repeat(32),
+            file_name: None,
             access,
         }
     }

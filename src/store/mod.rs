@@ -881,5 +881,7 @@ impl Store {
 }
 
 mod audit;
+mod blobs;
 mod passkeys;
+pub use blobs::BlobRecord;
 pub use passkeys::StoredPasskey;

@@ -335,15 +335,30 @@ runTest(async () => {
 
   step('6. A document published at the clerk station reaches the deputy with its badge.');
   // 6. A document published at the clerk station reaches the deputy with its badge.
+  // The clerk picks a file: it is uploaded at once, with its progress, and the server's own
+  // type, size and hash fill the form.
   await clerk.selectOption("#publish-form [name=item]", "3");
+  const pdfBytes = Buffer.from("%PDF-1.4\n% To trinh du thao Nghi quyet\n%%EOF\n");
+  await clerk.setInputFiles("#publish-form [name=file]", { name: "tờ trình.pdf", mimeType: "application/pdf", buffer: pdfBytes });
+  await poll(async () => (await clerk.inputValue("#publish-form [name=sha256]")).length === 64, { what: "the upload's hash" });
+  assert(await clerk.inputValue("#publish-form [name=media_type]") === "application/pdf", "the server's media type");
+  assert(await clerk.inputValue("#publish-form [name=size]") === String(pdfBytes.length), "the server's size");
   await clerk.fill("#publish-form [name=title]", "Tờ trình dự thảo Nghị quyết");
-  await clerk.fill("#publish-form [name=media_type]", "application/pdf");
-  await clerk.fill("#publish-form [name=size]", "123456");
-  await clerk.fill("#publish-form [name=sha256]", "ab".repeat(32));
   await clerk.click("#publish-form [type=submit]");
   const reader = deputies[0].page;
   await poll(async () => (await reader.locator("#documents li .badge").count()) === 1, { what: "the new document's badge" });
-  await reader.click("#documents li button");
+  // Opening it shows the file in the browser's own viewer (a new tab) and counts as read.
+  const [viewer] = await Promise.all([
+    reader.context().waitForEvent("page"),
+    reader.click("#documents li button"),
+  ]);
+  await poll(async () => viewer.url().includes("/documents/1/versions/1?link="), { what: "the viewer to open the file's link" });
+  const served = await reader.evaluate(async (url) => {
+    const r = await fetch(url);
+    return { status: r.status, type: r.headers.get("content-type"), size: (await r.arrayBuffer()).byteLength };
+  }, viewer.url());
+  assert(served.status === 200 && served.type === "application/pdf" && served.size === pdfBytes.length, `the file as uploaded: ${JSON.stringify(served)}`);
+  await viewer.close();
   await poll(async () => (await reader.locator("#documents li .badge").count()) === 0, { what: "the badge to go once read" });
 
   step('7. The room app publishes, loses its network and comes back by itself.');

@@ -111,6 +111,36 @@ impl Server {
         c
     }
 
+    /// Uploads `bytes` to the demo sitting as the clerk `code`; the server's answer.
+    pub async fn upload(&self, code: &str, bytes: Vec<u8>) -> Value {
+        let token = self.login(code).await;
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://{}/api/sittings/{}/uploads",
+                self.addr,
+                self.sitting()
+            ))
+            .bearer_auth(token)
+            .body(bytes)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(r.status(), 201, "upload refused");
+        r.json().await.expect("json")
+    }
+
+    /// Uploads a small PDF made unique by `tag`; its `(sha256, size)`, as a command names them.
+    pub async fn upload_pdf(&self, code: &str, tag: &str) -> (String, u64) {
+        let up = self
+            .upload(code, format!("%PDF-1.4\n% {tag}\n%%EOF\n").into_bytes())
+            .await;
+        assert_eq!(up["media_type"], "application/pdf");
+        (
+            up["sha256"].as_str().expect("sha256").to_owned(),
+            up["size"].as_u64().expect("size"),
+        )
+    }
+
     pub fn sitting(&self) -> String {
         self.app
             .sittings()

@@ -10,6 +10,7 @@ import { t, onLang, addStrings, currentLang, errorText } from "./i18n.js";
 import { h, fill, text, notice, act, who, boot, every, clock, percent } from "./ui.js";
 import { sortedKeys } from "./state.js";
 import { mountPasskeyCard } from "./passkey.js";
+import { uploadFile, openDocument } from "./documents.js";
 
 addStrings({
   vi: {
@@ -30,10 +31,13 @@ addStrings({
     checkinNote: "Điểm danh không có ô lý do: hệ thống ghi là do bạn (thư ký) điểm danh thay đại biểu.",
     clerkCheckOut: "Ghi rời phiên họp", checkedInOk: "Đã điểm danh thay đại biểu.", checkedOutOk: "Đã ghi đại biểu rời phiên họp.",
     selfCheckIn: "tự điểm danh", byClerk: "Thư ký điểm danh thay", byClerkName: "do {name} điểm danh thay",
-    pickFile: "Chọn tệp (chỉ để điền các ô dưới đây; tệp không được tải lên)",
-    hashing: "Đang tính mã băm SHA-256…", hashDone: "Đã điền từ tệp; tệp không được tải lên.",
-    hashUnavailable: "Trình duyệt không tính được mã băm ở đây; xin nhập tay.",
-    hashTooBig: "Tệp quá lớn để tính mã băm trong trình duyệt; xin nhập tay.",
+    pickFile: "Chọn tệp (tải lên ngay; loại tệp, dung lượng và mã băm do máy chủ xác định)",
+    uploading: "Đang tải tệp lên…", uploaded: "Đã tải lên: loại tệp, dung lượng và mã băm do máy chủ xác định.",
+    uploadFailed: "Không tải được tệp lên; xin thử lại.",
+    upload_too_large: "Tệp lớn hơn giới hạn cho phép.",
+    upload_unsupported_type: "Loại tệp không được chấp nhận (chỉ PDF, DOCX, ODT, XLSX, văn bản thuần, PNG, JPEG).",
+    upload_empty: "Tệp rỗng.", upload_not_permitted: "Chỉ thư ký của phiên họp được tải tài liệu lên.",
+    chooseFileFirst: "Xin chọn tệp và chờ tải lên xong.", openDoc: "Mở",
     readerRoles: "Vai trò được xem", published: "Đã đăng tài liệu.", versionPublished: "Đã đăng phiên bản mới.",
     acksCol: "Đã nhận / đã đọc", filterLabel: "Tìm đoàn hoặc đại biểu", noMatch: "Không tìm thấy.",
     unknownDelegation: "Không thuộc đoàn", pageTitle: "dienhong — thư ký",
@@ -59,10 +63,13 @@ addStrings({
     checkinNote: "A check-in has no reason field: it is recorded as made by you, the clerk, on the deputy's behalf.",
     clerkCheckOut: "Check out", checkedInOk: "The deputy is checked in.", checkedOutOk: "The deputy is checked out.",
     selfCheckIn: "checked in themself", byClerk: "Checked in by a clerk", byClerkName: "checked in by {name}",
-    pickFile: "Pick a file (fills in the fields below; the file itself is not uploaded)",
-    hashing: "Computing the SHA-256…", hashDone: "Filled in from the file; the file was not uploaded.",
-    hashUnavailable: "This browser cannot compute the hash here; please type it in.",
-    hashTooBig: "The file is too large to hash in the browser; please type the hash in.",
+    pickFile: "Pick a file (uploaded at once; the server finds its type, size and hash)",
+    uploading: "Uploading the file…", uploaded: "Uploaded: the type, size and hash are what the server found.",
+    uploadFailed: "The file could not be uploaded; please try again.",
+    upload_too_large: "The file is larger than the limit.",
+    upload_unsupported_type: "This type of file is not accepted (only PDF, DOCX, ODT, XLSX, plain text, PNG, JPEG).",
+    upload_empty: "The file is empty.", upload_not_permitted: "Only a clerk of the sitting may upload documents.",
+    chooseFileFirst: "Please choose a file and wait for its upload.", openDoc: "Open",
     readerRoles: "Roles who may read it", published: "Document published.", versionPublished: "New version published.",
     acksCol: "Received / read", filterLabel: "Find a delegation or deputy", noMatch: "Nothing found.",
     unknownDelegation: "No delegation", pageTitle: "dienhong — clerk station",
@@ -455,33 +462,48 @@ $("checkout-button").addEventListener("click", async (ev) => {
 });
 
 // --- documents -----------------------------------------------------------------------------
-const MAX_HASH_BYTES = 1024 * 1024 * 1024;
-const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, "0")).join("");
-
-/// Fills title, type and size from a picked file and computes its SHA-256 here; the file
-/// itself is not uploaded (there is no upload yet).
-function fileFiller(form, noteId) {
+/// Uploads a picked file at once, with its progress, and fills the form from what the server
+/// found: its real type, size and hash (the clerk cannot type them). Publishing waits for it.
+function uploader(form, noteId, progressId) {
   let token = 0;
+  const bar = $(progressId);
+  const submit = form.querySelector("[type=submit]");
   field(form, "file").addEventListener("change", async (ev) => {
     const file = ev.target.files && ev.target.files[0];
     const mine = ++token;
-    if (!file) { text(noteId, ""); return; }
-    field(form, "title").value = file.name.replace(/\.[^.]+$/, "") || file.name;
-    field(form, "media_type").value = file.type || "application/octet-stream";
-    field(form, "size").value = String(file.size);
-    field(form, "sha256").value = "";
-    if (!(globalThis.crypto && crypto.subtle)) { text(noteId, t("hashUnavailable")); return; }
-    if (file.size > MAX_HASH_BYTES) { text(noteId, t("hashTooBig")); return; }
-    text(noteId, t("hashing"));
+    for (const name of ["media_type", "size", "sha256", "file_name"]) field(form, name).value = "";
+    if (!file) { text(noteId, ""); bar.hidden = true; return; }
+    if (!field(form, "title").value || form.dataset.titleFromFile === "1") {
+      field(form, "title").value = file.name.replace(/\.[^.]+$/, "") || file.name;
+      form.dataset.titleFromFile = "1";
+    }
+    field(form, "file_name").value = file.name;
+    bar.value = 0;
+    bar.hidden = false;
+    submit.disabled = true;
+    form.dataset.uploading = "1";
+    text(noteId, t("uploading"));
     try {
-      const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+      const up = await uploadFile(client.auth, client.sitting, file, (f) => { if (mine === token) bar.value = f; });
       if (mine !== token) return;
-      field(form, "sha256").value = hex(digest);
-      text(noteId, t("hashDone"));
-    } catch (_) {
-      if (mine === token) text(noteId, t("hashUnavailable"));
+      field(form, "media_type").value = up.media_type;
+      field(form, "size").value = String(up.size);
+      field(form, "sha256").value = up.sha256;
+      bar.value = 1;
+      text(noteId, t("uploaded"));
+    } catch (e) {
+      if (mine !== token) return;
+      bar.hidden = true;
+      field(form, "file_name").value = "";
+      text(noteId, t(`upload_${e.code}`) === `upload_${e.code}` ? t("uploadFailed") : t(`upload_${e.code}`));
+    } finally {
+      if (mine === token) {
+        delete form.dataset.uploading;
+        submit.disabled = false;
+      }
     }
   });
+  field(form, "title").addEventListener("input", () => { delete form.dataset.titleFromFile; });
 }
 
 function documentFields(form) {
@@ -491,23 +513,34 @@ function documentFields(form) {
     media_type: field(form, "media_type").value.trim(),
     size: Number.isFinite(size) ? size : 0,
     sha256: field(form, "sha256").value.trim().toLowerCase(),
+    ...(field(form, "file_name").value ? { file_name: field(form, "file_name").value } : {}),
   };
 }
 
 function resetDocumentForm(form, noteId) {
-  for (const name of ["file", "title", "media_type", "size", "sha256"]) field(form, name).value = "";
+  for (const name of ["file", "title", "media_type", "size", "sha256", "file_name"]) field(form, name).value = "";
+  delete form.dataset.titleFromFile;
+  form.querySelector("progress").hidden = true;
   text(noteId, "");
 }
 
 const publish = $("publish-form");
 let itemChosen = false; // the clerk picked an item: it is no longer the current one by default
-fileFiller(publish, "publish-file-note");
+uploader(publish, "publish-file-note", "publish-progress");
 field(publish, "item").addEventListener("change", () => { itemChosen = true; });
 field(publish, "access").addEventListener("change", () => {
   $("publish-roles").hidden = field(publish, "access").value !== "restricted";
 });
+/// A document is published only from an uploaded file.
+function uploadedOrSay(form) {
+  if (field(form, "sha256").value && !form.dataset.uploading) return true;
+  notice(t("chooseFileFirst"), "error");
+  return false;
+}
+
 publish.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  if (!uploadedOrSay(publish)) return;
   const level = field(publish, "access").value;
   const access = level === "restricted"
     ? { level, roles: [...publish.querySelectorAll("input[name=roles]:checked")].map((i) => i.value) }
@@ -536,13 +569,14 @@ function renderItems(s) {
 }
 
 const supersede = $("supersede-form");
-fileFiller(supersede, "supersede-file-note");
+uploader(supersede, "supersede-file-note", "supersede-progress");
 field(supersede, "document").addEventListener("change", () => {
   const d = client.state.documents[field(supersede, "document").value];
   if (d && !field(supersede, "title").value) field(supersede, "title").value = d.versions[d.versions.length - 1].title;
 });
 supersede.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  if (!uploadedOrSay(supersede)) return;
   const doc = field(supersede, "document").value;
   const ok = await run({
     command: "supersede_document",
@@ -601,7 +635,12 @@ function renderDocs(s) {
         return h("tr", { dataset: { document: String(id) } },
           h("td", { class: "num" }, String(id)),
           h("td", {}, itemTitle(s, d.item) || `#${d.item}`),
-          h("td", {}, v.title, h("br"), h("span", { class: "muted small mono hash", title: v.sha256 }, v.sha256.slice(0, 16) + "…")),
+          h("td", {}, v.title, " ",
+            h("button", {
+              type: "button", class: "secondary small open-doc", "aria-label": `${t("openDoc")}: ${v.title}`,
+              onclick: async () => { if (!await openDocument(client.auth, client.sitting, id, d.versions.length)) notice(t("openFailed"), "error"); },
+            }, t("openDoc")),
+            h("br"), h("span", { class: "muted small mono hash", title: v.sha256 }, v.sha256.slice(0, 16) + "…")),
           h("td", { class: "num" }, String(d.versions.length)),
           h("td", {}, v.media_type),
           h("td", { class: "num" }, v.size.toLocaleString(currentLang() === "vi" ? "vi-VN" : "en-GB")),

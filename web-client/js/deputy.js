@@ -7,6 +7,7 @@ import { h, fill, text, clock, notice, act, who, boot, every } from "./ui.js";
 import { queueOf, openVote } from "./state.js";
 import { Programme, Publisher } from "./media.js";
 import { sendCommand, mountPasskeyCard } from "./passkey.js";
+import { openDocument } from "./documents.js";
 
 const client = await boot("deputyTitle");
 const me = client.auth.actor;
@@ -161,21 +162,38 @@ function renderViewer(s) {
   const d = opened == null ? null : s.documents[opened];
   view.hidden = !d;
   if (!d) return;
-  const v = d.versions[d.versions.length - 1];
-  const size = new Intl.NumberFormat(currentLang() === "vi" ? "vi-VN" : "en-GB").format(v.size);
+  const fmt = new Intl.NumberFormat(currentLang() === "vi" ? "vi-VN" : "en-GB");
+  const latest = d.versions.length;
+  const v = d.versions[latest - 1];
+  // Every version stays readable; the older ones say they were replaced.
+  const versions = d.versions.map((x, i) => ({ ...x, n: i + 1 })).reverse();
   fill(view,
     h("h3", {}, v.title),
-    h("p", { class: "muted" }, `${t("version")} ${d.versions.length} · ${v.media_type} · ${size} B`),
-    h("p", { class: "muted hash" }, `SHA-256 ${v.sha256}`));
+    h("p", { class: "muted" }, `${t("version")} ${latest} · ${v.media_type} · ${fmt.format(v.size)} B`),
+    h("p", { class: "muted hash" }, `SHA-256 ${v.sha256}`),
+    h("ul", { class: "versions" }, versions.map((x) => h("li", { dataset: { version: x.n } },
+      h("span", {}, `${t("version")} ${x.n}: ${x.title}`, " ",
+        x.n < latest ? h("span", { class: "badge muted-badge" }, t("superseded")) : null),
+      h("button", {
+        type: "button", class: "secondary open-file",
+        "aria-label": `${t("openFile")}: ${x.title} (${t("version")} ${x.n})`,
+        onclick: () => openFile(opened, x.n),
+      }, t("openFile"))))));
+}
+/// Opens a version's file in the browser's own viewer; the latest one counts as read.
+async function openFile(id, version) {
+  const ok = await openDocument(client.auth, client.sitting, id, version);
+  if (!ok) { notice(t("openFailed"), "error"); return; }
+  const d = client.state.documents[id];
+  if (d && version === d.versions.length && (d.acks[me] || {})[version] !== "read") {
+    client.command({ command: "acknowledge_document", document: id, version, ack: "read" })
+      .catch((e) => notice(errorText(e.code), "error"));
+  }
 }
 function openDoc(d) {
   opened = d.id;
   renderViewer(client.state);
-  const acks = d.acks[me] || {};
-  if (acks[d.versions.length] !== "read") {
-    client.command({ command: "acknowledge_document", document: d.id, version: d.versions.length, ack: "read" })
-      .catch((e) => notice(errorText(e.code), "error"));
-  }
+  openFile(d.id, d.versions.length);
 }
 function renderDocs(s) {
   const docs = myDocs(s);

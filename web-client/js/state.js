@@ -176,7 +176,9 @@ export function apply(s, e) {
       }
       doc.access = e.access;
       if (e.version === doc.versions.length + 1) {
-        doc.versions.push({ title: e.title, media_type: e.media_type, size: e.size, sha256: e.sha256 });
+        const v = { title: e.title, media_type: e.media_type, size: e.size, sha256: e.sha256 };
+        if (e.file_name != null) v.file_name = e.file_name;
+        doc.versions.push(v);
       }
       s.last_ids.document = Math.max(s.last_ids.document, e.document);
       break;

@@ -522,8 +522,22 @@ async fn sitting_mode(args: &Args) -> Result<bool> {
             .await,
         true,
     );
+    // The resolution's file is uploaded first, as a clerk station does.
+    let clerk_token = login(&http, args, "CLERK1").await?;
+    let uploaded: Value = http
+        .post(format!(
+            "{}/api/sittings/{}/uploads",
+            args.url, args.sitting
+        ))
+        .bearer_auth(&clerk_token)
+        .body(b"%PDF-1.4\n% Nghi quyet (ban cuoi)\n%%EOF\n".to_vec())
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let (doc, _) = clerk
-        .command(json!({"command": "publish_document", "item": 3, "title": "Nghị quyết (bản cuối)", "media_type": "application/pdf", "size": 123456, "sha256": "ab".repeat(32), "access": {"level": "deputies"}}))
+        .command(json!({"command": "publish_document", "item": 3, "title": "Nghị quyết (bản cuối)", "media_type": uploaded["media_type"], "size": uploaded["size"], "sha256": uploaded["sha256"], "access": {"level": "deputies"}}))
         .await?;
     if doc["type"] != "ack" {
         st.errors.push(format!("document: {doc}"));

@@ -1,0 +1,372 @@
+//! Document routes: uploads from a sitting's clerks (streamed, size-limited, typed by
+//! content), and reading a document version back (checked against its hash, with `ETag`,
+//! `Range` and its file name), by bearer token or by a short-lived link for the browser's
+//! own viewer. The reader's right to read is checked on every request.
+
+use super::App;
+use super::http::{ApiError, authenticate, bearer, not_found};
+use crate::documents::blobs::{BlobError, Checked};
+use crate::documents::link::{self, Grant, LinkError};
+use crate::documents::range::{self, Answer};
+use crate::documents::sniff::Kind;
+use crate::documents::{Documents, UploadError};
+use crate::sitting::{self, ActorId, DocumentId, DocumentState, Role, SittingId};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A document served as itself: nothing in it may run or load anything, except that a PDF
+/// may open in the browser's own viewer.
+const DOCUMENT_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
+     object-src 'self'; frame-ancestors 'self'; base-uri 'none'";
+
+pub(super) fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route(
+            "/api/sittings/{id}/uploads",
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/sittings/{id}/documents/{doc}/versions/{version}",
+            get(download),
+        )
+        .route(
+            "/api/sittings/{id}/documents/{doc}/versions/{version}/link",
+            post(make_link),
+        )
+}
+
+fn documents(app: &App) -> &Documents {
+    app.documents()
+}
+
+#[derive(Serialize)]
+struct Uploaded {
+    sha256: String,
+    size: u64,
+    media_type: String,
+}
+
+fn upload_error(e: UploadError) -> ApiError {
+    match e {
+        UploadError::TooLarge { limit } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the file is larger than the limit of {limit} bytes"),
+        ),
+        UploadError::Empty => ApiError::new(StatusCode::BAD_REQUEST, "empty", "the file is empty"),
+        UploadError::Unsupported => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_type",
+            e.to_string(),
+        ),
+        UploadError::Interrupted(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "interrupted",
+            "the upload broke off",
+        ),
+        UploadError::Spool(_) | UploadError::Blob(_) | UploadError::Store(_) => {
+            tracing::error!(error = %e, "upload: storage failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the file could not be stored; try again",
+            )
+        }
+    }
+}
+
+/// `POST /api/sittings/{id}/uploads`: the body is the file. Answers `201` with its hash,
+/// size and media type, which `publish_document` and `supersede_document` then name.
+async fn upload(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    let handle = app.sitting(&SittingId::new(id)).ok_or_else(not_found)?;
+    let clerk = handle
+        .roster()
+        .actor(&claims.sub)
+        .is_some_and(|a| a.roles.contains(&Role::Clerk));
+    if !clerk {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            "only a clerk of the sitting may upload documents",
+        ));
+    }
+    let docs = documents(&app);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > docs.max_upload_bytes()) {
+        return Err(upload_error(UploadError::TooLarge {
+            limit: docs.max_upload_bytes(),
+        }));
+    }
+    let record = docs
+        .receive(body.into_data_stream().boxed(), super::now_millis())
+        .await
+        .map_err(upload_error)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Uploaded {
+            sha256: record.sha256,
+            size: record.size,
+            media_type: record.media_type,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadQuery {
+    /// A link's token, instead of a bearer token.
+    link: Option<String>,
+    /// `1`: save rather than open.
+    download: Option<u8>,
+}
+
+/// Who is reading, by bearer token or link; the link must be for this very version.
+fn reader(
+    app: &App,
+    headers: &HeaderMap,
+    link_token: Option<&str>,
+    at: (&SittingId, u32, u32),
+) -> Result<ActorId, ApiError> {
+    if let Some(token) = link_token {
+        let g = link::verify(app.link_key(), token, super::now_millis().0).map_err(|e| {
+            let code = match e {
+                LinkError::Expired => "link_expired",
+                LinkError::Invalid => "invalid_link",
+            };
+            ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+        })?;
+        if g.s != at.0.as_str() || g.d != at.1 || g.v != at.2 {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_link",
+                "the link is for another document",
+            ));
+        }
+        return Ok(ActorId::new(g.a));
+    }
+    Ok(authenticate(app, bearer(headers))?.sub)
+}
+
+/// The document and version asked for, if `actor` may read it. A document the reader may
+/// not read is answered as missing, like one that does not exist.
+async fn readable_version(
+    app: &App,
+    sitting: &SittingId,
+    actor: &ActorId,
+    doc: u32,
+    version: u32,
+) -> Result<(DocumentState, u32), ApiError> {
+    let handle = app.sitting(sitting).ok_or_else(not_found)?;
+    let roles: Vec<Role> = handle
+        .roster()
+        .actor(actor)
+        .map(|a| a.roles.iter().copied().collect())
+        .unwrap_or_default();
+    let snap = handle.snapshot().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the sitting is not available; try again",
+        )
+    })?;
+    let d = snap
+        .state
+        .documents
+        .get(&DocumentId(doc))
+        .filter(|d| sitting::readable(&d.access, &roles))
+        .ok_or_else(not_found)?;
+    if version == 0 || version > d.latest() {
+        return Err(not_found());
+    }
+    Ok((d.clone(), version))
+}
+
+async fn download(
+    State(app): State<Arc<App>>,
+    Path((id, doc, version)): Path<(String, u32, u32)>,
+    headers: HeaderMap,
+    query: Result<Query<DownloadQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let sitting = SittingId::new(id);
+    let actor = reader(&app, &headers, q.link.as_deref(), (&sitting, doc, version))?;
+    let (d, version) = readable_version(&app, &sitting, &actor, doc, version).await?;
+    let Some(v) = d.versions.get(version as usize - 1) else {
+        return Err(not_found());
+    };
+    let etag = format!("\"{}\"", v.sha256);
+    let mut out = HeaderMap::new();
+    let kind = Kind::from_media_type(&v.media_type);
+    let content_type = match kind {
+        Some(Kind::Text) => "text/plain; charset=utf-8".to_owned(),
+        _ => v.media_type.clone(),
+    };
+    let name = v.file_name.clone().unwrap_or_else(|| {
+        let ext = kind.map_or("bin", Kind::extension);
+        format!("{}.{ext}", v.title)
+    });
+    let inline = q.download != Some(1) && kind.is_some_and(Kind::shown_inline);
+    let put = |h: &mut HeaderMap, k: header::HeaderName, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    };
+    put(&mut out, header::ETAG, &etag);
+    put(&mut out, header::CONTENT_TYPE, &content_type);
+    put(
+        &mut out,
+        header::CONTENT_DISPOSITION,
+        &range::disposition(&name, inline),
+    );
+    put(&mut out, header::ACCEPT_RANGES, "bytes");
+    put(&mut out, header::CACHE_CONTROL, "private, no-cache");
+    put(&mut out, header::CONTENT_SECURITY_POLICY, DOCUMENT_CSP);
+    if version < d.latest() {
+        put(
+            &mut out,
+            header::HeaderName::from_static("dienhong-superseded-by"),
+            &d.latest().to_string(),
+        );
+    }
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+    }
+    let blobs = documents(&app).blobs();
+    let checked = blobs.check(&v.sha256).await.map_err(|e| match e {
+        BlobError::Tampered(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "blob_corrupt",
+            "the stored file does not match its recorded hash; it is not served",
+        ),
+        BlobError::Missing(_) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "blob_missing",
+            "the file of this document is not in the store",
+        ),
+        other => {
+            tracing::error!(error = %other, "download: blob store failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the file could not be read; try again",
+            )
+        }
+    })?;
+    let size = match &checked {
+        Checked::InMemory(b) => b.len() as u64,
+        Checked::Large { size } => *size,
+    };
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|h| h.to_str().ok())
+        .is_none_or(|h| h.trim() == etag);
+    let wanted = if if_range_ok {
+        range::answer(
+            headers.get(header::RANGE).and_then(|h| h.to_str().ok()),
+            size,
+        )
+    } else {
+        Answer::Whole
+    };
+    let (status, part) = match wanted {
+        Answer::Whole => (StatusCode::OK, 0..size),
+        Answer::Part(r) => {
+            put(
+                &mut out,
+                header::CONTENT_RANGE,
+                &format!("bytes {}-{}/{size}", r.start, r.end - 1),
+            );
+            (StatusCode::PARTIAL_CONTENT, r)
+        }
+        Answer::Unsatisfiable => {
+            put(&mut out, header::CONTENT_RANGE, &format!("bytes */{size}"));
+            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response());
+        }
+    };
+    put(
+        &mut out,
+        header::CONTENT_LENGTH,
+        &(part.end - part.start).to_string(),
+    );
+    let body = match checked {
+        Checked::InMemory(b) => {
+            // Within the size, by construction of `part`.
+            let (s, e) = (
+                usize::try_from(part.start).unwrap_or(0),
+                usize::try_from(part.end).unwrap_or(0),
+            );
+            Body::from(b.slice(s..e))
+        }
+        Checked::Large { .. } => {
+            let stream = blobs.stream(&v.sha256, part).await.map_err(|e| {
+                tracing::error!(error = %e, "download: blob store failed");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the file could not be read; try again",
+                )
+            })?;
+            Body::from_stream(stream)
+        }
+    };
+    Ok((status, out, body).into_response())
+}
+
+#[derive(Serialize)]
+struct Link {
+    url: String,
+    expires_at_ms: i64,
+}
+
+/// `POST …/versions/{version}/link`: a link that opens this version for the caller for
+/// `documents.link_secs`.
+async fn make_link(
+    State(app): State<Arc<App>>,
+    Path((id, doc, version)): Path<(String, u32, u32)>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Link>, ApiError> {
+    let claims = authenticate(&app, bearer(&headers))?;
+    let sitting = SittingId::new(id);
+    readable_version(&app, &sitting, &claims.sub, doc, version).await?;
+    let exp = super::now_millis().0.saturating_add(app.link_millis());
+    let token = link::sign(
+        app.link_key(),
+        &Grant {
+            s: sitting.as_str().to_owned(),
+            d: doc,
+            v: version,
+            a: claims.sub.as_str().to_owned(),
+            exp,
+        },
+    );
+    let path = format!(
+        "/api/sittings/{}/documents/{doc}/versions/{version}?link={token}",
+        percent_encoding::utf8_percent_encode(sitting.as_str(), percent_encoding::NON_ALPHANUMERIC)
+    );
+    Ok(axum::Json(Link {
+        url: path,
+        expires_at_ms: exp,
+    }))
+}
