@@ -304,6 +304,8 @@ pub struct DocumentsConfig {
     pub orphan_grace_secs: u64,
     /// How long a link to open a document works, in seconds.
     pub link_secs: u64,
+    /// The search index's folder; empty: beside the database.
+    pub index_dir: String,
 }
 
 /// Integrity of the record.
@@ -506,6 +508,16 @@ impl Config {
             crate::documents::blobs::BlobStore::at_url(d.store.trim(), &options)
         };
         made.map_err(|e| ConfigError::Invalid(format!("documents.store: {e}")))
+    }
+
+    /// The folder of the documents' search index.
+    pub fn index_dir(&self, database_url: &str) -> PathBuf {
+        let d = self.documents.index_dir.trim();
+        if d.is_empty() {
+            crate::documents::beside_database(database_url, "index")
+        } else {
+            PathBuf::from(d)
+        }
     }
 
     /// Where uploads are spooled while they arrive.

@@ -35,6 +35,7 @@ pub mod devcert;
 pub mod documents;
 pub mod media;
 pub mod minutes;
+pub mod pdf;
 pub mod server;
 pub mod sitting;
 pub mod stages;

@@ -112,6 +112,13 @@ enum Cmd {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Rebuild the documents' search index from every sitting's log and the stored files
+    /// (with the server stopped: the index is the server's while it runs).
+    Reindex {
+        /// Database URL (overrides database.url).
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Walk every sitting's hash chain and the audit trail's; print `ok N events` or the first
     /// broken sequence number.
     /// With --checkpoint, also check the log against signed checkpoints kept elsewhere.
@@ -185,6 +192,7 @@ fn main() -> ExitCode {
                 database, sitting, ..
             } => verify(config, database, sitting).await,
             Cmd::Passwd { code, database } => passwd(config, code, database).await,
+            Cmd::Reindex { database } => reindex(config, database).await,
             Cmd::Export {
                 sitting,
                 format,
@@ -437,6 +445,28 @@ async fn passwd(
 }
 
 /// Renders the minutes of one sitting as `dienhong export` asks.
+async fn reindex(config: Config, database: Option<String>) -> anyhow::Result<ExitCode> {
+    use dienhong::documents::{Documents, search::SearchIndex};
+    let url = database.unwrap_or_else(|| config.database.url.clone());
+    let store = Store::open(&url).await.context("opening the store")?;
+    let blobs = config.blob_store().context("the document store")?;
+    let spool = std::env::temp_dir().join(format!("dienhong-reindex-{}", std::process::id()));
+    let documents = Documents::new(blobs, store.clone(), spool.clone(), 1)
+        .context("the spool folder")?;
+    let dir = config.index_dir(&url);
+    let index = SearchIndex::open(&dir).context("opening the search index")?;
+    index.clear().context("emptying the search index")?;
+    for meta in store.sittings().await.context("listing the sittings")? {
+        documents
+            .index_sitting(&index, &meta.sitting, 0)
+            .await
+            .with_context(|| format!("indexing {}", meta.sitting))?;
+    }
+    let _ = std::fs::remove_dir_all(&spool);
+    println!("indexed {} document versions in {}", index.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn export(
     config: Config,
     database: Option<String>,

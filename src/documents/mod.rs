@@ -7,6 +7,9 @@
 //! stays in [`crate::sitting`].
 
 pub mod blobs;
+pub mod extract;
+pub mod fold;
+pub mod search;
 pub mod link;
 pub mod range;
 pub mod sniff;
@@ -264,5 +267,108 @@ pub fn beside_database(database_url: &str, suffix: &str) -> PathBuf {
     match file {
         Some(f) => PathBuf::from(format!("{f}-{suffix}")),
         None => Path::new(".").join(format!("dienhong-{suffix}")),
+    }
+}
+
+/// Why indexing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The log could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The index failed.
+    #[error(transparent)]
+    Search(#[from] search::SearchError),
+}
+
+impl Documents {
+    /// Indexes the document versions a sitting's log published after `after` that are not
+    /// indexed yet, with the text of their files; returns the last sequence number read.
+    /// A file that cannot be read (missing, or not matching its hash) is indexed by its title
+    /// alone, and said in the log.
+    pub async fn index_sitting(
+        &self,
+        index: &search::SearchIndex,
+        sitting: &crate::sitting::SittingId,
+        after: u64,
+    ) -> Result<u64, IndexError> {
+        let mut last = after;
+        loop {
+            let page = self.store.events_after(sitting, last, 1_000).await?;
+            let Some(end) = page.last().map(|e| e.seq) else {
+                return Ok(last);
+            };
+            let mut entries = Vec::new();
+            for e in &page {
+                let crate::sitting::Event::DocumentPublished {
+                    document,
+                    version,
+                    item,
+                    title,
+                    media_type,
+                    sha256,
+                    ..
+                } = &e.event
+                else {
+                    continue;
+                };
+                if index.has(sitting.as_str(), document.0, *version) {
+                    continue;
+                }
+                let text = self.text_of(sitting, sha256, media_type).await;
+                entries.push(search::Entry {
+                    sitting: sitting.as_str().to_owned(),
+                    document: document.0,
+                    version: *version,
+                    item: item.0,
+                    media_type: media_type.clone(),
+                    published_at: e.at.0,
+                    title: title.clone(),
+                    text,
+                });
+            }
+            if !entries.is_empty() {
+                tracing::info!(sitting = %sitting, versions = entries.len(), "indexed documents");
+                index.add(&entries)?;
+            }
+            last = end;
+        }
+    }
+
+    /// The text of a stored file for the index ("" when it cannot be read).
+    async fn text_of(
+        &self,
+        sitting: &crate::sitting::SittingId,
+        sha256: &str,
+        media_type: &str,
+    ) -> String {
+        let Some(kind) = Kind::from_media_type(media_type) else {
+            return String::new();
+        };
+        let bytes = match self.blobs.check(sha256).await {
+            Ok(blobs::Checked::InMemory(b)) => b,
+            Ok(blobs::Checked::Large { size }) => {
+                let mut all = Vec::new();
+                match self.blobs.stream(sha256, 0..size).await {
+                    Ok(mut s) => {
+                        while let Some(chunk) = s.next().await {
+                            match chunk {
+                                Ok(c) => all.extend_from_slice(&c),
+                                Err(_) => return String::new(),
+                            }
+                        }
+                    }
+                    Err(_) => return String::new(),
+                }
+                Bytes::from(all)
+            }
+            Err(e) => {
+                tracing::warn!(sitting = %sitting, blob = sha256, error = %e, "a document's file cannot be read for the index: its title only");
+                return String::new();
+            }
+        };
+        tokio::task::spawn_blocking(move || extract::text(kind, &bytes))
+            .await
+            .unwrap_or_default()
     }
 }

@@ -40,6 +40,143 @@ pub(super) fn router() -> Router<Arc<App>> {
             "/api/sittings/{id}/documents/{doc}/versions/{version}/link",
             post(make_link),
         )
+        .route("/api/search", get(search))
+}
+
+/// Longest search, in characters.
+const MAX_QUERY_CHARS: usize = 200;
+/// Most hits answered.
+const MAX_HITS: usize = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    q: String,
+    sitting: Option<String>,
+    item: Option<u32>,
+    #[serde(rename = "type")]
+    media_type: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SearchHit {
+    #[serde(flatten)]
+    hit: crate::documents::search::Hit,
+    /// A later version exists.
+    superseded: bool,
+    /// The latest version.
+    latest: u32,
+}
+
+#[derive(Serialize)]
+struct SearchAnswer {
+    hits: Vec<SearchHit>,
+}
+
+/// `GET /api/search?q=…`: documents of every sitting the caller may read (the public ones
+/// without a token), best first, each with a snippet of its text.
+async fn search(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<SearchAnswer>, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let words = q.q.trim();
+    if words.is_empty() || words.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("q must be 1 to {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    // Anyone may search the public documents; a token shows what its roles may read.
+    let actor = match bearer(&headers) {
+        Some(_) => Some(authenticate(&app, bearer(&headers))?.sub),
+        None => None,
+    };
+    let mut readers = std::collections::BTreeMap::new();
+    for h in app.sittings() {
+        let roles: Vec<Role> = actor
+            .as_ref()
+            .and_then(|a| h.roster().actor(a))
+            .map(|a| a.roles.iter().copied().collect())
+            .unwrap_or_default();
+        readers.insert(h.id().as_str().to_owned(), (roles, h.document_access()));
+    }
+    let wanted = crate::documents::search::Search {
+        query: words.to_owned(),
+        sitting: q.sitting,
+        item: q.item,
+        media_type: q.media_type,
+        from: q.from,
+        to: q.to,
+        limit: q.limit.unwrap_or(20).clamp(1, MAX_HITS),
+    };
+    let searching = app.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        searching.search_index().search(&wanted, |sitting, doc| {
+            readers.get(sitting).is_some_and(|(roles, access)| {
+                access
+                    .get(&DocumentId(doc))
+                    .is_some_and(|a| sitting::readable(a, roles))
+            })
+        })
+    })
+    .await;
+    let hits = match found {
+        Ok(Ok(hits)) => hits,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "search failed");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "search is not available; try again",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "search task failed");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "search failed",
+            ));
+        }
+    };
+    let mut latest = std::collections::BTreeMap::new();
+    for h in &hits {
+        if !latest.contains_key(&h.sitting)
+            && let Some(handle) = app.sitting(&SittingId::new(h.sitting.clone()))
+            && let Ok(snap) = handle.snapshot().await
+        {
+            let versions: std::collections::BTreeMap<u32, u32> = snap
+                .state
+                .documents
+                .iter()
+                .map(|(id, d)| (id.0, d.latest()))
+                .collect();
+            latest.insert(h.sitting.clone(), versions);
+        }
+    }
+    let hits = hits
+        .into_iter()
+        .map(|hit| {
+            let newest = latest
+                .get(&hit.sitting)
+                .and_then(|v| v.get(&hit.document))
+                .copied()
+                .unwrap_or(hit.version);
+            SearchHit {
+                superseded: hit.version < newest,
+                latest: newest,
+                hit,
+            }
+        })
+        .collect();
+    Ok(axum::Json(SearchAnswer { hits }))
 }
 
 fn documents(app: &App) -> &Documents {

@@ -67,6 +67,9 @@ pub enum StartError {
     /// The documents' spool folder cannot be made.
     #[error("documents spool: {0}")]
     Spool(std::io::Error),
+    /// The search index cannot be opened.
+    #[error(transparent)]
+    Search(#[from] crate::documents::search::SearchError),
 }
 
 /// The running application: the store and one writer per sitting.
@@ -78,6 +81,7 @@ pub struct App {
     tickets: Tickets,
     passkeys: Arc<Passkeys>,
     documents: Arc<crate::documents::Documents>,
+    search: Arc<crate::documents::search::SearchIndex>,
     link_key: [u8; 32],
     link_millis: i64,
     limits: Limits,
@@ -160,6 +164,15 @@ impl App {
             )
             .map_err(StartError::Spool)?,
         );
+        let search = Arc::new(crate::documents::search::SearchIndex::open(
+            &config.index_dir(&config.database.url),
+        )?);
+        writers.push(tokio::spawn(keep_indexing(
+            documents.clone(),
+            search.clone(),
+            sittings.keys().cloned().collect(),
+            stop_rx.clone(),
+        )));
         writers.push(tokio::spawn(collect_orphans(
             documents.clone(),
             sittings.values().cloned().collect(),
@@ -170,6 +183,7 @@ impl App {
             auditor,
             passkeys,
             documents,
+            search,
             link_key: rand::random(),
             link_millis: i64::try_from(config.documents.link_secs.saturating_mul(1000))
                 .unwrap_or(1_800_000),
@@ -220,6 +234,11 @@ impl App {
     /// Uploaded documents.
     pub fn documents(&self) -> &crate::documents::Documents {
         &self.documents
+    }
+
+    /// The documents' search index.
+    pub fn search_index(&self) -> &crate::documents::search::SearchIndex {
+        &self.search
     }
 
     /// The key that signs links to documents (made at start: links end with the process).
@@ -387,6 +406,29 @@ pub async fn create_sitting(
         sitting::apply(&mut state, e);
     }
     Ok(state)
+}
+
+/// Keeps the search index up with every sitting's log: what was published since the last
+/// look, every second (and everything not yet indexed at start).
+async fn keep_indexing(
+    documents: Arc<crate::documents::Documents>,
+    search: Arc<crate::documents::search::SearchIndex>,
+    sittings: Vec<SittingId>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut read: BTreeMap<SittingId, u64> = sittings.iter().map(|s| (s.clone(), 0)).collect();
+    loop {
+        for (sitting, after) in &mut read {
+            match documents.index_sitting(&search, sitting, *after).await {
+                Ok(last) => *after = last,
+                Err(e) => tracing::warn!(sitting = %sitting, error = %e, "indexing documents failed; trying again"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Every hour (and once at start), removes uploads that no document of any sitting names and
