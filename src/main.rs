@@ -445,14 +445,17 @@ async fn passwd(
 }
 
 /// Renders the minutes of one sitting as `dienhong export` asks.
-async fn reindex(config: Config, database: Option<String>) -> anyhow::Result<ExitCode> {
+async fn reindex(mut config: Config, database: Option<String>) -> anyhow::Result<ExitCode> {
     use dienhong::documents::{Documents, search::SearchIndex};
-    let url = database.unwrap_or_else(|| config.database.url.clone());
+    if let Some(url) = database {
+        config.database.url = url;
+    }
+    let url = config.database.url.clone();
     let store = Store::open(&url).await.context("opening the store")?;
     let blobs = config.blob_store().context("the document store")?;
     let spool = std::env::temp_dir().join(format!("dienhong-reindex-{}", std::process::id()));
-    let documents = Documents::new(blobs, store.clone(), spool.clone(), 1)
-        .context("the spool folder")?;
+    let documents =
+        Documents::new(blobs, store.clone(), spool.clone(), 1).context("the spool folder")?;
     let dir = config.index_dir(&url);
     let index = SearchIndex::open(&dir).context("opening the search index")?;
     index.clear().context("emptying the search index")?;
@@ -463,7 +466,11 @@ async fn reindex(config: Config, database: Option<String>) -> anyhow::Result<Exi
             .with_context(|| format!("indexing {}", meta.sitting))?;
     }
     let _ = std::fs::remove_dir_all(&spool);
-    println!("indexed {} document versions in {}", index.len(), dir.display());
+    println!(
+        "indexed {} document versions in {}",
+        index.len(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

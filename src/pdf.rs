@@ -301,7 +301,10 @@ mod tests {
             regular: skrifa::FontRef::new(REGULAR).expect("font"),
             bold: skrifa::FontRef::new(BOLD).expect("font"),
         };
-        assert!(layout(&blocks, &m).len() >= 3, "120 lines fill more than two pages");
+        assert!(
+            layout(&blocks, &m).len() >= 3,
+            "120 lines fill more than two pages"
+        );
     }
 
     #[test]

@@ -11,43 +11,18 @@ use serde_json::{Value, json};
 use std::io::Write;
 use support::ws::{Server, start_with};
 
-/// A one-page PDF whose text is Vietnamese (a Type 0 font would be needed to show it; the
-/// content stream holds it as UTF-16BE, as PDF text strings do).
+/// A one-page PDF with this Vietnamese text, in an embedded font (as the minutes are made).
 fn pdf(text: &str) -> Vec<u8> {
-    let mut utf16 = vec![0xFE, 0xFF];
-    for u in text.encode_utf16() {
-        utf16.extend_from_slice(&u.to_be_bytes());
-    }
-    let hex: String = utf16.iter().map(|b| format!("{b:02X}")).collect();
-    let stream = format!("BT /F1 12 Tf 72 720 Td <{hex}> Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
-        format!("<< /Length {} >>\nstream\n{stream}\nendstream", stream.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(
-        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
-    );
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!(
-            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-            objects.len() + 1
-        )
-        .as_bytes(),
-    );
-    out
+    dienhong::pdf::render(
+        text,
+        "vi",
+        &[
+            dienhong::pdf::Block::Title(text.to_owned()),
+            dienhong::pdf::Block::Text("Điều 1. Phạm vi điều chỉnh.".to_owned()),
+        ],
+        "Trang {page}/{pages}",
+    )
+    .expect("pdf")
 }
 
 /// A ZIP container with these entries (the first stored, as ODT wants its `mimetype`).
@@ -285,7 +260,7 @@ async fn real_files_go_up_and_come_back_byte_for_byte() {
         r.headers()["content-range"],
         format!("bytes 0-7/{}", the_pdf.len()).as_str()
     );
-    assert_eq!(r.bytes().await.expect("body").as_ref(), b"%PDF-1.4");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), &the_pdf[..8]);
     let r = h
         .get(
             Some(&deputy),
@@ -539,5 +514,165 @@ async fn bad_uploads_are_refused_and_nothing_is_kept() {
         .expect("collect");
     assert_eq!(removed, 1, "the HTML-as-text upload");
     assert_eq!(blob_files(&s).len(), 1);
+    s.stop().await;
+}
+
+/// Waits until a search by `token` for `q` gives `want` hits (the index follows the log).
+async fn search_until(h: &Http<'_>, token: Option<&str>, q: &str, want: usize) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let mut req = h
+            .http
+            .get(format!("http://{}/api/search", h.s.addr))
+            .query(&[("q", q)]);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("search");
+        assert_eq!(r.status(), StatusCode::OK);
+        last = r.json().await.expect("json");
+        if last["hits"].as_array().map(Vec::len) == Some(want) {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{q}: wanted {want} hits, got {last}");
+}
+
+#[tokio::test]
+async fn documents_are_found_by_vietnamese_typed_without_diacritics() {
+    let s = start_with(&[]).await;
+    let h = Http {
+        s: &s,
+        http: reqwest::Client::new(),
+    };
+    let clerk_token = s.login("CLERK1").await;
+    let mut clerk = s.client_speaking("CLERK1", 2).await;
+    let files = [
+        (
+            pdf("Tờ trình dự án Luật Chuyển đổi số"),
+            "Tờ trình",
+            json!({"level": "public"}),
+        ),
+        (
+            docx("Báo cáo thẩm tra về ngân sách nhà nước"),
+            "Báo cáo thẩm tra",
+            json!({"level": "deputies"}),
+        ),
+        (
+            odt("Ý kiến mật về ngân sách quốc phòng"),
+            "Ý kiến",
+            json!({"level": "restricted", "roles": ["chair"]}),
+        ),
+    ];
+    for (bytes, title, access) in files {
+        let (status, up) = h.upload(&clerk_token, bytes).await;
+        assert_eq!(status, StatusCode::CREATED, "{up}");
+        let ack = clerk.command(publish(&up, title, "f", access)).await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    let deputy = s.login("DB001").await;
+    let observer = s.login("OBSERVER").await;
+    let chair = s.login("CHAIR").await;
+    // The PDF's own text, typed without diacritics, with its snippet.
+    let found = search_until(&h, Some(&deputy), "luat chuyen doi so", 1).await;
+    let hit = &found["hits"][0];
+    assert_eq!(hit["document"], 1);
+    assert_eq!(hit["media_type"], "application/pdf");
+    assert_eq!(hit["superseded"], false);
+    let marked: Vec<&str> = hit["snippet"]
+        .as_array()
+        .expect("snippet")
+        .iter()
+        .filter(|p| p["hit"] == true)
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert!(
+        marked.contains(&"Luật") && marked.contains(&"Chuyển"),
+        "{hit}"
+    );
+    // The text of the DOCX and the ODT; each reader finds only what it may read.
+    search_until(&h, Some(&chair), "ngan sach", 2).await;
+    search_until(&h, Some(&deputy), "ngan sach", 1).await;
+    search_until(&h, Some(&observer), "ngan sach", 0).await;
+    search_until(&h, None, "ngan sach", 0).await;
+    search_until(&h, None, "chuyển đổi số", 1).await;
+    search_until(&h, Some(&observer), "quoc phong", 0).await;
+    search_until(&h, Some(&deputy), "quoc phong", 0).await;
+    search_until(&h, Some(&chair), "quoc phong", 1).await;
+    // Filters.
+    let r: Value = h
+        .http
+        .get(format!("http://{}/api/search", s.addr))
+        .query(&[
+            ("q", "ngan sach"),
+            ("type", "application/vnd.oasis.opendocument.text"),
+        ])
+        .bearer_auth(&chair)
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["hits"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["hits"][0]["document"], 3);
+    // Bad searches are told so.
+    for q in ["", &"a".repeat(201)] {
+        let r = h
+            .http
+            .get(format!("http://{}/api/search", s.addr))
+            .query(&[("q", q)])
+            .send()
+            .await
+            .expect("search");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    // A new version is found, and the old one is marked as superseded.
+    let (_, up) = h
+        .upload(&clerk_token, pdf("Tờ trình sửa đổi: Luật Chuyển đổi số"))
+        .await;
+    let ack = clerk
+        .command(json!({"command": "supersede_document", "document": 1, "title": "Tờ trình (sửa)", "media_type": up["media_type"], "size": up["size"], "sha256": up["sha256"]}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let found = search_until(&h, Some(&deputy), "luat chuyen doi so", 2).await;
+    let versions: Vec<(u64, bool)> = found["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|h| (h["version"].as_u64().unwrap_or(0), h["superseded"] == true))
+        .collect();
+    assert!(
+        versions.contains(&(1, true)) && versions.contains(&(2, false)),
+        "{versions:?}"
+    );
+    // The index is rebuilt from the log and the stored files, by the command line.
+    let db = s.database_url();
+    let index = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dienhong"))
+        .args(["reindex", "--database", &db])
+        .env("DIENHONG__DOCUMENTS__INDEX_DIR", index.path())
+        .output()
+        .expect("reindex");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("indexed 4 document versions"), "{printed}");
+    let again = dienhong::documents::search::SearchIndex::open(index.path()).expect("index");
+    let hits = again
+        .search(
+            &dienhong::documents::search::Search {
+                query: "luat chuyen doi so".into(),
+                limit: 10,
+                ..Default::default()
+            },
+            |_, _| true,
+        )
+        .expect("search");
+    assert_eq!(hits.len(), 2);
     s.stop().await;
 }

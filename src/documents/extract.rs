@@ -159,16 +159,22 @@ mod tests {
             "vi",
             &[
                 crate::pdf::Block::Title("Tờ trình dự án Luật Chuyển đổi số".into()),
-                crate::pdf::Block::Text("Điều 1. Phạm vi điều chỉnh: Đồng bằng sông Cửu Long.".into()),
+                crate::pdf::Block::Text(
+                    "Điều 1. Phạm vi điều chỉnh: Đồng bằng sông Cửu Long.".into(),
+                ),
             ],
             "Trang {page}/{pages}",
         )
         .expect("pdf");
-        let got: String = unicode_normalization::UnicodeNormalization::nfc(
-            text(Kind::Pdf, &bytes).as_str(),
-        )
-        .collect();
-        for want in ["Tờ trình dự án Luật Chuyển đổi số", "Phạm vi điều chỉnh", "Đồng bằng sông Cửu Long", "Trang 1/1"] {
+        let got: String =
+            unicode_normalization::UnicodeNormalization::nfc(text(Kind::Pdf, &bytes).as_str())
+                .collect();
+        for want in [
+            "Tờ trình dự án Luật Chuyển đổi số",
+            "Phạm vi điều chỉnh",
+            "Đồng bằng sông Cửu Long",
+            "Trang 1/1",
+        ] {
             assert!(got.contains(want), "{want:?} in {got:?}");
         }
     }

@@ -9,9 +9,9 @@
 pub mod blobs;
 pub mod extract;
 pub mod fold;
-pub mod search;
 pub mod link;
 pub mod range;
+pub mod search;
 pub mod sniff;
 
 use crate::sitting::{Code, Command, Millis, Rejection};

@@ -213,15 +213,15 @@ impl SearchIndex {
     pub fn has(&self, sitting: &str, document: u32, version: u32) -> bool {
         let term = Term::from_field_text(self.f.key, &key(sitting, document, version));
         let searcher = self.reader.searcher();
-        searcher
-            .doc_freq(&term)
-            .is_ok_and(|n| n > 0)
+        searcher.doc_freq(&term).is_ok_and(|n| n > 0)
     }
 
     /// Adds (or replaces) versions, and makes them searchable.
     pub fn add(&self, entries: &[Entry]) -> Result<(), SearchError> {
         let Ok(mut w) = self.writer.lock() else {
-            return Err(SearchError::Io(std::io::Error::other("index writer poisoned")));
+            return Err(SearchError::Io(std::io::Error::other(
+                "index writer poisoned",
+            )));
         };
         for e in entries {
             let k = key(&e.sitting, e.document, e.version);
@@ -247,7 +247,9 @@ impl SearchIndex {
     /// Empties the index.
     pub fn clear(&self) -> Result<(), SearchError> {
         let Ok(mut w) = self.writer.lock() else {
-            return Err(SearchError::Io(std::io::Error::other("index writer poisoned")));
+            return Err(SearchError::Io(std::io::Error::other(
+                "index writer poisoned",
+            )));
         };
         w.delete_all_documents()?;
         w.commit()?;

@@ -421,7 +421,9 @@ async fn keep_indexing(
         for (sitting, after) in &mut read {
             match documents.index_sitting(&search, sitting, *after).await {
                 Ok(last) => *after = last,
-                Err(e) => tracing::warn!(sitting = %sitting, error = %e, "indexing documents failed; trying again"),
+                Err(e) => {
+                    tracing::warn!(sitting = %sitting, error = %e, "indexing documents failed; trying again")
+                }
             }
         }
         tokio::select! {

@@ -16,9 +16,24 @@ fn entry(sitting: &str, document: u32, title: &str, text: &str) -> Entry {
 fn index() -> SearchIndex {
     let i = SearchIndex::in_memory().expect("index");
     i.add(&[
-        entry("k1", 1, "Tờ trình dự án Luật Chuyển đổi số", "Điều 1. Phạm vi điều chỉnh của Luật Chuyển đổi số."),
-        entry("k1", 2, "Báo cáo thẩm tra", "Ủy ban Khoa học thẩm tra dự án luật về ngân sách."),
-        entry("k2", 3, "Nghị quyết về kế hoạch ngân sách", "Quốc hội quyết nghị: ngân sách nhà nước năm 2027."),
+        entry(
+            "k1",
+            1,
+            "Tờ trình dự án Luật Chuyển đổi số",
+            "Điều 1. Phạm vi điều chỉnh của Luật Chuyển đổi số.",
+        ),
+        entry(
+            "k1",
+            2,
+            "Báo cáo thẩm tra",
+            "Ủy ban Khoa học thẩm tra dự án luật về ngân sách.",
+        ),
+        entry(
+            "k2",
+            3,
+            "Nghị quyết về kế hoạch ngân sách",
+            "Quốc hội quyết nghị: ngân sách nhà nước năm 2027.",
+        ),
     ])
     .expect("add");
     i
@@ -117,7 +132,8 @@ fn a_version_indexed_again_replaces_itself() {
     let i = index();
     assert!(i.has("k1", 1, 1));
     assert!(!i.has("k1", 1, 2));
-    i.add(&[entry("k1", 1, "Tờ trình (sửa)", "Hiến pháp")]).expect("add");
+    i.add(&[entry("k1", 1, "Tờ trình (sửa)", "Hiến pháp")])
+        .expect("add");
     assert_eq!(i.len(), 3);
     assert_eq!(search(&i, "hien phap"), vec![1]);
     assert!(search(&i, "luat chuyen doi so").is_empty());
