@@ -360,6 +360,13 @@ runTest(async () => {
   assert(served.status === 200 && served.type === "application/pdf" && served.size === pdfBytes.length, `the file as uploaded: ${JSON.stringify(served)}`);
   await viewer.close();
   await poll(async () => (await reader.locator("#documents li .badge").count()) === 0, { what: "the badge to go once read" });
+  // The deputy finds it again by typing its title without diacritics.
+  await reader.fill("#search-words", "to trinh du thao nghi quyet");
+  await poll(async () => {
+    await reader.click("#search-submit");
+    return (await reader.locator("#search-hits li").count()) === 1;
+  }, { what: "the document found by its title typed without diacritics" });
+  assert((await reader.textContent("#search-hits li")).includes("Tờ trình dự thảo Nghị quyết"), "the hit's title");
 
   step('7. The room app publishes, loses its network and comes back by itself.');
   // 7. The room app publishes, loses its network and comes back by itself.

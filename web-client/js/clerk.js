@@ -10,7 +10,7 @@ import { t, onLang, addStrings, currentLang, errorText } from "./i18n.js";
 import { h, fill, text, notice, act, who, boot, every, clock, percent } from "./ui.js";
 import { sortedKeys } from "./state.js";
 import { mountPasskeyCard } from "./passkey.js";
-import { uploadFile, openDocument } from "./documents.js";
+import { uploadFile, openDocument, mountSearchCard } from "./documents.js";
 
 addStrings({
   vi: {
@@ -796,6 +796,7 @@ $("minutes-export").addEventListener("click", async (ev) => {
 });
 
 // The clerk's own passkey, for entries on a deputy's behalf in votes that ask for one.
+mountSearchCard($("search-card"), client, notice);
 const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
 onLang(() => passkeyCard());
 onLang(() => {

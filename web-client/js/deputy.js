@@ -7,7 +7,7 @@ import { h, fill, text, clock, notice, act, who, boot, every } from "./ui.js";
 import { queueOf, openVote } from "./state.js";
 import { Programme, Publisher } from "./media.js";
 import { sendCommand, mountPasskeyCard } from "./passkey.js";
-import { openDocument } from "./documents.js";
+import { openDocument, mountSearchCard } from "./documents.js";
 
 const client = await boot("deputyTitle");
 const me = client.auth.actor;
@@ -173,7 +173,7 @@ function renderViewer(s) {
     h("p", { class: "muted hash" }, `SHA-256 ${v.sha256}`),
     h("ul", { class: "versions" }, versions.map((x) => h("li", { dataset: { version: x.n } },
       h("span", {}, `${t("version")} ${x.n}: ${x.title}`, " ",
-        x.n < latest ? h("span", { class: "badge muted-badge" }, t("superseded")) : null),
+        x.n < latest ? h("span", { class: "badge muted-badge" }, t("docSuperseded")) : null),
       h("button", {
         type: "button", class: "secondary open-file",
         "aria-label": `${t("openFile")}: ${x.title} (${t("version")} ${x.n})`,
@@ -250,6 +250,7 @@ function render(s) {
 }
 
 // --- my passkey ------------------------------------------------------------------------
+mountSearchCard($("search-card"), client, notice);
 const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
 
 client.on("state", render);
