@@ -34,6 +34,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+  if can_apt; then
+    echo "== installing poppler-utils (Debian): pdftotext and pdftoppm read the minutes' PDF back"
+    apt_install poppler-utils
+  else
+    echo "!! pdftotext is not installed and this user cannot install it: the PDF is read back by the server's own extractor" >&2
+  fi
+fi
+
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   if can_apt; then
     echo "== installing nodejs and npm (Debian)"

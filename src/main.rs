@@ -96,8 +96,8 @@ enum Cmd {
         /// The sitting.
         #[arg(long)]
         sitting: String,
-        /// html, json or csv.
-        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        /// html, json, csv or pdf.
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv", "pdf"])]
         format: String,
         /// For csv: attendance, speeches or roll_call.
         #[arg(long, default_value = "roll_call", value_parser = ["attendance", "speeches", "roll_call"])]
@@ -500,6 +500,7 @@ async fn export(
     let bytes = match format {
         "json" => render::json(&minutes)?,
         "csv" => render::csv(&minutes, table, lang)?,
+        "pdf" => dienhong::minutes::pdf::pdf(&minutes, lang)?,
         _ => render::html(&minutes, lang),
     };
     match out {

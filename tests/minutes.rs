@@ -123,6 +123,44 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
     assert!(page.contains("Luật &lt;Chuyển đổi số&gt;"));
     assert!(page.contains(&checkpoints[0].signature));
 
+    // PDF: the Vietnamese text comes back out intact, and its counts are the JSON's.
+    let pdf = get("format=pdf", Some(&chair.token)).await;
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let pdf = pdf.bytes().await.expect("pdf").to_vec();
+    let text = pdf_text(&pdf);
+    for want in [
+        "Thông qua Luật <Chuyển đổi số>?",
+        "Thiết bị hỏng",
+        "Danh sách biểu quyết",
+        "Báo cáo mật",
+        &checkpoints[0].head,
+    ] {
+        assert!(
+            text.contains(want),
+            "{want:?} not in the PDF's text: {text}"
+        );
+    }
+    let tally = &vote["outcome"]["result"]["tally"];
+    for (label, choice) in [
+        ("Tán thành", "yes"),
+        ("Không tán thành", "no"),
+        ("Không biểu quyết", "abstain"),
+    ] {
+        let line = format!("{label}: {} (", tally[choice]);
+        assert!(
+            text.contains(&line),
+            "{line:?} not in the PDF's text: {text}"
+        );
+    }
+    let csv_roll = get("format=csv&table=roll_call", Some(&clerk.token))
+        .await
+        .text()
+        .await
+        .expect("csv");
+    let yes_rows = csv_roll.lines().filter(|l| l.contains("Tán thành")).count();
+    assert_eq!(Some(yes_rows as u64), tally["yes"].as_u64(), "{csv_roll}");
+    write_first_page(&pdf);
+
     // CSV: UTF-8 with a byte-order mark, one row per check-in.
     let csv = get("format=csv&table=attendance", Some(&clerk.token))
         .await
@@ -172,4 +210,51 @@ async fn the_minutes_carry_the_roll_call_and_the_signed_checkpoints_for_the_secr
     assert!(out.status.success(), "{text}");
     assert_eq!(text.matches(": ok").count(), 1, "{text}");
     s.stop().await;
+}
+
+/// The text of a PDF as poppler's `pdftotext` reads it (installed by `scripts/test-deps.sh`),
+/// or as the server's own extractor does where poppler is missing; composed (NFC).
+fn pdf_text(pdf: &[u8]) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bien-ban.pdf");
+    std::fs::write(&file, pdf).expect("write");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8"])
+        .arg(&file)
+        .arg("-")
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => {
+            assert!(
+                std::env::var_os("DIENHONG_REQUIRE_POPPLER").is_none(),
+                "pdftotext (poppler-utils) is required here"
+            );
+            dienhong::documents::extract::text(dienhong::documents::sniff::Kind::Pdf, pdf)
+        }
+    };
+    text.nfc().collect()
+}
+
+/// The PDF's first page as a picture (poppler's `pdftoppm`), beside the pages' screenshots.
+fn write_first_page(pdf: &[u8]) {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots folder");
+    let file = dir.join("minutes.pdf");
+    std::fs::write(&file, pdf).expect("write");
+    let made = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile"])
+        .arg(&file)
+        .arg(dir.join("minutes-page1"))
+        .status();
+    if std::env::var_os("DIENHONG_REQUIRE_POPPLER").is_some() {
+        assert!(
+            made.is_ok_and(|s| s.success()),
+            "pdftoppm (poppler-utils) is required here"
+        );
+    }
 }

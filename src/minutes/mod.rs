@@ -8,6 +8,7 @@
 //! I/O. The same log gives the same minutes, and [`render`] the same bytes.
 
 pub mod load;
+pub mod pdf;
 pub mod render;
 
 use crate::checkpoint::Checkpoint;

@@ -38,6 +38,9 @@ pub enum RenderError {
     /// CSV writing failed.
     #[error(transparent)]
     Csv(#[from] csv::Error),
+    /// PDF writing failed.
+    #[error(transparent)]
+    Pdf(#[from] crate::pdf::PdfError),
 }
 
 /// Hanoi is UTC+7 all year.
@@ -60,7 +63,7 @@ pub fn local_time(at: Millis) -> String {
     }
 }
 
-fn duration(secs: u64) -> String {
+pub(super) fn duration(secs: u64) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
@@ -71,66 +74,66 @@ pub fn json(m: &Minutes) -> Result<Vec<u8>, RenderError> {
     Ok(out)
 }
 
-struct Words {
-    minutes: &'static str,
-    sitting: &'static str,
-    opened: &'static str,
-    closed: &'static str,
-    not_yet: &'static str,
-    suspended: &'static str,
-    resumed: &'static str,
-    members: &'static str,
-    attendance: &'static str,
-    present_at_end: &'static str,
-    deputy: &'static str,
-    delegation: &'static str,
-    checked_in: &'static str,
-    checked_out: &'static str,
-    location: &'static str,
-    entered_by: &'static str,
-    self_entry: &'static str,
-    agenda: &'static str,
-    speeches: &'static str,
-    no_speeches: &'static str,
-    kind: &'static str,
-    start: &'static str,
-    duration: &'static str,
-    extensions: &'static str,
-    ended: &'static str,
-    votes: &'static str,
-    question: &'static str,
-    method: &'static str,
-    rule: &'static str,
-    result: &'static str,
-    passed: &'static str,
-    rejected: &'static str,
-    voided: &'static str,
-    open: &'static str,
-    took_part: &'static str,
-    present: &'static str,
-    of_members: &'static str,
-    roll_call: &'static str,
-    choice: &'static str,
-    changes: &'static str,
-    on_behalf: &'static str,
-    passkey: &'static str,
-    rerun_of: &'static str,
-    documents: &'static str,
-    version: &'static str,
-    title: &'static str,
-    published: &'static str,
-    record: &'static str,
-    head: &'static str,
-    checkpoints: &'static str,
-    no_checkpoints: &'static str,
-    reason: &'static str,
-    signed_by: &'static str,
-    signed_at: &'static str,
-    generated: &'static str,
-    time_note: &'static str,
-    yes: &'static str,
-    no: &'static str,
-    abstain: &'static str,
+pub(super) struct Words {
+    pub(super) minutes: &'static str,
+    pub(super) sitting: &'static str,
+    pub(super) opened: &'static str,
+    pub(super) closed: &'static str,
+    pub(super) not_yet: &'static str,
+    pub(super) suspended: &'static str,
+    pub(super) resumed: &'static str,
+    pub(super) members: &'static str,
+    pub(super) attendance: &'static str,
+    pub(super) present_at_end: &'static str,
+    pub(super) deputy: &'static str,
+    pub(super) delegation: &'static str,
+    pub(super) checked_in: &'static str,
+    pub(super) checked_out: &'static str,
+    pub(super) location: &'static str,
+    pub(super) entered_by: &'static str,
+    pub(super) self_entry: &'static str,
+    pub(super) agenda: &'static str,
+    pub(super) speeches: &'static str,
+    pub(super) no_speeches: &'static str,
+    pub(super) kind: &'static str,
+    pub(super) start: &'static str,
+    pub(super) duration: &'static str,
+    pub(super) extensions: &'static str,
+    pub(super) ended: &'static str,
+    pub(super) votes: &'static str,
+    pub(super) question: &'static str,
+    pub(super) method: &'static str,
+    pub(super) rule: &'static str,
+    pub(super) result: &'static str,
+    pub(super) passed: &'static str,
+    pub(super) rejected: &'static str,
+    pub(super) voided: &'static str,
+    pub(super) open: &'static str,
+    pub(super) took_part: &'static str,
+    pub(super) present: &'static str,
+    pub(super) of_members: &'static str,
+    pub(super) roll_call: &'static str,
+    pub(super) choice: &'static str,
+    pub(super) changes: &'static str,
+    pub(super) on_behalf: &'static str,
+    pub(super) passkey: &'static str,
+    pub(super) rerun_of: &'static str,
+    pub(super) documents: &'static str,
+    pub(super) version: &'static str,
+    pub(super) title: &'static str,
+    pub(super) published: &'static str,
+    pub(super) record: &'static str,
+    pub(super) head: &'static str,
+    pub(super) checkpoints: &'static str,
+    pub(super) no_checkpoints: &'static str,
+    pub(super) reason: &'static str,
+    pub(super) signed_by: &'static str,
+    pub(super) signed_at: &'static str,
+    pub(super) generated: &'static str,
+    pub(super) time_note: &'static str,
+    pub(super) yes: &'static str,
+    pub(super) no: &'static str,
+    pub(super) abstain: &'static str,
 }
 
 const VI: Words = Words {
@@ -257,14 +260,14 @@ const EN: Words = Words {
     abstain: "Abstain",
 };
 
-fn words(lang: Lang) -> &'static Words {
+pub(super) fn words(lang: Lang) -> &'static Words {
     match lang {
         Lang::Vi => &VI,
         Lang::En => &EN,
     }
 }
 
-fn choice(w: &Words, c: Choice) -> &'static str {
+pub(super) fn choice(w: &Words, c: Choice) -> &'static str {
     match c {
         Choice::Yes => w.yes,
         Choice::No => w.no,
@@ -272,7 +275,7 @@ fn choice(w: &Words, c: Choice) -> &'static str {
     }
 }
 
-fn kind(lang: Lang, k: SpeechKind) -> &'static str {
+pub(super) fn kind(lang: Lang, k: SpeechKind) -> &'static str {
     match (lang, k) {
         (Lang::Vi, SpeechKind::Discussion) => "Thảo luận",
         (Lang::Vi, SpeechKind::Debate) => "Tranh luận",
@@ -285,7 +288,7 @@ fn kind(lang: Lang, k: SpeechKind) -> &'static str {
     }
 }
 
-fn location(lang: Lang, l: Option<Location>) -> &'static str {
+pub(super) fn location(lang: Lang, l: Option<Location>) -> &'static str {
     match (lang, l) {
         (Lang::Vi, Some(Location::Hall)) => "Tại hội trường",
         (Lang::Vi, Some(Location::Site)) => "Tại điểm cầu của đoàn",
@@ -297,7 +300,7 @@ fn location(lang: Lang, l: Option<Location>) -> &'static str {
     }
 }
 
-fn ended(lang: Lang, r: Option<FloorEndReason>) -> &'static str {
+pub(super) fn ended(lang: Lang, r: Option<FloorEndReason>) -> &'static str {
     match (lang, r) {
         (Lang::Vi, Some(FloorEndReason::Yielded)) => "Tự kết thúc",
         (Lang::Vi, Some(FloorEndReason::Expired)) => "Hết giờ",
@@ -314,7 +317,7 @@ fn ended(lang: Lang, r: Option<FloorEndReason>) -> &'static str {
     }
 }
 
-fn method(lang: Lang, m: Method) -> &'static str {
+pub(super) fn method(lang: Lang, m: Method) -> &'static str {
     match (lang, m) {
         (Lang::Vi, Method::Named) => "Biểu quyết công khai (ghi danh)",
         (Lang::Vi, Method::Secret) => "Bỏ phiếu kín",
@@ -323,7 +326,7 @@ fn method(lang: Lang, m: Method) -> &'static str {
     }
 }
 
-fn rule(lang: Lang, r: PassRule) -> &'static str {
+pub(super) fn rule(lang: Lang, r: PassRule) -> &'static str {
     match (lang, r) {
         (Lang::Vi, PassRule::MajorityOfMembers) => "Quá nửa tổng số đại biểu",
         (Lang::Vi, PassRule::TwoThirdsOfMembers) => "Ít nhất hai phần ba tổng số đại biểu",
@@ -335,7 +338,7 @@ fn rule(lang: Lang, r: PassRule) -> &'static str {
 }
 
 /// Basis points as a percentage with two decimals.
-fn percent(bp: u32) -> String {
+pub(super) fn percent(bp: u32) -> String {
     format!("{}.{:02} %", bp / 100, bp % 100)
 }
 

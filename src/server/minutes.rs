@@ -1,4 +1,4 @@
-//! The minutes route: `GET /api/sittings/{id}/minutes?format=html|json|csv`, for the chair,
+//! The minutes route: `GET /api/sittings/{id}/minutes?format=html|json|csv|pdf`, for the chair,
 //! the vice-chairs and the clerks (the secretariat), made from the log on each request,
 //! without the documents the caller may not read.
 
@@ -29,6 +29,7 @@ enum Format {
     Html,
     Json,
     Csv,
+    Pdf,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +76,7 @@ async fn minutes(
         Format::Html => Ok(render::html(&m, lang)),
         Format::Json => render::json(&m),
         Format::Csv => render::csv(&m, q.table.unwrap_or(Table::RollCall), lang),
+        Format::Pdf => crate::minutes::pdf::pdf(&m, lang),
     };
     let body = rendered.map_err(|e| {
         tracing::error!(error = %e, "rendering the minutes");
@@ -88,6 +90,7 @@ async fn minutes(
         Format::Html => ("text/html; charset=utf-8", "html"),
         Format::Json => ("application/json", "json"),
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Pdf => ("application/pdf", "pdf"),
     };
     let suffix = match (format, q.table.unwrap_or(Table::RollCall)) {
         (Format::Csv, Table::Attendance) => "-diem-danh",

@@ -3,7 +3,7 @@
 // only the counts for a secret one) with the result; ballots and check-ins recorded on a
 // deputy's behalf (a ballot confirmed with the clerk's own passkey when the vote asks for one);
 // documents published and new versions of them; attendance by delegation; the minutes
-// exported (HTML, JSON, CSV).
+// exported (PDF, HTML, JSON, CSV).
 // Every refusal from the server is shown as a sentence (act/notice); nothing here decides a
 // procedure rule: the page sends what the clerk asks and shows what the server recorded.
 import { t, onLang, addStrings, currentLang, errorText } from "./i18n.js";
@@ -42,7 +42,7 @@ addStrings({
     acksCol: "Đã nhận / đã đọc", filterLabel: "Tìm đoàn hoặc đại biểu", noMatch: "Không tìm thấy.",
     unknownDelegation: "Không thuộc đoàn", pageTitle: "dienhong — thư ký",
     minutesTitle: "Biên bản", minutesHelp: "Biên bản được lập từ nhật ký của phiên họp, kèm các điểm kiểm tra đã ký.",
-    minutesHtml: "Trang biên bản (HTML)", minutesJson: "Dữ liệu (JSON)", csvAttendance: "Điểm danh (CSV)",
+    minutesPdf: "Biên bản (PDF)", minutesHtml: "Trang biên bản (HTML)", minutesJson: "Dữ liệu (JSON)", csvAttendance: "Điểm danh (CSV)",
     csvSpeeches: "Phát biểu (CSV)", csvRollCall: "Biểu quyết (CSV)",
   },
   en: {
@@ -74,7 +74,7 @@ addStrings({
     acksCol: "Received / read", filterLabel: "Find a delegation or deputy", noMatch: "Nothing found.",
     unknownDelegation: "No delegation", pageTitle: "dienhong — clerk station",
     minutesTitle: "Minutes", minutesHelp: "Made from the sitting's log, with its signed checkpoints.",
-    minutesHtml: "Minutes page (HTML)", minutesJson: "Data (JSON)", csvAttendance: "Attendance (CSV)",
+    minutesPdf: "Minutes (PDF)", minutesHtml: "Minutes page (HTML)", minutesJson: "Data (JSON)", csvAttendance: "Attendance (CSV)",
     csvSpeeches: "Speeches (CSV)", csvRollCall: "Roll calls (CSV)",
   },
 });
