@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the interoperability and browser tests need beyond Rust: an independent
+# Installs what the interoperability, browser, PDF and S3 tests need beyond Rust: an independent
 # WebRTC stack (aiortc, with numpy to look at decoded pixels) for tests/interop/, and for the
 # browser tests (tests/browser/) Debian's Chromium, Node.js with npm, and the npm packages
 # pinned in tests/browser/package-lock.json (playwright-core, which drives the system
@@ -41,6 +41,14 @@ if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>
   else
     echo "!! pdftotext is not installed and this user cannot install it: the PDF is read back by the server's own extractor" >&2
   fi
+fi
+
+# An S3-compatible server over a folder, for the blob store's S3 tests (tests/documents.rs).
+# Version 0.14.1 is the newest that builds with this machine's Rust (1.95).
+s3s_root="$HOME/.cache/s3s"
+if [ ! -x "$s3s_root/bin/s3s-fs" ]; then
+  echo "== installing s3s-fs 0.14.1 (crates.io) into $s3s_root: an S3 server for the document store's tests"
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --root "$s3s_root" --quiet
 fi
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -133,18 +133,26 @@ fn publish(up: &Value, title: &str, file_name: &str, access: Value) -> Value {
 }
 
 fn blob_files(s: &Server) -> Vec<std::path::PathBuf> {
-    let dir = std::path::PathBuf::from(format!(
+    files_in(&std::path::PathBuf::from(format!(
         "{}-blobs",
         s.database_url().trim_start_matches("sqlite:")
-    ));
+    )))
+}
+
+/// The stored blobs under `dir`: files named by a SHA-256.
+fn files_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let mut stack = vec![dir];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
                 out.push(p);
             }
         }
@@ -155,8 +163,21 @@ fn blob_files(s: &Server) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn real_files_go_up_and_come_back_byte_for_byte() {
     let s = start_with(&[]).await;
+    let blobs = blob_files(&s);
+    assert!(blobs.is_empty());
+    let dir = std::path::PathBuf::from(format!(
+        "{}-blobs",
+        s.database_url().trim_start_matches("sqlite:")
+    ));
+    round_trip(&s, &dir).await;
+    s.stop().await;
+}
+
+/// Uploads, publishes, reads back and supersedes real files; `blobs` is where the store keeps
+/// the bytes (to count them and to tamper with one).
+async fn round_trip(s: &Server, blobs: &std::path::Path) {
     let h = Http {
-        s: &s,
+        s,
         http: reqwest::Client::new(),
     };
     let clerk_token = s.login("CLERK1").await;
@@ -205,7 +226,7 @@ async fn real_files_go_up_and_come_back_byte_for_byte() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again["sha256"], published[0].2["sha256"]);
     assert_eq!(
-        blob_files(&s).len(),
+        files_in(blobs).len(),
         files.len(),
         "one blob per distinct content"
     );
@@ -338,7 +359,18 @@ async fn real_files_go_up_and_come_back_byte_for_byte() {
         StatusCode::UNAUTHORIZED,
         "no token, no link: nothing"
     );
-    s.stop().await;
+
+    // A stored file changed behind the server's back is refused, never served.
+    let png = &published[3].2;
+    let stored = files_in(blobs)
+        .into_iter()
+        .find(|p| p.ends_with(png["sha256"].as_str().expect("sha")))
+        .expect("the PNG's blob");
+    let mut bytes = std::fs::read(&stored).expect("read");
+    bytes[20] ^= 1;
+    std::fs::write(&stored, bytes).expect("tamper");
+    let r = h.get(Some(&deputy), "/documents/4/versions/1", &[]).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
 #[tokio::test]
@@ -674,5 +706,109 @@ async fn documents_are_found_by_vietnamese_typed_without_diacritics() {
         )
         .expect("search");
     assert_eq!(hits.len(), 2);
+    s.stop().await;
+}
+
+/// An S3-compatible server over a folder (`s3s-fs`, installed by `scripts/test-deps.sh`), on
+/// a free port; its process is killed when this is dropped.
+struct S3Server {
+    child: std::process::Child,
+    root: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3s_fs() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os("DIENHONG_S3S_FS").map(std::path::PathBuf::from);
+    let installed =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/s3s/bin/s3s-fs"));
+    from_env.into_iter().chain(installed).find(|p| p.is_file())
+}
+
+async fn start_s3() -> Option<S3Server> {
+    let Some(bin) = s3s_fs() else {
+        assert!(
+            std::env::var_os("DIENHONG_REQUIRE_S3").is_none(),
+            "s3s-fs is required here (scripts/test-deps.sh installs it)"
+        );
+        eprintln!("s3s-fs is not installed: the S3 store is not tested");
+        return None;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("dienhong")).expect("bucket");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = std::process::Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--access-key",
+            "dienhong-test",
+            "--secret-key",
+            "dienhong-test-secret",
+        ])
+        .arg(root.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("s3s-fs starts");
+    let server = S3Server { child, root, port };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(server);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("s3s-fs did not listen on {port}");
+}
+
+#[tokio::test]
+async fn the_same_round_trip_against_an_s3_bucket() {
+    let Some(s3) = start_s3().await else {
+        return;
+    };
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    let s = start_with(&[
+        ("DIENHONG__DOCUMENTS__STORE", "s3://dienhong/blobs"),
+        (
+            "DIENHONG__DOCUMENTS__STORE_OPTIONS__AWS_ENDPOINT",
+            &endpoint,
+        ),
+        (
+            "DIENHONG__DOCUMENTS__STORE_OPTIONS__AWS_REGION",
+            "us-east-1",
+        ),
+        (
+            "DIENHONG__DOCUMENTS__STORE_OPTIONS__AWS_ACCESS_KEY_ID",
+            "dienhong-test",
+        ),
+        (
+            "DIENHONG__DOCUMENTS__STORE_OPTIONS__AWS_SECRET_ACCESS_KEY",
+            "dienhong-test-secret",
+        ),
+        ("DIENHONG__DOCUMENTS__STORE_OPTIONS__AWS_ALLOW_HTTP", "true"),
+    ])
+    .await;
+    // Nothing goes to the folder beside the database: the bucket has it all.
+    round_trip(&s, &s3.root.path().join("dienhong")).await;
+    assert!(blob_files(&s).is_empty());
+    // The search index read the files back from the bucket: both PDF versions and the DOCX
+    // by their text.
+    let h = Http {
+        s: &s,
+        http: reqwest::Client::new(),
+    };
+    let deputy = s.login("DB001").await;
+    search_until(&h, Some(&deputy), "luat chuyen doi so", 3).await;
     s.stop().await;
 }

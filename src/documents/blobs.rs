@@ -88,6 +88,9 @@ impl BlobStore {
                 .map_err(|()| BlobError::Location(format!("{url} is not a local path")))?;
             return Self::folder(&dir);
         }
+        // The S3 client's TLS (rustls, through reqwest) uses the process's provider: ring, as
+        // everywhere else in the server (a no-op when one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (store, prefix) = object_store::parse_url_opts(&parsed, options.iter().cloned())?;
         let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
             Arc::from(store)
