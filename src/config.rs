@@ -306,6 +306,12 @@ pub struct DocumentsConfig {
     pub link_secs: u64,
     /// The search index's folder; empty: beside the database.
     pub index_dir: String,
+    /// Most text indexed from one file, in bytes.
+    pub index_text_bytes: usize,
+    /// Longest search, in characters.
+    pub search_query_chars: usize,
+    /// Most hits answered to one search.
+    pub search_max_hits: usize,
 }
 
 /// Integrity of the record.
@@ -454,6 +460,14 @@ impl Config {
                 "documents.max_upload_bytes must be 1 byte to 10 GiB".into(),
             ));
         }
+        if d.index_text_bytes == 0
+            || !(1..=10_000).contains(&d.search_query_chars)
+            || !(1..=1_000).contains(&d.search_max_hits)
+        {
+            return Err(ConfigError::Invalid(
+                "documents: index_text_bytes positive, search_query_chars 1 to 10000, search_max_hits 1 to 1000".into(),
+            ));
+        }
         if !(60..=86_400).contains(&d.link_secs) {
             return Err(ConfigError::Invalid(
                 "documents.link_secs must be 60 to 86400".into(),
@@ -479,23 +493,14 @@ impl Config {
         {
             return p.clone();
         }
-        let url = self.database.url.as_str();
-        let file = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .map(|rest| rest.split('?').next().unwrap_or(rest))
-            .filter(|f| !f.is_empty() && !f.contains(":memory:"));
-        match file {
-            Some(f) => PathBuf::from(format!("{f}-checkpoint.key")),
-            None => PathBuf::from("dienhong-checkpoint.key"),
-        }
+        beside_database(&self.database.url, "checkpoint.key")
     }
 
     /// The blob store of uploaded documents, as configured.
     pub fn blob_store(&self) -> Result<crate::documents::blobs::BlobStore, ConfigError> {
         let d = &self.documents;
         let made = if d.store.trim().is_empty() {
-            crate::documents::blobs::BlobStore::folder(&crate::documents::beside_database(
+            crate::documents::blobs::BlobStore::folder(&beside_database(
                 &self.database.url,
                 "blobs",
             ))
@@ -514,7 +519,7 @@ impl Config {
     pub fn index_dir(&self, database_url: &str) -> PathBuf {
         let d = self.documents.index_dir.trim();
         if d.is_empty() {
-            crate::documents::beside_database(database_url, "index")
+            beside_database(database_url, "index")
         } else {
             PathBuf::from(d)
         }
@@ -647,6 +652,20 @@ pub fn parse_roster(text: &str) -> Result<Vec<crate::sitting::Actor>, ConfigErro
         });
     }
     Ok(out)
+}
+
+/// A path beside a SQLite database file (`<db>-<suffix>`), or `dienhong-<suffix>` in the
+/// working directory for PostgreSQL or an in-memory database.
+pub fn beside_database(database_url: &str, suffix: &str) -> PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|f| !f.is_empty() && !f.contains(":memory:"));
+    match file {
+        Some(f) => PathBuf::from(format!("{f}-{suffix}")),
+        None => PathBuf::from(format!("dienhong-{suffix}")),
+    }
 }
 
 #[cfg(test)]

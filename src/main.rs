@@ -454,8 +454,13 @@ async fn reindex(mut config: Config, database: Option<String>) -> anyhow::Result
     let store = Store::open(&url).await.context("opening the store")?;
     let blobs = config.blob_store().context("the document store")?;
     let spool = std::env::temp_dir().join(format!("dienhong-reindex-{}", std::process::id()));
-    let documents =
-        Documents::new(blobs, store.clone(), spool.clone(), 1).context("the spool folder")?;
+    let documents = Documents::new(
+        blobs,
+        store.clone(),
+        spool.clone(),
+        dienhong::documents::Limits::from(&config.documents),
+    )
+    .context("the spool folder")?;
     let dir = config.index_dir(&url);
     let index = SearchIndex::open(&dir).context("opening the search index")?;
     index.clear().context("emptying the search index")?;

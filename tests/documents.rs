@@ -89,7 +89,14 @@ struct Http<'a> {
     http: reqwest::Client,
 }
 
-impl Http<'_> {
+impl<'a> Http<'a> {
+    fn new(s: &'a Server) -> Http<'a> {
+        Http {
+            s,
+            http: reqwest::Client::new(),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!(
             "http://{}/api/sittings/{}{path}",
@@ -176,10 +183,7 @@ async fn real_files_go_up_and_come_back_byte_for_byte() {
 /// Uploads, publishes, reads back and supersedes real files; `blobs` is where the store keeps
 /// the bytes (to count them and to tamper with one).
 async fn round_trip(s: &Server, blobs: &std::path::Path) {
-    let h = Http {
-        s,
-        http: reqwest::Client::new(),
-    };
+    let h = Http::new(s);
     let clerk_token = s.login("CLERK1").await;
     let mut clerk = s.client_speaking("CLERK1", 2).await;
 
@@ -376,10 +380,7 @@ async fn round_trip(s: &Server, blobs: &std::path::Path) {
 #[tokio::test]
 async fn each_reader_gets_only_what_its_role_may_read() {
     let s = start_with(&[]).await;
-    let h = Http {
-        s: &s,
-        http: reqwest::Client::new(),
-    };
+    let h = Http::new(&s);
     let clerk_token = s.login("CLERK1").await;
     let mut clerk = s.client_speaking("CLERK1", 2).await;
     let levels = [
@@ -437,10 +438,7 @@ async fn each_reader_gets_only_what_its_role_may_read() {
 #[tokio::test]
 async fn bad_uploads_are_refused_and_nothing_is_kept() {
     let s = start_with(&[("DIENHONG__DOCUMENTS__MAX_UPLOAD_BYTES", "65536")]).await;
-    let h = Http {
-        s: &s,
-        http: reqwest::Client::new(),
-    };
+    let h = Http::new(&s);
     let token = s.login("CLERK1").await;
     let mut clerk = s.client_speaking("CLERK1", 2).await;
 
@@ -574,10 +572,7 @@ async fn search_until(h: &Http<'_>, token: Option<&str>, q: &str, want: usize) -
 #[tokio::test]
 async fn documents_are_found_by_vietnamese_typed_without_diacritics() {
     let s = start_with(&[]).await;
-    let h = Http {
-        s: &s,
-        http: reqwest::Client::new(),
-    };
+    let h = Http::new(&s);
     let clerk_token = s.login("CLERK1").await;
     let mut clerk = s.client_speaking("CLERK1", 2).await;
     let files = [
@@ -804,10 +799,7 @@ async fn the_same_round_trip_against_an_s3_bucket() {
     assert!(blob_files(&s).is_empty());
     // The search index read the files back from the bucket: both PDF versions and the DOCX
     // by their text.
-    let h = Http {
-        s: &s,
-        http: reqwest::Client::new(),
-    };
+    let h = Http::new(&s);
     let deputy = s.login("DB001").await;
     search_until(&h, Some(&deputy), "luat chuyen doi so", 3).await;
     s.stop().await;

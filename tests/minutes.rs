@@ -231,7 +231,11 @@ fn pdf_text(pdf: &[u8]) -> String {
                 std::env::var_os("DIENHONG_REQUIRE_POPPLER").is_none(),
                 "pdftotext (poppler-utils) is required here"
             );
-            dienhong::documents::extract::text(dienhong::documents::sniff::Kind::Pdf, pdf)
+            dienhong::documents::extract::text(
+                dienhong::documents::sniff::Kind::Pdf,
+                pdf,
+                usize::MAX,
+            )
         }
     };
     text.nfc().collect()

@@ -1,29 +1,28 @@
 //! The text of a stored file, for the search index: a PDF's text (through `pdf-extract`), the
 //! paragraphs of a DOCX or ODT, the cells of an XLSX, a text file as it is; nothing from an
 //! image. A file that cannot be read gives no text rather than an error: it is still found
-//! by its title. Runs on a blocking thread; at most [`MAX_TEXT_BYTES`] of text per file.
+//! by its title. Runs on a blocking thread; at most `max_bytes` of text per file (the
+//! `documents.index_text_bytes` setting).
 
 use super::sniff::Kind;
 use quick_xml::events::Event as Xml;
 use std::io::{Cursor, Read};
 
-/// Most text kept from one file.
-pub const MAX_TEXT_BYTES: usize = 4 * 1024 * 1024;
 /// Largest XML part read from an office file (a zip bomb stops here).
 const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The text of `bytes`, a file of this kind.
-pub fn text(kind: Kind, bytes: &[u8]) -> String {
+/// The text of `bytes`, a file of this kind: at most `max_bytes` of it.
+pub fn text(kind: Kind, bytes: &[u8], max_bytes: usize) -> String {
     let mut out = match kind {
         Kind::Pdf => pdf(bytes),
-        Kind::Docx => office(bytes, "word/document.xml", "t", "p"),
-        Kind::Odt => office(bytes, "content.xml", "", "p"),
-        Kind::Xlsx => office(bytes, "xl/sharedStrings.xml", "t", "si"),
+        Kind::Docx => office(bytes, "word/document.xml", "t", "p", max_bytes),
+        Kind::Odt => office(bytes, "content.xml", "", "p", max_bytes),
+        Kind::Xlsx => office(bytes, "xl/sharedStrings.xml", "t", "si", max_bytes),
         Kind::Text => String::from_utf8_lossy(bytes).into_owned(),
         Kind::Png | Kind::Jpeg => String::new(),
     };
-    if out.len() > MAX_TEXT_BYTES {
-        let mut cut = MAX_TEXT_BYTES;
+    if out.len() > max_bytes {
+        let mut cut = max_bytes;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -43,7 +42,7 @@ fn pdf(bytes: &[u8]) -> String {
 
 /// The text in one XML part of a ZIP container: the character data inside elements named
 /// `text_tag` (any element when empty), with a line break after each `block_tag`.
-fn office(bytes: &[u8], part: &str, text_tag: &str, block_tag: &str) -> String {
+fn office(bytes: &[u8], part: &str, text_tag: &str, block_tag: &str, max_bytes: usize) -> String {
     let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
         return String::new();
     };
@@ -106,7 +105,7 @@ fn office(bytes: &[u8], part: &str, text_tag: &str, block_tag: &str) -> String {
             Ok(Xml::Eof) | Err(_) => break,
             Ok(_) => {}
         }
-        if out.len() > MAX_TEXT_BYTES {
+        if out.len() > max_bytes {
             break;
         }
         buf.clear();
@@ -118,6 +117,14 @@ fn office(bytes: &[u8], part: &str, text_tag: &str, block_tag: &str) -> String {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    const LIMIT: usize = 1 << 20;
+
+    #[test]
+    fn text_stops_at_the_limit_on_a_character_boundary() {
+        let t = text(Kind::Text, "ờ".repeat(100).as_bytes(), 10);
+        assert_eq!(t, "ờờờ");
+    }
 
     fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
@@ -139,17 +146,20 @@ mod tests {
             "word/document.xml",
             r#"<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>Luật Chuyển </w:t></w:r><w:r><w:t>đổi số</w:t></w:r></w:p><w:p><w:r><w:t>Điều 1 &amp; 2</w:t></w:r></w:p></w:body></w:document>"#,
         )]);
-        assert_eq!(text(Kind::Docx, &docx), "Luật Chuyển đổi số\nĐiều 1 & 2\n");
+        assert_eq!(
+            text(Kind::Docx, &docx, LIMIT),
+            "Luật Chuyển đổi số\nĐiều 1 & 2\n"
+        );
         let odt = zip_of(&[(
             "content.xml",
             r#"<office:document-content xmlns:office="o" xmlns:text="t"><office:body><office:text><text:p>Báo cáo<text:s/>thẩm tra</text:p></office:text></office:body></office:document-content>"#,
         )]);
-        assert_eq!(text(Kind::Odt, &odt), "Báo cáo thẩm tra\n");
+        assert_eq!(text(Kind::Odt, &odt, LIMIT), "Báo cáo thẩm tra\n");
         let xlsx = zip_of(&[(
             "xl/sharedStrings.xml",
             r#"<sst xmlns="s"><si><t>Ngân sách</t></si><si><t>Hà Nội</t></si></sst>"#,
         )]);
-        assert_eq!(text(Kind::Xlsx, &xlsx), "Ngân sách\nHà Nội\n");
+        assert_eq!(text(Kind::Xlsx, &xlsx, LIMIT), "Ngân sách\nHà Nội\n");
     }
 
     #[test]
@@ -166,9 +176,10 @@ mod tests {
             "Trang {page}/{pages}",
         )
         .expect("pdf");
-        let got: String =
-            unicode_normalization::UnicodeNormalization::nfc(text(Kind::Pdf, &bytes).as_str())
-                .collect();
+        let got: String = unicode_normalization::UnicodeNormalization::nfc(
+            text(Kind::Pdf, &bytes, LIMIT).as_str(),
+        )
+        .collect();
         for want in [
             "Tờ trình dự án Luật Chuyển đổi số",
             "Phạm vi điều chỉnh",
@@ -181,9 +192,9 @@ mod tests {
 
     #[test]
     fn unreadable_files_give_no_text() {
-        assert_eq!(text(Kind::Docx, b"PK\x03\x04 not a zip"), "");
-        assert_eq!(text(Kind::Pdf, b"%PDF-1.4 broken"), "");
-        assert_eq!(text(Kind::Png, b"\x89PNG"), "");
-        assert_eq!(text(Kind::Text, "Ghi chú".as_bytes()), "Ghi chú");
+        assert_eq!(text(Kind::Docx, b"PK\x03\x04 not a zip", LIMIT), "");
+        assert_eq!(text(Kind::Pdf, b"%PDF-1.4 broken", LIMIT), "");
+        assert_eq!(text(Kind::Png, b"\x89PNG", LIMIT), "");
+        assert_eq!(text(Kind::Text, "Ghi chú".as_bytes(), LIMIT), "Ghi chú");
     }
 }

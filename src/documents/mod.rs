@@ -22,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use sniff::{Head, Kind, TextCheck};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
 /// Why an upload was not kept.
@@ -60,7 +60,31 @@ pub struct Documents {
     blobs: BlobStore,
     store: Store,
     spool: PathBuf,
-    max_upload_bytes: u64,
+    limits: Limits,
+}
+
+/// The limits on documents (from the `[documents]` settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Most text indexed from one file, in bytes.
+    pub index_text_bytes: usize,
+    /// Longest search, in characters.
+    pub search_query_chars: usize,
+    /// Most hits answered to one search.
+    pub search_max_hits: usize,
+}
+
+impl From<&crate::config::DocumentsConfig> for Limits {
+    fn from(c: &crate::config::DocumentsConfig) -> Limits {
+        Limits {
+            max_upload_bytes: c.max_upload_bytes,
+            index_text_bytes: c.index_text_bytes,
+            search_query_chars: c.search_query_chars,
+            search_max_hits: c.search_max_hits,
+        }
+    }
 }
 
 /// Removes a spool file when dropped (an upload that failed or was cancelled halfway).
@@ -75,12 +99,13 @@ impl Drop for SpoolFile {
 }
 
 impl Documents {
-    /// Documents kept in `blobs`, recorded in `store`, spooled under `spool` (cleared now).
+    /// Documents kept in `blobs`, recorded in `store`, spooled under `spool` (cleared now),
+    /// within `limits`.
     pub fn new(
         blobs: BlobStore,
         store: Store,
         spool: PathBuf,
-        max_upload_bytes: u64,
+        limits: Limits,
     ) -> Result<Documents, std::io::Error> {
         if spool.exists() {
             std::fs::remove_dir_all(&spool)?;
@@ -90,7 +115,7 @@ impl Documents {
             blobs,
             store,
             spool,
-            max_upload_bytes,
+            limits,
         })
     }
 
@@ -99,9 +124,9 @@ impl Documents {
         &self.blobs
     }
 
-    /// Largest upload accepted.
-    pub fn max_upload_bytes(&self) -> u64 {
-        self.max_upload_bytes
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Receives an upload: spools it while hashing it and counting its bytes (cut off past
@@ -122,9 +147,9 @@ impl Documents {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
             size += chunk.len() as u64;
-            if size > self.max_upload_bytes {
+            if size > self.limits.max_upload_bytes {
                 return Err(UploadError::TooLarge {
-                    limit: self.max_upload_bytes,
+                    limit: self.limits.max_upload_bytes,
                 });
             }
             if first.len() < 16 {
@@ -256,20 +281,6 @@ impl Documents {
     }
 }
 
-/// The folder beside a SQLite database file (`<db>-<suffix>`), or `dienhong-<suffix>` in the
-/// working directory for PostgreSQL or an in-memory database.
-pub fn beside_database(database_url: &str, suffix: &str) -> PathBuf {
-    let file = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest))
-        .filter(|f| !f.is_empty() && !f.contains(":memory:"));
-    match file {
-        Some(f) => PathBuf::from(format!("{f}-{suffix}")),
-        None => Path::new(".").join(format!("dienhong-{suffix}")),
-    }
-}
-
 /// Why indexing stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -367,7 +378,8 @@ impl Documents {
                 return String::new();
             }
         };
-        tokio::task::spawn_blocking(move || extract::text(kind, &bytes))
+        let max = self.limits.index_text_bytes;
+        tokio::task::spawn_blocking(move || extract::text(kind, &bytes, max))
             .await
             .unwrap_or_default()
     }

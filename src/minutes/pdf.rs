@@ -5,7 +5,7 @@
 
 use super::render::{
     Lang, RenderError, Words, choice, duration, ended, kind, local_time, location, method, percent,
-    rule, words,
+    rule, tallies, words,
 };
 use super::{Minutes, Vote, VoteOutcome};
 use crate::pdf::Block;
@@ -227,15 +227,7 @@ fn vote(b: &mut Vec<Block>, w: &Words, lang: Lang, v: &Vote) {
                 w.present,
                 result.present
             )));
-            for (label, count, bp) in [
-                (w.yes, result.tally.yes, result.yes_bp_of_members),
-                (w.no, result.tally.no, result.no_bp_of_members),
-                (
-                    w.abstain,
-                    result.tally.abstain,
-                    result.abstain_bp_of_members,
-                ),
-            ] {
+            for (label, count, bp) in tallies(w, result) {
                 b.push(Block::Text(format!(
                     "{label}: {count} ({} {})",
                     percent(bp),

@@ -338,6 +338,15 @@ pub(super) fn rule(lang: Lang, r: PassRule) -> &'static str {
 }
 
 /// Basis points as a percentage with two decimals.
+/// A closed vote's three counts, each with its label and its share of the membership.
+pub(super) fn tallies(w: &Words, r: &crate::sitting::VoteResult) -> [(&'static str, u32, u32); 3] {
+    [
+        (w.yes, r.tally.yes, r.yes_bp_of_members),
+        (w.no, r.tally.no, r.no_bp_of_members),
+        (w.abstain, r.tally.abstain, r.abstain_bp_of_members),
+    ]
+}
+
 pub(super) fn percent(bp: u32) -> String {
     format!("{}.{:02} %", bp / 100, bp % 100)
 }
@@ -589,15 +598,7 @@ fn vote_html(o: &mut String, w: &Words, lang: Lang, v: &Vote) {
                 w.present,
                 result.present
             );
-            for (label, count, bp) in [
-                (w.yes, result.tally.yes, result.yes_bp_of_members),
-                (w.no, result.tally.no, result.no_bp_of_members),
-                (
-                    w.abstain,
-                    result.tally.abstain,
-                    result.abstain_bp_of_members,
-                ),
-            ] {
+            for (label, count, bp) in tallies(w, result) {
                 let _ = writeln!(
                     o,
                     "<dt>{label}</dt><dd>{count} ({} {})</dd>",

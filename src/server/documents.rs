@@ -43,11 +43,6 @@ pub(super) fn router() -> Router<Arc<App>> {
         .route("/api/search", get(search))
 }
 
-/// Longest search, in characters.
-const MAX_QUERY_CHARS: usize = 200;
-/// Most hits answered.
-const MAX_HITS: usize = 50;
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
@@ -85,12 +80,13 @@ async fn search(
 ) -> Result<axum::Json<SearchAnswer>, ApiError> {
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let limits = app.documents().limits();
     let words = q.q.trim();
-    if words.is_empty() || words.chars().count() > MAX_QUERY_CHARS {
+    if words.is_empty() || words.chars().count() > limits.search_query_chars {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            format!("q must be 1 to {MAX_QUERY_CHARS} characters"),
+            format!("q must be 1 to {} characters", limits.search_query_chars),
         ));
     }
     // Anyone may search the public documents; a token shows what its roles may read.
@@ -114,7 +110,7 @@ async fn search(
         media_type: q.media_type,
         from: q.from,
         to: q.to,
-        limit: q.limit.unwrap_or(20).clamp(1, MAX_HITS),
+        limit: q.limit.unwrap_or(20).clamp(1, limits.search_max_hits),
     };
     let searching = app.clone();
     let found = tokio::task::spawn_blocking(move || {
@@ -241,14 +237,13 @@ async fn upload(
         ));
     }
     let docs = documents(&app);
+    let limit = docs.limits().max_upload_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > docs.max_upload_bytes()) {
-        return Err(upload_error(UploadError::TooLarge {
-            limit: docs.max_upload_bytes(),
-        }));
+    if declared.is_some_and(|n| n > limit) {
+        return Err(upload_error(UploadError::TooLarge { limit }));
     }
     let record = docs
         .receive(body.into_data_stream().boxed(), super::now_millis())
@@ -402,14 +397,7 @@ async fn download(
             "blob_missing",
             "the file of this document is not in the store",
         ),
-        other => {
-            tracing::error!(error = %other, "download: blob store failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "the file could not be read; try again",
-            )
-        }
+        other => unreadable(&other),
     })?;
     let size = match &checked {
         Checked::InMemory(b) => b.len() as u64,
@@ -457,18 +445,24 @@ async fn download(
             Body::from(b.slice(s..e))
         }
         Checked::Large { .. } => {
-            let stream = blobs.stream(&v.sha256, part).await.map_err(|e| {
-                tracing::error!(error = %e, "download: blob store failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
-                    "the file could not be read; try again",
-                )
-            })?;
+            let stream = blobs
+                .stream(&v.sha256, part)
+                .await
+                .map_err(|e| unreadable(&e))?;
             Body::from_stream(stream)
         }
     };
     Ok((status, out, body).into_response())
+}
+
+/// A blob store that failed while reading (logged; the caller may try again).
+fn unreadable(e: &BlobError) -> ApiError {
+    tracing::error!(error = %e, "download: blob store failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "the file could not be read; try again",
+    )
 }
 
 #[derive(Serialize)]

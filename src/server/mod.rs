@@ -160,7 +160,7 @@ impl App {
                 blobs,
                 store.clone(),
                 config.spool_dir(),
-                config.documents.max_upload_bytes,
+                crate::documents::Limits::from(&config.documents),
             )
             .map_err(StartError::Spool)?,
         );
