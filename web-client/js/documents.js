@@ -97,7 +97,10 @@ export async function searchDocuments(auth, words, sitting) {
 /// button that opens each file. Built from text nodes only: nothing from the server is HTML.
 export function mountSearchCard(root, client, notice) {
   let hits = null;
-  let status = "";
+  // What to say about the last search, translated when shown (the language may change).
+  let status = null;
+  const statusText = () => (status == null ? ""
+    : status === "searchCount" ? t("searchCount").replace("{n}", String(hits ? hits.length : 0)) : t(status));
   const input = h("input", { type: "search", id: "search-words", name: "q", maxlength: "200", autocomplete: "off", enterkeyhint: "search" });
   const only = h("input", { type: "checkbox", id: "search-sitting", checked: true });
   const render = () => {
@@ -122,14 +125,14 @@ export function mountSearchCard(root, client, notice) {
         ev.preventDefault();
         const words = input.value.trim();
         if (!words) return;
-        status = t("searching");
+        status = "searching";
         render();
         try {
           hits = await searchDocuments(client.auth, words, only.checked ? client.sitting : null);
-          status = hits.length ? t("searchCount").replace("{n}", String(hits.length)) : t("searchNone");
+          status = hits.length ? "searchCount" : "searchNone";
         } catch (_) {
           hits = null;
-          status = t("searchFailed");
+          status = "searchFailed";
         }
         render();
       },
@@ -140,7 +143,7 @@ export function mountSearchCard(root, client, notice) {
     fill(root,
       h("h2", { id: "search-title" }, t("searchDocs")),
       form,
-      h("p", { id: "search-status", role: "status", class: "muted" }, status),
+      h("p", { id: "search-status", role: "status", class: "muted" }, statusText()),
       results);
   };
   render();
