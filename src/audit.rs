@@ -102,6 +102,26 @@ pub enum AuditEntry {
         /// The head it signed.
         seq: u64,
     },
+    /// A sitting was created while the server ran.
+    SittingCreated {
+        /// Who.
+        actor: ActorId,
+        /// Which.
+        sitting: SittingId,
+    },
+    /// A range of a sitting's log was asked to be delivered to a webhook again.
+    WebhookReplay {
+        /// Who.
+        actor: ActorId,
+        /// The endpoint.
+        endpoint: String,
+        /// Where.
+        sitting: SittingId,
+        /// The first sequence number.
+        first: u64,
+        /// The last.
+        last: u64,
+    },
 }
 
 impl AuditEntry {

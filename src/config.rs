@@ -285,6 +285,53 @@ pub struct Config {
     pub trust: TrustConfig,
     /// Uploaded documents.
     pub documents: DocumentsConfig,
+    /// Outside systems told of what happens.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhooks: outside systems (the Government portal, the broadcaster's captions, the
+/// archive) told of every event they asked for, signed, in order, at least once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// The first wait after a failed delivery, in seconds (it doubles on each failure).
+    pub retry_min_secs: u64,
+    /// The longest wait between tries, in seconds.
+    pub retry_max_secs: u64,
+    /// How long a receiver may take to answer, in seconds.
+    pub timeout_secs: u64,
+    /// A PEM file of the certificate authorities receivers' certificates are checked
+    /// against, beside the public ones (empty: the public ones only).
+    pub ca_file: String,
+    /// The endpoints.
+    pub endpoints: Vec<WebhookEndpoint>,
+}
+
+/// One receiver of webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// A short name, unique, used in the delivery log and the API (`archive`).
+    pub id: String,
+    /// Where deliveries are POSTed (`https://…`; `http://` only to this machine).
+    pub url: String,
+    /// The shared secret deliveries are signed with (at least 16 bytes).
+    pub secret: String,
+    /// The event kinds it receives (`vote_closed`, `sitting_opened`, …), or `["*"]`.
+    #[serde(default = "every_kind")]
+    pub events: Vec<String>,
+    /// Whose view of the sitting it gets: events about documents this role may not read are
+    /// not sent (`observer` by default: what the public may see).
+    #[serde(default = "observer")]
+    pub view: crate::sitting::Role,
+}
+
+fn every_kind() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn observer() -> crate::sitting::Role {
+    crate::sitting::Role::Observer
 }
 
 /// Uploaded documents: where they are kept and the limits on them.
@@ -332,6 +379,54 @@ pub struct TrustConfig {
 }
 
 impl Config {
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let w = &self.webhooks;
+        if w.retry_min_secs == 0 || w.retry_max_secs < w.retry_min_secs || w.timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "webhooks: retry_min_secs and timeout_secs must be positive, retry_max_secs at least retry_min_secs".into(),
+            ));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for e in &w.endpoints {
+            let id_ok = !e.id.is_empty()
+                && e.id.len() <= 64
+                && e.id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id_ok || !ids.insert(e.id.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks: endpoint id {:?} must be unique, 1 to 64 letters, digits, - or _",
+                    e.id
+                )));
+            }
+            let url = url::Url::parse(&e.url)
+                .map_err(|err| ConfigError::Invalid(format!("webhooks.{}: url: {err}", e.id)))?;
+            let local = matches!(
+                url.host_str(),
+                Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+            );
+            if !(url.scheme() == "https" || url.scheme() == "http" && local) {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks.{}: url must be https:// (http:// only to this machine)",
+                    e.id
+                )));
+            }
+            if e.secret.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks.{}: secret must be at least 16 bytes",
+                    e.id
+                )));
+            }
+            if e.events.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks.{}: events must name at least one kind, or \"*\"",
+                    e.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Loads the embedded defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         Self::load_with_env(file, std::env::vars())
@@ -367,6 +462,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.rules.validate().map_err(ConfigError::Invalid)?;
+        self.validate_webhooks()?;
         if self.writer.max_batch == 0 || self.writer.max_batch > 10_000 {
             return Err(ConfigError::Invalid(
                 "writer.max_batch must be 1 to 10000".into(),

@@ -7,13 +7,14 @@
 //! - [`store`]: the durable, hash-chained event log on sqlx (SQLite by default, PostgreSQL
 //!   by URL): append in one transaction, replay at start, verify the chain.
 //! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
-//!   routes, graceful shutdown.
+//!   routes (described by OpenAPI at `/api/openapi.json`), graceful shutdown.
 //! - [`audit`]: the audit trail (log-ins, refusals, logouts, clerk entries), hash-chained apart
 //!   from the sittings' logs.
 //! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets, passkeys
 //!   (WebAuthn) and the step-up of ballots.
 //! - [`checkpoint`]: ed25519-signed checkpoints of a log's head, and judging a log against one.
-//! - [`control`]: the WebSocket protocol and one session task per connection.
+//! - [`control`]: the WebSocket protocol, one session task per connection, and the path every
+//!   command takes (shared with the REST API, `POST /api/sittings/{id}/commands`).
 //! - [`media`]: the glue to the SFU (`dienhong-sfu`): roles to participants, the floor of
 //!   the sitting followed into forwarding, signalling for the WebSocket and WHIP/WHEP.
 //! - [`minutes`]: the minutes of a sitting made from its log, as JSON, HTML and CSV.
@@ -22,6 +23,8 @@
 //! - [`devcert`]: development certificates for trying the server over HTTPS on a LAN.
 //! - [`stages`]: where the control plane's time goes, per stage (`GET /healthz/stages`).
 //! - [`telemetry`]: metrics for Prometheus (`GET /metrics`).
+//! - [`webhooks`]: signed deliveries of events to outside systems, in order and at least
+//!   once, with a delivery log and replays.
 //!
 //! The binary (`src/main.rs`) only parses the command line and calls into these.
 
@@ -41,3 +44,4 @@ pub mod sitting;
 pub mod stages;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

@@ -1,5 +1,5 @@
 //! The `dienhong` command: `serve`, `demo` (serve with the demo sitting seeded), `verify`,
-//! `passwd`, `create-sitting` and `dev-cert`.
+//! `passwd`, `create-sitting`, `export`, `reindex`, `openapi` and `dev-cert`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -119,6 +119,8 @@ enum Cmd {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Print the OpenAPI description of the HTTP API (as served at `/api/openapi.json`).
+    Openapi,
     /// Walk every sitting's hash chain and the audit trail's; print `ok N events` or the first
     /// broken sequence number.
     /// With --checkpoint, also check the log against signed checkpoints kept elsewhere.
@@ -193,6 +195,10 @@ fn main() -> ExitCode {
             } => verify(config, database, sitting).await,
             Cmd::Passwd { code, database } => passwd(config, code, database).await,
             Cmd::Reindex { database } => reindex(config, database).await,
+            Cmd::Openapi => {
+                println!("{}", dienhong::server::openapi_description());
+                Ok(ExitCode::SUCCESS)
+            }
             Cmd::Export {
                 sitting,
                 format,

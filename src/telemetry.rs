@@ -144,7 +144,17 @@ pub fn message_sent() {
     hot().sent.increment(1);
 }
 
-/// A command's outcome.
+/// A webhook delivery attempt and whether the receiver took it.
+pub fn webhook(endpoint: &str, delivered: bool) {
+    metrics::counter!(
+        "dienhong_webhook_attempts_total",
+        "endpoint" => endpoint.to_owned(),
+        "outcome" => if delivered { "delivered" } else { "failed" }
+    )
+    .increment(1);
+}
+
+/// A command and how it ended.
 pub fn command(name: &'static str, outcome: &'static str) {
     metrics::counter!("dienhong_commands_total", "command" => name, "outcome" => outcome)
         .increment(1);

@@ -76,6 +76,7 @@ async fn a_sitting_runs_across_chair_deputies_and_clerk_and_everyone_sees_every_
     let snap = s
         .app
         .sittings()
+        .into_iter()
         .next()
         .expect("sitting")
         .snapshot()
@@ -272,6 +273,7 @@ async fn a_retried_ballot_returns_the_original_outcome_and_counts_once() {
     let snap = s
         .app
         .sittings()
+        .into_iter()
         .next()
         .expect("sitting")
         .snapshot()

@@ -220,7 +220,7 @@ fn first_after(log: &Log, who: u8, t: Instant) -> Option<Duration> {
 
 /// The deputy of the demo roster and the operator account of their delegation's site.
 fn deputy_and_site(s: &Server) -> (String, String) {
-    let handle = s.app.sittings().next().expect("demo sitting");
+    let handle = s.app.sittings().into_iter().next().expect("demo sitting");
     let deputy = handle
         .roster()
         .actor(&dienhong::sitting::ActorId::new("DB001"))

@@ -1,11 +1,13 @@
-//! The WebSocket control plane: the protocol (`protocol`), one task per connection
-//! (`session`), and the settings both use.
+//! The control plane: the WebSocket protocol (`protocol`), one task per connection
+//! (`session`), the path every command takes whatever brought it (`commands`, shared with
+//! the REST API), and the settings they use.
 //!
 //! A connection is authenticated at the handshake (bearer token, allowed Origin), then
 //! subscribes to a sitting: it gets a snapshot or the events after the sequence number it
 //! resumes from, then every committed event in order, with no gap and no duplicate. Commands
 //! carry a client id and are acknowledged only once durable.
 
+pub mod commands;
 pub mod protocol;
 pub mod session;
 

@@ -7,18 +7,15 @@
 //! A connection that falls further behind than the broadcast buffer is told to resync and
 //! gets a fresh snapshot, so a slow client never holds back the others or grows memory.
 
+use super::commands::valid_client_id;
 use super::protocol::{
     ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
 };
 use super::{Limits, TokenBucket};
-use crate::audit::AuditEntry;
 use crate::auth::Claims;
-use crate::auth::passkey::{BallotPurpose, StepUpProof, Verified};
-use crate::server::writer::{
-    Committed, event_entry, event_message_of, events_frame, withheld_entry,
-};
+use crate::server::writer::{Committed, event_message_of, events_frame, visible_entry};
 use crate::server::{App, SittingHandle, SubmitError};
-use crate::sitting::{self, ActorId, Millis, Role, SittingId};
+use crate::sitting::{ActorId, Millis, SittingId};
 use crate::stages::{self, Stage};
 use crate::telemetry;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
@@ -143,11 +140,6 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
     }
     tracing::debug!(actor = %actor, "connection closed");
     telemetry::connection(-1.0);
-}
-
-/// A client-chosen id (`command_id`, `request_id`): 1 to 64 printable ASCII characters.
-fn valid_client_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_COMMAND_ID_BYTES && id.chars().all(|c| c.is_ascii_graphic())
 }
 
 async fn next_offer(
@@ -362,76 +354,17 @@ impl Session {
                         .await;
                 }
                 let actor = self.claims.sub.clone();
-                let purpose = ballot_purpose(handle.id(), &actor, &command);
-                if step_up.is_some() && purpose.is_none() {
-                    return self
-                        .error(
-                            cid,
-                            sitting::Code::StepUpUnexpected.as_str(),
-                            "only a ballot takes a passkey confirmation".into(),
-                        )
-                        .await;
-                }
-                let clerk = self.claims.roles.contains(&Role::Clerk);
                 let app = self.app.clone();
                 self.in_flight.push(Box::pin(async move {
-                    // A command the actor may not give at all is refused by the rules, with
-                    // no passkey check (nor its audit entry) first.
-                    let permitted = handle
-                        .roster()
-                        .actor(&actor)
-                        .is_some_and(|a| sitting::role_permits(a, &command));
-                    let assurance = match (step_up, purpose) {
-                        (Some(proof), Some(purpose)) if permitted => {
-                            let checked =
-                                check_step_up(&app, &actor, &purpose, &proof, &command_id).await;
-                            match checked {
-                                Ok(a) => a,
-                                Err(r) => {
-                                    telemetry::command(command.kind(), r.code.as_str());
-                                    return (
-                                        command_id,
-                                        Err(SubmitError::Rejected(r)),
-                                        Instant::now(),
-                                    );
-                                }
-                            }
-                        }
-                        _ => sitting::Assurance::NONE,
-                    };
-                    // A document must name content that was uploaded, as it is.
-                    if permitted {
-                        let checked = app.documents().check_command(&command).await;
-                        let refused = match checked {
-                            Ok(()) => None,
-                            Err(Ok(r)) => {
-                                telemetry::command(command.kind(), r.code.as_str());
-                                Some(SubmitError::Rejected(r))
-                            }
-                            Err(Err(e)) => {
-                                tracing::error!(error = %e, "checking a document's upload failed");
-                                Some(SubmitError::Storage)
-                            }
-                        };
-                        if let Some(refused) = refused {
-                            return (command_id, Err(refused), Instant::now());
-                        }
-                    }
-                    // The wire name, for the audit trail and the metrics.
-                    let name = command.kind();
-                    let (outcome, answered) = handle
-                        .submit_timed(actor.clone(), Some(command_id.clone()), command, assurance)
-                        .await;
-                    telemetry::command(
-                        name,
-                        match &outcome {
-                            Ok(_) => "accepted",
-                            Err(SubmitError::Rejected(r)) => r.code.as_str(),
-                            Err(SubmitError::Storage) => "storage_unavailable",
-                            Err(SubmitError::Unavailable) => "unavailable",
-                        },
-                    );
-                    audit_outcome(&app, &actor, handle.id(), name, clerk, &outcome);
+                    let (outcome, answered) = super::commands::execute(
+                        &app,
+                        &handle,
+                        &actor,
+                        &command_id,
+                        command,
+                        step_up.map(|b| *b),
+                    )
+                    .await;
                     (command_id, outcome.map(|ack| ack.seq), answered)
                 }));
                 Ok(())
@@ -690,7 +623,7 @@ impl Session {
         resume_from: Option<u64>,
         epoch: Option<String>,
     ) -> Result<(), End> {
-        let Some(handle) = self.app.sitting(&SittingId::new(sitting)).cloned() else {
+        let Some(handle) = self.app.sitting(&SittingId::new(sitting)) else {
             return self
                 .error(None, "no_such_sitting", format!("no sitting {sitting:?}"))
                 .await;
@@ -764,14 +697,7 @@ impl Session {
             let entries: Vec<(u64, Arc<str>)> = page
                 .iter()
                 .filter(|e| until.is_none_or(|u| e.seq <= u))
-                .map(|e| {
-                    let text = if sitting::visible(&e.event, roles, &access) {
-                        event_entry(e.seq, e.at, &e.actor, &e.event)
-                    } else {
-                        withheld_entry(e.seq, e.at)
-                    };
-                    (e.seq, text)
-                })
+                .map(|e| (e.seq, visible_entry(e, roles, &access)))
                 .collect();
             let complete = entries.len() == page.len();
             self.send_entries(&entries).await?;
@@ -871,87 +797,6 @@ impl Session {
                 Err(End::Close(close_code::RESTART, "server restarting"))
             }
         }
-    }
-}
-
-/// Puts what the audit trail keeps of a command's outcome there: a refusal as not
-/// permitted, and every command a clerk got accepted.
-/// What a ballot command enters, for matching against its passkey confirmation.
-fn ballot_purpose(
-    sitting: &SittingId,
-    actor: &ActorId,
-    command: &sitting::Command,
-) -> Option<BallotPurpose> {
-    let (vote, deputy, choice) = match command {
-        sitting::Command::CastBallot { vote, choice } => (*vote, actor.clone(), *choice),
-        sitting::Command::RecordBallot {
-            vote,
-            deputy,
-            choice,
-            ..
-        } => (*vote, deputy.clone(), *choice),
-        _ => return None,
-    };
-    Some(BallotPurpose {
-        sitting: sitting.clone(),
-        vote,
-        deputy,
-        choice,
-    })
-}
-
-/// Checks a ballot's passkey confirmation, and records the check in the audit trail.
-async fn check_step_up(
-    app: &App,
-    actor: &ActorId,
-    purpose: &BallotPurpose,
-    proof: &StepUpProof,
-    command_id: &str,
-) -> Result<sitting::Assurance, sitting::Rejection> {
-    let checked = app
-        .passkeys()
-        .verify(actor, purpose, proof, command_id, now_millis())
-        .await;
-    let outcome = match &checked {
-        Ok(Verified::Fresh) => "given",
-        Ok(Verified::Retry) => "retry",
-        Err(r) => r.code.as_str(),
-    };
-    app.audit(AuditEntry::StepUp {
-        actor: actor.clone(),
-        sitting: purpose.sitting.clone(),
-        vote: purpose.vote.0,
-        deputy: purpose.deputy.clone(),
-        outcome: outcome.to_owned(),
-        credential: checked.is_ok().then(|| proof.credential.id.clone()),
-    });
-    checked.map(|_| sitting::Assurance::STEPPED_UP)
-}
-
-fn audit_outcome(
-    app: &App,
-    actor: &ActorId,
-    sitting: &SittingId,
-    command: &str,
-    clerk: bool,
-    outcome: &Result<crate::server::Ack, SubmitError>,
-) {
-    match outcome {
-        Err(SubmitError::Rejected(r)) if r.code == sitting::Code::NotPermitted => {
-            app.audit(AuditEntry::Refused {
-                actor: actor.clone(),
-                sitting: sitting.clone(),
-                command: command.to_owned(),
-                code: r.code.as_str().to_owned(),
-            });
-        }
-        Ok(ack) if clerk => app.audit(AuditEntry::ClerkEntry {
-            actor: actor.clone(),
-            sitting: sitting.clone(),
-            command: command.to_owned(),
-            seq: ack.seq,
-        }),
-        _ => {}
     }
 }
 

@@ -19,7 +19,7 @@ use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessi
 use dienhong_sfu::load::{LoadReport, LoadTuning};
 use dienhong_sfu::routing::Tuning;
 use dienhong_sfu::routing::{Kind, ParticipantId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
@@ -128,11 +128,50 @@ pub fn speaker_of(
     (Some(ParticipantId(deputy.0.clone())), site)
 }
 
+/// The sittings as the media plane reads them (sittings are added while the server runs).
+pub type SittingList = Arc<dyn Fn() -> Vec<SittingHandle> + Send + Sync>;
+
+/// The sitting the SFU should follow: the configured one if it exists; else a sitting in
+/// session (open or suspended); else the first scheduled one; else, when every sitting is
+/// closed, the one it follows now (its participants keep their media), or the last.
+pub fn choose_sitting(
+    sittings: &[(SittingId, Phase)],
+    configured: Option<&SittingId>,
+    current: Option<&SittingId>,
+) -> Option<SittingId> {
+    if let Some(c) = configured {
+        return sittings
+            .iter()
+            .find(|(id, _)| id == c)
+            .map(|(id, _)| id.clone());
+    }
+    let in_session = |p: &Phase| matches!(p, Phase::Open | Phase::Suspended);
+    // A sitting in session keeps the SFU while another is also in session.
+    if let Some(c) = current
+        && sittings.iter().any(|(id, p)| id == c && in_session(p))
+    {
+        return Some(c.clone());
+    }
+    sittings
+        .iter()
+        .find(|(_, p)| in_session(p))
+        .or_else(|| sittings.iter().find(|(_, p)| *p == Phase::Scheduled))
+        .map(|(id, _)| id.clone())
+        .or_else(|| current.cloned())
+        .or_else(|| sittings.last().map(|(id, _)| id.clone()))
+}
+
+/// The sitting the SFU follows now and its roster.
+#[derive(Debug, Clone, Default)]
+struct Following {
+    sitting: Option<SittingId>,
+    roster: Arc<Roster>,
+}
+
 /// The server's media plane.
 pub struct Media {
     driver: Driver,
-    sitting: SittingId,
-    roster: Roster,
+    following: std::sync::RwLock<Following>,
     ice_servers: Vec<IceServerConfig>,
     max_sdp_bytes: usize,
     max_legs: usize,
@@ -178,28 +217,19 @@ pub fn expired(
 const LEVELS_EVERY: std::time::Duration = std::time::Duration::from_millis(300);
 
 impl Media {
-    /// Starts the SFU on the first free port of the configured range and follows the floor
-    /// of the configured sitting (or the first not closed). `None` when disabled or when
-    /// there is no sitting to follow.
+    /// Starts the SFU on the first free port of the configured range, following the floor
+    /// of the sitting [`choose_sitting`] picks, and moving to another as sittings open,
+    /// close and are added (`changes`). `None` when disabled.
     pub fn start(
         config: &MediaConfig,
-        sittings: &BTreeMap<SittingId, SittingHandle>,
+        sittings: SittingList,
+        changes: watch::Receiver<u64>,
         stop: watch::Receiver<bool>,
     ) -> Result<Option<Arc<Media>>, MediaStartError> {
         if !config.enabled {
             return Ok(None);
         }
-        let handle = if config.sitting.is_empty() {
-            sittings
-                .values()
-                .find(|h| h.summary().phase != Phase::Closed)
-        } else {
-            sittings.get(&SittingId::new(&config.sitting))
-        };
-        let Some(handle) = handle.cloned() else {
-            tracing::warn!("media plane idle: no sitting to follow");
-            return Ok(None);
-        };
+        let configured = (!config.sitting.is_empty()).then(|| SittingId::new(&config.sitting));
         let advertise = config.public_ip().map_err(MediaStartError::Config)?;
         let load = LoadTuning {
             high: config.shed_above,
@@ -217,7 +247,6 @@ impl Media {
         tracing::info!(
             udp = %driver.local_addr(),
             publishers_udp = %driver.priority_addr(),
-            sitting = %handle.id(),
             "media plane listening"
         );
         if advertise.is_none() && config.bind_ip.is_unspecified() {
@@ -227,8 +256,7 @@ impl Media {
         }
         let media = Arc::new(Media {
             driver,
-            sitting: handle.id().clone(),
-            roster: handle.roster().clone(),
+            following: std::sync::RwLock::new(Following::default()),
             ice_servers: config.ice_servers.clone(),
             max_sdp_bytes: config.max_sdp_bytes,
             max_legs: config.max_legs_per_actor,
@@ -238,7 +266,13 @@ impl Media {
             resources: Mutex::new(HashMap::new()),
         });
         tokio::spawn(watch_legs(media.clone(), stop.clone()));
-        tokio::spawn(follow_floor(media.clone(), handle, stop.clone()));
+        tokio::spawn(follow(
+            media.clone(),
+            sittings,
+            configured,
+            changes,
+            stop.clone(),
+        ));
         tokio::spawn(sample_levels(media.clone(), stop));
         Ok(Some(media))
     }
@@ -253,9 +287,40 @@ impl Media {
         self.driver.load()
     }
 
-    /// The sitting whose floor the SFU follows.
-    pub fn sitting(&self) -> &SittingId {
-        &self.sitting
+    /// The sitting whose floor the SFU follows, if any.
+    pub fn sitting(&self) -> Option<SittingId> {
+        self.following().sitting
+    }
+
+    fn following(&self) -> Following {
+        self.following.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    fn roster(&self) -> Arc<Roster> {
+        self.following().roster
+    }
+
+    /// Follows `handle`'s sitting from now: its roster decides who is what, and every media
+    /// connection of the sitting followed before is closed (its clients connect again).
+    async fn switch_to(&self, handle: &SittingHandle) {
+        if let Ok(mut f) = self.following.write() {
+            *f = Following {
+                sitting: Some(handle.id().clone()),
+                roster: Arc::new(handle.roster().clone()),
+            };
+        }
+        let open: Vec<(ActorId, LegId)> = self
+            .legs
+            .lock()
+            .map(|l| l.iter().map(|(leg, a)| (a.clone(), *leg)).collect())
+            .unwrap_or_default();
+        for (actor, leg) in &open {
+            let _ = self.close(actor, *leg).await;
+        }
+        if let Ok(mut r) = self.resources.lock() {
+            r.clear();
+        }
+        tracing::info!(sitting = %handle.id(), closed = open.len(), "the media plane follows another sitting");
     }
 
     /// The SFU's UDP address for receivers (publishers get the next port).
@@ -269,10 +334,13 @@ impl Media {
     }
 
     fn participant(&self, actor: &ActorId) -> Result<(ParticipantId, Kind, bool), MediaError> {
-        let (kind, presiding) = participant_of(&self.roster, actor).ok_or_else(|| {
+        let f = self.following();
+        let Some(sitting) = f.sitting else {
+            return Err(MediaError::Disabled);
+        };
+        let (kind, presiding) = participant_of(&f.roster, actor).ok_or_else(|| {
             MediaError::NotPermitted(format!(
-                "{actor} is not in the roster of the sitting {}",
-                self.sitting
+                "{actor} is not in the roster of the sitting {sitting}"
             ))
         })?;
         Ok((ParticipantId(actor.0.clone()), kind, presiding))
@@ -413,16 +481,16 @@ impl Media {
         participant: &ActorId,
         muted: bool,
     ) -> Result<(), MediaError> {
-        let presiding = self.roster.actor(actor).is_some_and(|a| a.presides());
+        let roster = self.roster();
+        let presiding = roster.actor(actor).is_some_and(|a| a.presides());
         if !presiding {
             return Err(MediaError::NotPermitted(
                 "only the chair or a vice-chair mutes microphones".into(),
             ));
         }
-        if self.roster.actor(participant).is_none() {
+        if roster.actor(participant).is_none() {
             return Err(MediaError::NotPermitted(format!(
-                "{participant} is not in the roster of the sitting {}",
-                self.sitting
+                "{participant} is not in the roster of the sitting followed"
             )));
         }
         tracing::info!(actor = %actor, participant = %participant, muted, "console mute");
@@ -518,7 +586,7 @@ impl Media {
 
     /// Whether `actor` presides (and so sees who is talking).
     pub fn presides(&self, actor: &ActorId) -> bool {
-        self.roster.actor(actor).is_some_and(|a| a.presides())
+        self.roster().actor(actor).is_some_and(|a| a.presides())
     }
 
     /// The SFU itself (tests and metrics read its counters).
@@ -647,35 +715,77 @@ async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
 
 /// Follows the floor of the sitting into the SFU: on every commit, if the floor holder
 /// changed, the SFU forwards the new speaker from its next packet.
-async fn follow_floor(media: Arc<Media>, handle: SittingHandle, mut stop: watch::Receiver<bool>) {
-    let mut commits = handle.subscribe();
-    let mut current: Option<Option<(ActorId, Option<Location>)>> = None;
+/// Follows the sitting [`choose_sitting`] picks, and its floor into the SFU's forwarding:
+/// woken by the followed sitting's commits, by sittings being added, and every second (a
+/// sitting opening or closing elsewhere changes the pick).
+async fn follow(
+    media: Arc<Media>,
+    sittings: SittingList,
+    configured: Option<SittingId>,
+    mut changes: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut current: Option<SittingHandle> = None;
+    let mut commits: Option<broadcast::Receiver<Arc<crate::server::Committed>>> = None;
+    let mut shown: Option<Option<(ActorId, Option<Location>)>> = None;
     loop {
-        let floor = handle
-            .summary()
-            .floor
-            .as_ref()
-            .map(|f| (ActorId::new(&f.deputy), f.location));
-        if current.as_ref() != Some(&floor) {
-            let (deputy, site) = speaker_of(
-                &media.roster,
-                floor.as_ref().map(|(d, _)| d),
-                floor.as_ref().and_then(|(_, l)| *l),
-            );
-            tracing::info!(speaker = ?deputy.as_ref().map(|p| &p.0), site = ?site.as_ref().map(|p| &p.0), "floor → media");
-            if media.driver.set_speaker(deputy, site).await.is_err() {
-                tracing::error!("the media driver stopped; the floor is no longer followed");
-                return;
+        let list = sittings();
+        let phases: Vec<(SittingId, Phase)> = list
+            .iter()
+            .map(|h| (h.id().clone(), h.summary().phase))
+            .collect();
+        let pick = choose_sitting(
+            &phases,
+            configured.as_ref(),
+            current.as_ref().map(|h| h.id()),
+        );
+        if pick.as_ref() != current.as_ref().map(|h| h.id())
+            && let Some(h) = pick
+                .as_ref()
+                .and_then(|id| list.iter().find(|h| h.id() == id))
+        {
+            media.switch_to(h).await;
+            commits = Some(h.subscribe());
+            current = Some(h.clone());
+            shown = None;
+        }
+        if let Some(handle) = &current {
+            let floor = handle
+                .summary()
+                .floor
+                .as_ref()
+                .map(|f| (ActorId::new(&f.deputy), f.location));
+            if shown.as_ref() != Some(&floor) {
+                let (deputy, site) = speaker_of(
+                    &media.roster(),
+                    floor.as_ref().map(|(d, _)| d),
+                    floor.as_ref().and_then(|(_, l)| *l),
+                );
+                tracing::info!(speaker = ?deputy.as_ref().map(|p| &p.0), site = ?site.as_ref().map(|p| &p.0), "floor → media");
+                if media.driver.set_speaker(deputy, site).await.is_err() {
+                    tracing::error!("the media driver stopped; the floor is no longer followed");
+                    return;
+                }
+                shown = Some(floor);
             }
-            current = Some(floor);
         }
         tokio::select! {
-            r = commits.recv() => match r {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
+            r = next_commit(&mut commits) => if let Err(broadcast::error::RecvError::Closed) = r {
+                commits = None;
             },
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+async fn next_commit(
+    rx: &mut Option<broadcast::Receiver<Arc<crate::server::Committed>>>,
+) -> Result<(), broadcast::error::RecvError> {
+    match rx {
+        Some(r) => r.recv().await.map(|_| ()),
+        None => std::future::pending().await,
     }
 }
 
@@ -716,6 +826,91 @@ mod tests {
             ],
         )
         .expect("roster")
+    }
+
+    #[test]
+    fn the_sfu_follows_the_configured_sitting_else_the_one_in_session_else_the_next() {
+        let id = SittingId::new;
+        let (a, b, c) = (id("a"), id("b"), id("c"));
+        use Phase::{Closed, Open, Scheduled, Suspended};
+        type Row<'a> = (
+            Vec<(SittingId, Phase)>,
+            Option<&'a SittingId>,
+            Option<&'a SittingId>,
+            Option<&'a SittingId>,
+        );
+        let table: Vec<Row> = vec![
+            // (sittings, configured, current) → followed
+            (
+                vec![
+                    (a.clone(), Closed),
+                    (b.clone(), Open),
+                    (c.clone(), Scheduled),
+                ],
+                None,
+                None,
+                Some(&b),
+            ),
+            (
+                vec![
+                    (a.clone(), Closed),
+                    (b.clone(), Scheduled),
+                    (c.clone(), Scheduled),
+                ],
+                None,
+                None,
+                Some(&b),
+            ),
+            (
+                vec![(a.clone(), Suspended), (b.clone(), Scheduled)],
+                None,
+                Some(&b),
+                Some(&a),
+            ),
+            // Two in session: the one followed keeps the SFU.
+            (
+                vec![(a.clone(), Open), (b.clone(), Open)],
+                None,
+                Some(&b),
+                Some(&b),
+            ),
+            // The followed one closed, the next opened: move.
+            (
+                vec![(a.clone(), Closed), (b.clone(), Open)],
+                None,
+                Some(&a),
+                Some(&b),
+            ),
+            // Every sitting closed: stay where it is.
+            (
+                vec![(a.clone(), Closed), (b.clone(), Closed)],
+                None,
+                Some(&a),
+                Some(&a),
+            ),
+            (
+                vec![(a.clone(), Closed), (b.clone(), Closed)],
+                None,
+                None,
+                Some(&b),
+            ),
+            (vec![], None, None, None),
+            // The configuration decides, whatever the phases.
+            (
+                vec![(a.clone(), Closed), (b.clone(), Open)],
+                Some(&a),
+                Some(&b),
+                Some(&a),
+            ),
+            (vec![(a.clone(), Open)], Some(&c), None, None),
+        ];
+        for (sittings, configured, current, expected) in table {
+            assert_eq!(
+                choose_sitting(&sittings, configured, current).as_ref(),
+                expected,
+                "{sittings:?}, configured {configured:?}, current {current:?}"
+            );
+        }
     }
 
     #[test]

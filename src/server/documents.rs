@@ -11,48 +11,51 @@ use crate::documents::range::{self, Answer};
 use crate::documents::sniff::Kind;
 use crate::documents::{Documents, UploadError};
 use crate::sitting::{self, ActorId, DocumentId, DocumentState, Role, SittingId};
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A document served as itself: nothing in it may run or load anything, except that a PDF
 /// may open in the browser's own viewer.
 const DOCUMENT_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; \
      object-src 'self'; frame-ancestors 'self'; base-uri 'none'";
 
-pub(super) fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route(
-            "/api/sittings/{id}/uploads",
-            post(upload).layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/api/sittings/{id}/documents/{doc}/versions/{version}",
-            get(download),
-        )
-        .route(
-            "/api/sittings/{id}/documents/{doc}/versions/{version}/link",
-            post(make_link),
-        )
-        .route("/api/search", get(search))
+pub(super) fn router() -> OpenApiRouter<Arc<App>> {
+    // An upload is limited by `documents.max_upload_bytes` as it streams, not by the
+    // server's small default for bodies.
+    let (schemas, paths, uploads) = routes!(upload);
+    OpenApiRouter::new()
+        .routes((schemas, paths, uploads.layer(DefaultBodyLimit::disable())))
+        .routes(routes!(download))
+        .routes(routes!(make_link))
+        .routes(routes!(search))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// The words, with or without diacritics.
     q: String,
+    /// Only this sitting.
     sitting: Option<String>,
+    /// Only this agenda item.
     item: Option<u32>,
+    /// Only this media type (`application/pdf`...).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     media_type: Option<String>,
+    /// Published at or after (milliseconds since 1970).
     from: Option<i64>,
+    /// Published at or before.
     to: Option<i64>,
+    /// At most this many hits.
     limit: Option<usize>,
 }
 
@@ -73,6 +76,17 @@ struct SearchAnswer {
 
 /// `GET /api/search?q=…`: documents of every sitting the caller may read (the public ones
 /// without a token), best first, each with a snippet of its text.
+#[utoipa::path(
+    get,
+    path = "/api/search",
+    tag = "documents",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Hits, best first, with a snippet each; without a token, public documents only", body = Object),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+    ),
+)]
 async fn search(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -217,6 +231,24 @@ fn upload_error(e: UploadError) -> ApiError {
 
 /// `POST /api/sittings/{id}/uploads`: the body is the file. Answers `201` with its hash,
 /// size and media type, which `publish_document` and `supersede_document` then name.
+#[utoipa::path(
+    post,
+    path = "/api/sittings/{id}/uploads",
+    tag = "documents",
+    params(("id" = String, Path, description = "The sitting")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    responses(
+        (status = 201, description = "`{sha256, size, media_type}`: what `publish_document` and `supersede_document` then name", body = Object),
+        (status = 400, description = "Empty or malformed", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Only a clerk of the sitting", body = ApiError),
+        (status = 404, description = "No such sitting, document or version (or not readable by the caller)", body = ApiError),
+        (status = 413, description = "Larger than `documents.max_upload_bytes`", body = ApiError),
+        (status = 415, description = "Not a PDF, DOCX, ODT, XLSX, text, PNG or JPEG file", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn upload(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -260,8 +292,9 @@ async fn upload(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DownloadQuery {
     /// A link's token, instead of a bearer token.
     link: Option<String>,
@@ -330,6 +363,24 @@ async fn readable_version(
     Ok((d.clone(), version))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sittings/{id}/documents/{doc}/versions/{version}",
+    tag = "documents",
+    params(("id" = String, Path, description = "The sitting"), ("doc" = u32, Path, description = "The document"), ("version" = u32, Path, description = "Its version, from 1"), DownloadQuery),
+    responses(
+        (status = 200, description = "The file, checked against its hash, with its name, `ETag` and `Accept-Ranges`", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 206, description = "The range asked for", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "The link is not for this version or caller, or has expired", body = ApiError),
+        (status = 404, description = "No such sitting, document or version (or not readable by the caller)", body = ApiError),
+        (status = 416, description = "The range is outside the file"),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn download(
     State(app): State<Arc<App>>,
     Path((id, doc, version)): Path<(String, u32, u32)>,
@@ -473,6 +524,18 @@ struct Link {
 
 /// `POST …/versions/{version}/link`: a link that opens this version for the caller for
 /// `documents.link_secs`.
+#[utoipa::path(
+    post,
+    path = "/api/sittings/{id}/documents/{doc}/versions/{version}/link",
+    tag = "documents",
+    params(("id" = String, Path, description = "The sitting"), ("doc" = u32, Path, description = "The document"), ("version" = u32, Path, description = "Its version, from 1")),
+    responses(
+        (status = 200, description = "A link that opens this version for the caller, for `documents.link_secs`", body = Object),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 404, description = "No such sitting, document or version (or not readable by the caller)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn make_link(
     State(app): State<Arc<App>>,
     Path((id, doc, version)): Path<(String, u32, u32)>,

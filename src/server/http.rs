@@ -12,15 +12,20 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// An error answered as JSON `{code, message}`; internals are logged, never sent.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct ApiError {
+    /// What went wrong, as a stable code.
+    #[schema(value_type = String)]
     code: &'static str,
+    /// For people.
     message: String,
     #[serde(skip)]
     status: StatusCode,
@@ -84,37 +89,57 @@ fn security_headers(tls: bool) -> Vec<(HeaderName, HeaderValue)> {
     headers
 }
 
+/// Every documented route (all but the WebSocket upgrade and the pages), with the OpenAPI
+/// description made from their annotations.
+pub(super) fn api(max_sdp_bytes: usize) -> OpenApiRouter<Arc<App>> {
+    super::openapi::frame()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(media_health))
+        .routes(routes!(stage_times))
+        .routes(routes!(metrics))
+        .routes(routes!(list_sittings))
+        .routes(routes!(one_sitting))
+        .routes(routes!(roster))
+        .routes(routes!(list_checkpoints, make_checkpoint))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(ws_ticket))
+        .routes(routes!(audit_trail))
+        .merge(super::rest::router())
+        .merge(super::webhooks::router())
+        .merge(super::sittings::router())
+        .merge(super::whip::router(max_sdp_bytes))
+        .merge(super::passkeys::router())
+        .merge(super::minutes::router())
+        .merge(super::documents::router())
+}
+
 pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
-    let max_sdp_bytes = app.max_sdp_bytes();
     let trace = tower_http::trace::TraceLayer::new_for_http().make_span_with(
         // Log the path only: the query string is nobody's business in a log.
         |req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         },
     );
+    let (api, spec) = api(app.max_sdp_bytes()).split_for_parts();
+    let spec: Arc<str> = Arc::from(spec.to_json().unwrap_or_default());
     let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/healthz/media", get(media_health))
-        .route("/healthz/stages", get(stage_times))
-        .route("/metrics", get(metrics))
-        .route("/api/sittings", get(list_sittings))
-        .route("/api/sittings/{id}", get(one_sitting))
-        .route("/api/sittings/{id}/roster", get(roster))
-        .route(
-            "/api/sittings/{id}/checkpoints",
-            get(list_checkpoints).post(make_checkpoint),
-        )
-        .route("/api/login", post(login))
-        .route("/api/logout", post(logout))
-        .route("/api/me", get(me))
-        .route("/api/ws-ticket", post(ws_ticket))
-        .route("/api/audit", get(audit_trail))
         .route("/ws", get(websocket))
-        .merge(super::whip::router(max_sdp_bytes))
-        .merge(super::passkeys::router())
-        .merge(super::minutes::router())
-        .merge(super::documents::router())
+        .route(
+            "/api/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        spec.to_string(),
+                    )
+                }
+            }),
+        )
+        .merge(api)
         .fallback(super::assets::serve)
         .layer(DefaultBodyLimit::max(16 * 1024));
     let mut router = router;
@@ -125,11 +150,28 @@ pub(super) fn router(app: Arc<App>, tls: bool) -> Router {
     router.layer(trace).with_state(app)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process is up", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The metrics in Prometheus' text format (see [`crate::telemetry`]).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format (`docs/operations.md`)", body = String, content_type = "text/plain"),
+        (status = 503, description = "Metrics are not exported by this process", body = ApiError),
+    ),
+)]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     if let Some(m) = app.media() {
         crate::telemetry::media(m.open_legs(), &m.load());
@@ -154,6 +196,15 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 /// The SFU's load for operators and monitoring: utilisation of its I/O thread, the
 /// capacity estimated from it (packets/s and receivers), what is shed, and legs open.
+#[utoipa::path(
+    get,
+    path = "/healthz/media",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{sitting, legs, load}`: the SFU's utilisation, estimated capacity and what it sheds", body = Object),
+        (status = 503, description = "The media plane is not running", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn media_health(State(app): State<Arc<App>>) -> Response {
     match app.media() {
         Some(m) => Json(serde_json::json!({
@@ -168,10 +219,27 @@ async fn media_health(State(app): State<Arc<App>>) -> Response {
 
 /// Where the control plane's time goes, per stage, since the server started
 /// ([`crate::stages`]): cumulative counts in fixed buckets, to be differenced by the reader.
+#[utoipa::path(
+    get,
+    path = "/healthz/stages",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{stages}`: cumulative counts per stage in fixed buckets", body = Object),
+    ),
+)]
 async fn stage_times() -> Response {
     Json(serde_json::json!({ "stages": crate::stages::snapshot() })).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready for traffic", body = String, content_type = "text/plain"),
+        (status = 503, description = "Starting or stopping", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.is_ready() {
         (StatusCode::OK, "ready").into_response()
@@ -180,10 +248,28 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sittings",
+    tag = "sittings",
+    responses(
+        (status = 200, description = "Every sitting's public summary (counts, never a ballot)", body = Vec<Object>),
+    ),
+)]
 async fn list_sittings(State(app): State<Arc<App>>) -> Json<Vec<Arc<Summary>>> {
-    Json(app.sittings().map(|s| s.summary()).collect())
+    Json(app.sittings().iter().map(|s| s.summary()).collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sittings/{id}",
+    tag = "sittings",
+    params(("id" = String, Path, description = "The sitting")),
+    responses(
+        (status = 200, description = "The sitting's public summary", body = Object),
+        (status = 404, description = "No such sitting", body = ApiError),
+    ),
+)]
 async fn one_sitting(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -199,6 +285,16 @@ async fn one_sitting(
         })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sittings/{id}/roster",
+    tag = "sittings",
+    params(("id" = String, Path, description = "The sitting")),
+    responses(
+        (status = 200, description = "Delegations and actors with their roles (fixed for the sitting; cacheable)", body = Object),
+        (status = 404, description = "No such sitting", body = ApiError),
+    ),
+)]
 async fn roster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let handle = app.sitting(&SittingId::new(id.clone())).ok_or_else(|| {
         ApiError::new(
@@ -215,7 +311,7 @@ async fn roster(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
         .into_response())
 }
 
-fn no_such_sitting(id: &str) -> ApiError {
+pub(super) fn no_such_sitting(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no_such_sitting",
@@ -234,6 +330,17 @@ pub(super) fn store_unavailable(e: crate::store::StoreError) -> ApiError {
 
 /// The signed checkpoints of a sitting's log (public: they hold hashes only, and anyone may
 /// check them, with `dienhong verify --checkpoint`, against the log later).
+#[utoipa::path(
+    get,
+    path = "/api/sittings/{id}/checkpoints",
+    tag = "record",
+    params(("id" = String, Path, description = "The sitting")),
+    responses(
+        (status = 200, description = "The signed checkpoints of the log (hashes only)", body = Vec<Object>),
+        (status = 404, description = "No such sitting", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+)]
 async fn list_checkpoints(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -250,6 +357,20 @@ async fn list_checkpoints(
 }
 
 /// Signs a checkpoint of the log's head now: for the chair, a vice-chair or a clerk.
+#[utoipa::path(
+    post,
+    path = "/api/sittings/{id}/checkpoints",
+    tag = "record",
+    params(("id" = String, Path, description = "The sitting")),
+    responses(
+        (status = 201, description = "A checkpoint of the head, signed now", body = Object),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Only the chair, a vice-chair or a clerk", body = ApiError),
+        (status = 404, description = "No such sitting", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn make_checkpoint(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -258,7 +379,7 @@ async fn make_checkpoint(
     let claims = authenticate(&app, bearer(&headers))?;
     let sitting = SittingId::new(id.clone());
     let handle = app.sitting(&sitting).ok_or_else(|| no_such_sitting(&id))?;
-    keeps_the_record(handle, &claims.sub, "ask for a checkpoint")?;
+    keeps_the_record(&handle, &claims.sub, "ask for a checkpoint")?;
     let head = handle.head().await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -287,37 +408,65 @@ async fn make_checkpoint(
     Ok((StatusCode::CREATED, Json(cp)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries after this number (0).
     after: Option<u64>,
+    /// At most this many (1,000; at most 10,000).
     limit: Option<u32>,
 }
 
 /// The audit trail, for the chair, a vice-chair or a clerk of any sitting: entries after
 /// `after` (0), at most `limit` (1,000, at most 10,000).
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "record",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Audit entries in order", body = Vec<Object>),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Only the chair, a vice-chair or a clerk", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn audit_trail(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Vec<crate::audit::AuditRecord>>, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
-    let may = app
-        .roles_of(&claims.sub)
-        .iter()
-        .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk));
-    if !may {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "not_permitted",
-            "only the chair, a vice-chair or a clerk may read the audit trail",
-        ));
-    }
+    keeps_a_record(&app, &claims.sub, "read the audit trail")?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     app.store()
         .audit_after(q.after.unwrap_or(0), limit)
         .await
         .map(Json)
         .map_err(store_unavailable)
+}
+
+/// Refuses, as `not_permitted`, anyone but the chair, a vice-chair or a clerk of some
+/// sitting from doing `what`.
+pub(super) fn keeps_a_record(
+    app: &App,
+    actor: &crate::sitting::ActorId,
+    what: &str,
+) -> Result<(), ApiError> {
+    let may = app
+        .roles_of(actor)
+        .iter()
+        .any(|r| matches!(r, Role::Chair | Role::ViceChair | Role::Clerk));
+    if may {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            format!("only the chair, a vice-chair or a clerk may {what}"),
+        ))
+    }
 }
 
 /// Refuses, as `not_permitted`, anyone but the sitting's chair, vice-chairs and clerks (who
@@ -343,33 +492,60 @@ pub(super) fn keeps_the_record(
     }
 }
 
-/// A JSON body, or `invalid_request` saying what is wrong with it.
+/// A JSON body, or `invalid_request` saying what is wrong with it (`too_large`, 413, past
+/// the route's limit on bodies).
 pub(super) fn json_body<T>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+    body.map(|Json(b)| b).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.body_text())
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+        }
+    })
 }
 
 pub(super) fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    /// The account's code (`DB001`, `CHAIR`, `CLERK1`...).
     code: String,
+    /// Its password.
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
     token: String,
+    /// The account.
     actor: String,
+    /// Its roles in any sitting (`chair`, `vice_chair`, `clerk`, `deputy`,
+    /// `site_operator`, `observer`).
+    #[schema(value_type = Vec<String>)]
     roles: Vec<Role>,
+    /// When the token ends, in milliseconds since 1970.
     expires_at: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/login",
+    tag = "accounts",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A bearer token", body = LoginResponse),
+        (status = 400, description = "Malformed body", body = ApiError),
+        (status = 401, description = "Wrong code or password", body = ApiError),
+        (status = 429, description = "Too many failed logins", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+)]
 async fn login(
     State(app): State<Arc<App>>,
     body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
@@ -454,6 +630,17 @@ pub(super) fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, Api
         .map_err(token_error)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/logout",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "The token is revoked, and the account's media connections closed"),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
     app.authority().logout(&claims).await.map_err(|e| {
@@ -470,6 +657,16 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Statu
 
 /// Who the bearer of this token is: pages ask on load, so an expired or revoked token sends
 /// the user back to log in instead of failing later in the middle of something.
+#[utoipa::path(
+    get,
+    path = "/api/me",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Who the bearer is", body = Me),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
     let claims = authenticate(&app, bearer(&headers))?;
     Ok(Json(Me {
@@ -479,10 +676,14 @@ async fn me(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Json<Me>,
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Me {
+    /// The account.
     actor: String,
+    /// Its roles in any sitting.
+    #[schema(value_type = Vec<String>)]
     roles: Vec<Role>,
+    /// When the token ends, in milliseconds since 1970.
     expires_at: i64,
 }
 
@@ -504,13 +705,26 @@ struct WsQuery {
     token: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TicketResponse {
+    /// Open `/ws?ticket=<ticket>` with it, once.
     ticket: String,
+    /// How long it works.
     expires_in_ms: i64,
 }
 
 /// A single-use ticket to open the WebSocket, for the bearer of a valid token.
+#[utoipa::path(
+    post,
+    path = "/api/ws-ticket",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "A single-use ticket to open `/ws` from a browser", body = TicketResponse),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn ws_ticket(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -7,20 +7,20 @@ use super::http::{ApiError, authenticate, bearer, keeps_the_record, store_unavai
 use crate::minutes::load::{LoadError, load};
 use crate::minutes::render::{self, Lang, Table};
 use crate::sitting::SittingId;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The minutes page holds no script and only its own inline styles.
 const MINUTES_CSP: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
 
-pub(super) fn router() -> Router<Arc<App>> {
-    Router::new().route("/api/sittings/{id}/minutes", get(minutes))
+pub(super) fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new().routes(routes!(minutes))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -32,14 +32,36 @@ enum Format {
     Pdf,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct MinutesQuery {
+    /// `html` (default), `json`, `csv` or `pdf`.
+    #[param(value_type = Option<String>)]
     format: Option<Format>,
+    /// `vi` (default) or `en`.
+    #[param(value_type = Option<String>)]
     lang: Option<Lang>,
+    /// For CSV: `attendance`, `speeches` or `roll_call`.
+    #[param(value_type = Option<String>)]
     table: Option<Table>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/sittings/{id}/minutes",
+    tag = "record",
+    params(("id" = String, Path, description = "The sitting"), MinutesQuery),
+    responses(
+        (status = 200, description = "The minutes (biên bản) as HTML, JSON, CSV (`table` = attendance, speeches or roll_call) or PDF", content((String = "text/html"), (Object = "application/json"), (String = "text/csv"), (Vec<u8> = "application/pdf"))),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Only the chair, a vice-chair or a clerk", body = ApiError),
+        (status = 404, description = "No such sitting, document or version (or not readable by the caller)", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn minutes(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -51,7 +73,7 @@ async fn minutes(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let sitting = SittingId::new(id);
     let handle = app.sitting(&sitting).ok_or_else(super::http::not_found)?;
-    keeps_the_record(handle, &claims.sub, "export the minutes")?;
+    keeps_the_record(&handle, &claims.sub, "export the minutes")?;
     let m = load(app.store(), &sitting, super::now_millis())
         .await
         .map_err(|e| match e {

@@ -9,9 +9,14 @@ mod assets;
 mod documents;
 mod http;
 mod minutes;
+mod openapi;
 mod passkeys;
+mod registry;
+mod rest;
+mod sittings;
 pub mod summary;
 pub mod tls;
+mod webhooks;
 mod whip;
 pub mod writer;
 
@@ -34,6 +39,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use openapi::description as openapi_description;
+pub use registry::Sittings;
 pub use tls::{Tls, TlsError};
 pub use writer::{Ack, Committed, SittingHandle, SubmitError};
 
@@ -70,6 +77,9 @@ pub enum StartError {
     /// The search index cannot be opened.
     #[error(transparent)]
     Search(#[from] crate::documents::search::SearchError),
+    /// Webhooks cannot be set up.
+    #[error(transparent)]
+    Webhooks(#[from] crate::webhooks::WebhookError),
 }
 
 /// The running application: the store and one writer per sitting.
@@ -82,11 +92,18 @@ pub struct App {
     passkeys: Arc<Passkeys>,
     documents: Arc<crate::documents::Documents>,
     search: Arc<crate::documents::search::SearchIndex>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     link_key: [u8; 32],
     link_millis: i64,
     limits: Limits,
+    command_limiter: rest::CommandLimiter,
     allowed_origins: Vec<String>,
-    sittings: BTreeMap<SittingId, SittingHandle>,
+    sittings: Arc<Sittings>,
+    /// The delegations and rules a sitting created while the server runs gets.
+    delegations: Vec<sitting::Delegation>,
+    rules: sitting::Rules,
+    /// What a sitting added while the server runs is started with.
+    spawn: Spawn,
     media: Option<Arc<crate::media::Media>>,
     max_sdp_bytes: usize,
     writers: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -139,7 +156,13 @@ impl App {
         }
         let (auditor, audit_task) = Auditor::start(store.clone(), stop_rx.clone()).await?;
         writers.push(audit_task);
-        let media = crate::media::Media::start(&config.media, &sittings, stop_rx.clone())?;
+        let sittings = Arc::new(Sittings::new(sittings));
+        let media = crate::media::Media::start(
+            &config.media,
+            media_sittings(&sittings),
+            sittings.changes(),
+            stop_rx.clone(),
+        )?;
         let authority = Authority::load(
             store.clone(),
             Duration::from_secs(config.control.token_ttl_secs),
@@ -170,16 +193,29 @@ impl App {
         writers.push(tokio::spawn(keep_indexing(
             documents.clone(),
             search.clone(),
-            sittings.keys().cloned().collect(),
+            sittings.clone(),
             stop_rx.clone(),
         )));
         writers.push(tokio::spawn(collect_orphans(
             documents.clone(),
-            sittings.values().cloned().collect(),
+            sittings.clone(),
             Duration::from_secs(config.documents.orphan_grace_secs),
             stop_rx.clone(),
         )));
+        let sources = sittings.clone();
+        let webhooks = crate::webhooks::Webhooks::new(
+            &config.webhooks,
+            store.clone(),
+            Arc::new(move || sources.all().iter().map(webhook_source).collect()),
+        )?;
+        writers.extend(webhooks.start(&stop_rx));
+        for handle in sittings.all() {
+            if let Some(task) = wake_webhooks(&handle, &webhooks, &stop_rx) {
+                writers.push(task);
+            }
+        }
         Ok(Arc::new(App {
+            webhooks,
             auditor,
             passkeys,
             documents,
@@ -194,9 +230,20 @@ impl App {
                 MAX_TICKETS,
             ),
             limits: Limits::from(&config.control),
+            command_limiter: rest::CommandLimiter::new(
+                config.control.commands_per_sec,
+                config.control.command_burst,
+            ),
             allowed_origins: config.control.allowed_origins.clone(),
             store,
             sittings,
+            delegations: config.delegations()?,
+            rules: config.rules.clone(),
+            spawn: Spawn {
+                settings,
+                stop: stop_rx,
+                creating: tokio::sync::Mutex::new(()),
+            },
             media,
             max_sdp_bytes: config.media.max_sdp_bytes,
             writers: std::sync::Mutex::new(writers),
@@ -207,13 +254,72 @@ impl App {
     }
 
     /// The handle of a sitting.
-    pub fn sitting(&self, id: &SittingId) -> Option<&SittingHandle> {
+    pub fn sitting(&self, id: &SittingId) -> Option<SittingHandle> {
         self.sittings.get(id)
     }
 
-    /// Every sitting.
-    pub fn sittings(&self) -> impl Iterator<Item = &SittingHandle> {
-        self.sittings.values()
+    /// Every sitting, by id.
+    pub fn sittings(&self) -> Vec<SittingHandle> {
+        self.sittings.all()
+    }
+
+    /// The delegations a new sitting's roster is checked against.
+    pub fn delegations(&self) -> &[sitting::Delegation] {
+        &self.delegations
+    }
+
+    /// The procedure rules in force, recorded with each new sitting.
+    pub fn rules(&self) -> &sitting::Rules {
+        &self.rules
+    }
+
+    /// Creates a sitting from a `CreateSitting` command (checked by the core like any
+    /// command) and starts it at once: its writer, and everything that follows the list of
+    /// sittings (the media plane, the search index, webhooks) takes it up.
+    pub async fn add_sitting(
+        &self,
+        command: &sitting::Command,
+    ) -> Result<SittingHandle, StartError> {
+        let sitting::Command::CreateSitting { sitting: id, .. } = command else {
+            return Err(StartError::Demo(sitting::Rejection::new(
+                sitting::Code::Invalid,
+                "not a create_sitting command",
+            )));
+        };
+        // One at a time: two requests for the same id must not both pass the check.
+        let _one = self.spawn.creating.lock().await;
+        if self.sittings.contains(id)
+            || self
+                .store
+                .sittings()
+                .await?
+                .iter()
+                .any(|m| &m.sitting == id)
+        {
+            return Err(StartError::Demo(sitting::Rejection::new(
+                sitting::Code::AlreadyCreated,
+                format!("a sitting {id} exists already"),
+            )));
+        }
+        create_sitting(&self.store, command).await?;
+        let (handle, task) = writer::start(
+            self.store.clone(),
+            id.clone(),
+            self.spawn.settings,
+            Some(self.signer.clone()),
+            self.spawn.stop.clone(),
+        )
+        .await?;
+        if let Ok(mut w) = self.writers.lock() {
+            w.push(task);
+            if let Some(t) = wake_webhooks(&handle, &self.webhooks, &self.spawn.stop) {
+                w.push(t);
+            }
+        }
+        self.sittings.insert(handle.clone());
+        self.webhooks.wake();
+        tracing::info!(sitting = %id, members = handle.roster().members(), "sitting created and started");
+        Ok(handle)
     }
 
     /// The media plane, when it runs.
@@ -234,6 +340,11 @@ impl App {
     /// Uploaded documents.
     pub fn documents(&self) -> &crate::documents::Documents {
         &self.documents
+    }
+
+    /// Webhook endpoints and their deliveries.
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.webhooks
     }
 
     /// The documents' search index.
@@ -281,6 +392,11 @@ impl App {
         &self.limits
     }
 
+    /// The rate of commands over REST, per account.
+    fn command_limiter(&self) -> &rest::CommandLimiter {
+        &self.command_limiter
+    }
+
     /// Whether a browser origin may open the WebSocket.
     pub fn origin_allowed(&self, origin: &str) -> bool {
         self.allowed_origins.iter().any(|o| o == origin)
@@ -290,7 +406,8 @@ impl App {
     pub fn roles_of(&self, actor: &ActorId) -> Vec<sitting::Role> {
         let mut roles: Vec<sitting::Role> = self
             .sittings
-            .values()
+            .all()
+            .iter()
             .filter_map(|h| h.roster().actor(actor))
             .flat_map(|a| a.roles.iter().copied())
             .collect();
@@ -408,16 +525,64 @@ pub async fn create_sitting(
     Ok(state)
 }
 
+/// What a sitting added while the server runs is started with.
+struct Spawn {
+    settings: writer::WriterSettings,
+    stop: watch::Receiver<bool>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// The sittings as the media plane reads them.
+fn media_sittings(sittings: &Arc<Sittings>) -> crate::media::SittingList {
+    let sittings = sittings.clone();
+    Arc::new(move || sittings.all())
+}
+
+/// What the webhooks read of a sitting.
+fn webhook_source(handle: &SittingHandle) -> crate::webhooks::Source {
+    let h = handle.clone();
+    crate::webhooks::Source {
+        id: handle.id().clone(),
+        epoch: handle.epoch().to_owned(),
+        access: Arc::new(move || h.document_access()),
+    }
+}
+
+/// Wakes the webhook deliveries on each of a sitting's commits (none without endpoints).
+fn wake_webhooks(
+    handle: &SittingHandle,
+    webhooks: &Arc<crate::webhooks::Webhooks>,
+    stop: &watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    webhooks.ids().next()?;
+    let mut commits = handle.subscribe();
+    let (webhooks, mut stop) = (webhooks.clone(), stop.clone());
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                got = commits.recv() => match got {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => webhooks.wake(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }))
+}
+
 /// Keeps the search index up with every sitting's log: what was published since the last
 /// look, every second (and everything not yet indexed at start).
 async fn keep_indexing(
     documents: Arc<crate::documents::Documents>,
     search: Arc<crate::documents::search::SearchIndex>,
-    sittings: Vec<SittingId>,
+    sittings: Arc<Sittings>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut read: BTreeMap<SittingId, u64> = sittings.iter().map(|s| (s.clone(), 0)).collect();
+    let mut read: BTreeMap<SittingId, u64> = BTreeMap::new();
     loop {
+        for h in sittings.all() {
+            read.entry(h.id().clone()).or_insert(0);
+        }
         for (sitting, after) in &mut read {
             match documents.index_sitting(&search, sitting, *after).await {
                 Ok(last) => *after = last,
@@ -437,14 +602,14 @@ async fn keep_indexing(
 /// that are older than `grace`.
 async fn collect_orphans(
     documents: Arc<crate::documents::Documents>,
-    sittings: Vec<SittingHandle>,
+    sittings: Arc<Sittings>,
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let mut referenced = std::collections::BTreeSet::new();
         let mut complete = true;
-        for h in &sittings {
+        for h in &sittings.all() {
             match h.snapshot().await {
                 Ok(snap) => referenced.extend(
                     snap.state

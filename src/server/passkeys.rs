@@ -7,21 +7,22 @@ use super::http::{ApiError, authenticate, bearer, json_body, store_unavailable};
 use crate::audit::AuditEntry;
 use crate::auth::passkey::{BallotPurpose, PasskeyError, PasskeyInfo, Purpose, StepUpProof};
 use crate::sitting::{ActorId, Choice, Role, SittingId, VoteId};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use webauthn_rs::prelude::{
     CreationChallengeResponse, RegisterPublicKeyCredential, RequestChallengeResponse,
 };
 
-pub(super) fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/passkeys", get(list).post(finish_registration))
-        .route("/api/passkeys/options", post(start_registration))
-        .route("/api/step-up", post(step_up))
+pub(super) fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, finish_registration))
+        .routes(routes!(start_registration))
+        .routes(routes!(step_up))
 }
 
 fn refused(e: PasskeyError) -> ApiError {
@@ -73,6 +74,17 @@ struct PasskeyList {
     passkeys: Vec<PasskeyInfo>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/passkeys",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "`{passkeys}`: the caller's passkeys", body = Object),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -91,6 +103,7 @@ struct RegistrationOptions {
 /// The name an authenticator shows for the account: the roster's name, else the code.
 fn display_name(app: &App, actor: &ActorId) -> String {
     app.sittings()
+        .iter()
         .find_map(|h| h.roster().actor(actor).map(|a| a.name.clone()))
         .unwrap_or_else(|| actor.to_string())
 }
@@ -103,6 +116,20 @@ struct EnrolRequest {
     step_up: Option<StepUpProof>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/passkeys/options",
+    tag = "accounts",
+    request_body = Object,
+    responses(
+        (status = 200, description = "`{registration, options}`: WebAuthn creation options", body = Object),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "A step-up of an existing passkey is needed", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn start_registration(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -134,6 +161,20 @@ struct Registration {
     credential: RegisterPublicKeyCredential,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/passkeys",
+    tag = "accounts",
+    request_body = Object,
+    responses(
+        (status = 201, description = "Registered", body = Object),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Refused", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn finish_registration(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -222,6 +263,20 @@ fn purpose_of(app: &App, caller: &ActorId, body: StepUpRequest) -> Result<Purpos
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/step-up",
+    tag = "accounts",
+    request_body = Object,
+    responses(
+        (status = 200, description = "A challenge bound to one ballot: `{challenge, options}`", body = Object),
+        (status = 400, description = "Malformed request", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "Not this caller's ballot to give", body = ApiError),
+        (status = 503, description = "Unavailable; try again shortly", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn step_up(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

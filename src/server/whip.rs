@@ -10,13 +10,13 @@ use super::App;
 use super::http::{ApiError, authenticate, bearer};
 use crate::media::{Media, MediaError, Resource};
 use crate::sitting::ActorId;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 #[derive(Clone, Copy)]
 enum Way {
@@ -33,13 +33,148 @@ impl Way {
     }
 }
 
-pub(super) fn router(max_sdp_bytes: usize) -> Router<Arc<App>> {
-    Router::new()
-        .route("/whip", post(|s, h, b| create(s, h, b, Way::Whip)))
-        .route("/whep", post(|s, h, b| create(s, h, b, Way::Whep)))
-        .route("/whip/{id}", axum::routing::delete(end).patch(trickle))
-        .route("/whep/{id}", axum::routing::delete(end).patch(trickle))
+pub(super) fn router(max_sdp_bytes: usize) -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(publish))
+        .routes(routes!(play))
+        .routes(routes!(end_publishing, trickle_publishing))
+        .routes(routes!(end_playing, trickle_playing))
         .layer(DefaultBodyLimit::max(max_sdp_bytes))
+}
+
+/// Publishes (WHIP): the offer in, the SFU's answer out, with the session's `Location`.
+#[utoipa::path(
+    post,
+    path = "/whip",
+    tag = "media",
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer"),
+    responses(
+        (status = 201, description = "The SDP answer; `Location` names the session, `Link` the ICE servers", body = String, content_type = "application/sdp"),
+        (status = 400, description = "The offer is not usable", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 403, description = "This account may not publish now", body = ApiError),
+        (status = 415, description = "Not application/sdp", body = ApiError),
+        (status = 503, description = "The media plane is full or not running; see `Retry-After`", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn publish(
+    app: State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    create(app, headers, body, Way::Whip).await
+}
+
+/// Plays the programme (WHEP).
+#[utoipa::path(
+    post,
+    path = "/whep",
+    tag = "media",
+    request_body(content = String, content_type = "application/sdp", description = "The SDP offer"),
+    responses(
+        (status = 201, description = "The SDP answer; `Location` names the session, `Link` the ICE servers", body = String, content_type = "application/sdp"),
+        (status = 400, description = "The offer is not usable", body = ApiError),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 415, description = "Not application/sdp", body = ApiError),
+        (status = 503, description = "The media plane is full (`media_overloaded`) or not running; see `Retry-After`", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn play(app: State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    create(app, headers, body, Way::Whep).await
+}
+
+/// Ends a publishing session.
+#[utoipa::path(
+    delete,
+    path = "/whip/{id}",
+    tag = "media",
+    params(("id" = String, Path, description = "The session, from `Location`")),
+    responses(
+        (status = 200, description = "Ended"),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 404, description = "No such session of this account", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn end_publishing(
+    app: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end(app, headers, id).await
+}
+
+/// Ends a playing session.
+#[utoipa::path(
+    delete,
+    path = "/whep/{id}",
+    tag = "media",
+    params(("id" = String, Path, description = "The session, from `Location`")),
+    responses(
+        (status = 200, description = "Ended"),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 404, description = "No such session of this account", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn end_playing(
+    app: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end(app, headers, id).await
+}
+
+/// Trickles ICE candidates to a publishing session.
+#[utoipa::path(
+    patch,
+    path = "/whip/{id}",
+    tag = "media",
+    params(("id" = String, Path, description = "The session, from `Location`")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag"),
+    responses(
+        (status = 204, description = "Candidates added"),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 404, description = "No such session of this account", body = ApiError),
+        (status = 415, description = "Not application/trickle-ice-sdpfrag", body = ApiError),
+        (status = 422, description = "An ICE restart, which is not supported", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn trickle_publishing(
+    app: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    trickle(app, headers, id, body).await
+}
+
+/// Trickles ICE candidates to a playing session.
+#[utoipa::path(
+    patch,
+    path = "/whep/{id}",
+    tag = "media",
+    params(("id" = String, Path, description = "The session, from `Location`")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag"),
+    responses(
+        (status = 204, description = "Candidates added"),
+        (status = 401, description = "Missing, expired or revoked token", body = ApiError),
+        (status = 404, description = "No such session of this account", body = ApiError),
+        (status = 415, description = "Not application/trickle-ice-sdpfrag", body = ApiError),
+        (status = 422, description = "An ICE restart, which is not supported", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn trickle_playing(
+    app: State<Arc<App>>,
+    headers: HeaderMap,
+    id: Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    trickle(app, headers, id, body).await
 }
 
 fn media_error(e: MediaError) -> ApiError {

@@ -128,6 +128,21 @@ impl Committed {
     }
 }
 
+/// The entry of an event read from the log as holders of `roles` may see it: the event, or
+/// a `withheld` entry in its place (same number and time) when it is about a document they
+/// may not read. `access` is [`SittingHandle::document_access`].
+pub fn visible_entry(
+    e: &crate::store::StoredEvent,
+    roles: &[Role],
+    access: &BTreeMap<DocumentId, Access>,
+) -> Arc<str> {
+    if sitting::visible(&e.event, roles, access) {
+        event_entry(e.seq, e.at, &e.actor, &e.event)
+    } else {
+        withheld_entry(e.seq, e.at)
+    }
+}
+
 /// The entry sent in place of an event its receiver may not see: its number and time only.
 pub fn withheld_entry(seq: u64, at: Millis) -> Arc<str> {
     Arc::from(format!(

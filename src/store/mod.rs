@@ -883,5 +883,7 @@ impl Store {
 mod audit;
 mod blobs;
 mod passkeys;
+mod webhooks;
 pub use blobs::BlobRecord;
 pub use passkeys::StoredPasskey;
+pub use webhooks::{Attempt, Replay};

@@ -144,6 +144,7 @@ impl Server {
     pub fn sitting(&self) -> String {
         self.app
             .sittings()
+            .into_iter()
             .next()
             .expect("demo sitting")
             .id()
@@ -210,7 +211,12 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, resume: Option<u64>) -> Value {
-        let mut msg = json!({"type": "subscribe", "v": self.version, "sitting": "demo-2026-11"});
+        self.subscribe_to("demo-2026-11", resume).await
+    }
+
+    /// Subscribes to `sitting`; without `resume`, returns its snapshot.
+    pub async fn subscribe_to(&mut self, sitting: &str, resume: Option<u64>) -> Value {
+        let mut msg = json!({"type": "subscribe", "v": self.version, "sitting": sitting});
         if let Some(n) = resume {
             msg["resume_from"] = json!(n);
             msg["epoch"] = json!(self.epoch);

@@ -135,8 +135,8 @@ export async function requireAuth() {
   return me;
 }
 
-/// The sitting to follow: the one named in `?sitting=`, else the first not closed, else the
-/// last.
+/// The sitting to follow: the one named in `?sitting=`, else the one in session, else the
+/// first scheduled, else the last.
 export async function chooseSitting() {
   const wanted = new URLSearchParams(location.search).get("sitting");
   if (wanted) return wanted;
@@ -146,7 +146,8 @@ export async function chooseSitting() {
       const r = await fetch("/api/sittings", { cache: "no-store" });
       if (r.ok) {
         const list = await r.json();
-        const live = list.find((s) => s.phase !== "closed") || list[list.length - 1];
+        const live = list.find((s) => s.phase === "open" || s.phase === "suspended")
+          || list.find((s) => s.phase !== "closed") || list[list.length - 1];
         if (live) return live.sitting;
       }
     } catch (_) { /* not reachable yet */ }

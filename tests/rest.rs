@@ -1,0 +1,434 @@
+//! The REST API: commands with an `Idempotency-Key` answered after durability with the
+//! WebSocket's codes, idempotent across a `kill -9` and a restart; the state and the log's
+//! pages read back; and the OpenAPI description checked against the routes the server
+//! really serves.
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const SITTING: &str = "demo-2026-11";
+
+async fn login(http: &reqwest::Client, addr: &str, code: &str) -> String {
+    let r: Value = http
+        .post(format!("http://{addr}/api/login"))
+        .json(&json!({"code": code, "password": "demo"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    r["token"].as_str().expect("token").to_owned()
+}
+
+/// Sends a command over REST; returns the status and the body.
+async fn command(
+    http: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = http
+        .post(format!("http://{addr}/api/sittings/{SITTING}/commands"))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(k) = key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let r = req.send().await.expect("command sent");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn ok(http: &reqwest::Client, addr: &str, token: &str, key: &str, cmd: Value) -> u64 {
+    let (status, body) = command(http, addr, token, Some(key), json!({ "command": cmd })).await;
+    assert_eq!(status, StatusCode::OK, "{key}: {body}");
+    assert_eq!(body["command_id"], key);
+    body["seq"].as_u64().expect("seq")
+}
+
+/// Every event of the log, read a page at a time through the API.
+async fn all_events(http: &reqwest::Client, addr: &str, token: &str, limit: u32) -> Vec<Value> {
+    let mut after = 0;
+    let mut events = Vec::new();
+    loop {
+        let page: Value = http
+            .get(format!(
+                "http://{addr}/api/sittings/{SITTING}/events?after={after}&limit={limit}"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("page");
+        let got = page["events"].as_array().expect("events").clone();
+        assert!(
+            got.len() <= limit as usize,
+            "a page holds at most the limit"
+        );
+        events.extend(got);
+        match page["next_after"].as_u64() {
+            Some(n) => after = n,
+            None => {
+                assert_eq!(
+                    events.last().and_then(|e| e["seq"].as_u64()),
+                    page["head"].as_u64(),
+                    "the last page ends at the head"
+                );
+                return events;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_command_sent_again_with_its_idempotency_key_after_kill_9_counts_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("r.db").display());
+    let http = reqwest::Client::new();
+    let (mut server, addr) =
+        support::spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
+    let chair = login(&http, &addr, "CHAIR").await;
+    let clerk = login(&http, &addr, "CLERK1").await;
+    let deputy = login(&http, &addr, "DB001").await;
+
+    ok(
+        &http,
+        &addr,
+        &chair,
+        "open",
+        json!({"command": "open_sitting"}),
+    )
+    .await;
+    for n in 1..=3 {
+        let d = format!("DB{n:03}");
+        ok(
+            &http,
+            &addr,
+            &clerk,
+            &format!("in-{d}"),
+            json!({"command": "check_in", "deputy": d}),
+        )
+        .await;
+    }
+    ok(
+        &http,
+        &addr,
+        &chair,
+        "item",
+        json!({"command": "set_current_item", "item": 1}),
+    )
+    .await;
+    ok(
+        &http,
+        &addr,
+        &chair,
+        "vote",
+        json!({"command": "open_vote", "question": "Thông qua?", "method": "named", "rule": null,
+               "window_secs": 3600, "allow_change": false, "rerun_of": null}),
+    )
+    .await;
+    let ballot = json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "yes"}});
+    let (status, first) = command(&http, &addr, &deputy, Some("ballot-1"), ballot).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+
+    // The same key again before the restart: the first outcome, nothing new.
+    let (status, again) = command(
+        &http,
+        &addr,
+        &deputy,
+        Some("ballot-1"),
+        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
+    )
+    .await;
+    assert_eq!((status, &again["seq"]), (StatusCode::OK, &first["seq"]));
+
+    server.kill().expect("kill -9");
+    let _ = server.wait();
+    let (mut server, addr) =
+        support::spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
+    let deputy = login(&http, &addr, "DB001").await;
+    let (status, after) = command(
+        &http,
+        &addr,
+        &deputy,
+        Some("ballot-1"),
+        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, &after["seq"]),
+        (StatusCode::OK, &first["seq"]),
+        "after the restart the key still answers the first outcome: {after}"
+    );
+    // Another key is another command: a second ballot is refused by the rules.
+    let (status, refused) = command(
+        &http,
+        &addr,
+        &deputy,
+        Some("ballot-2"),
+        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "ballot_final");
+
+    // The state and the log agree: one ballot, yes.
+    let state: Value = http
+        .get(format!("http://{addr}/api/sittings/{SITTING}/state"))
+        .bearer_auth(&deputy)
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["type"], "snapshot");
+    let vote = &state["state"]["votes"]["1"];
+    assert_eq!(
+        vote["ballots"].as_object().map(|b| b.len()),
+        Some(1),
+        "{vote}"
+    );
+    assert_eq!(vote["ballots"]["DB001"]["choice"], "yes", "{vote}");
+    let events = all_events(&http, &addr, &deputy, 3).await;
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    let expected: Vec<u64> = (1..=state["seq"].as_u64().expect("seq")).collect();
+    assert_eq!(seqs, expected, "every event once, in order, across pages");
+    let ballots = events
+        .iter()
+        .filter(|e| e["event"]["type"] == "ballot_cast")
+        .count();
+    assert_eq!(ballots, 1, "the ballot is in the log once");
+    server.kill().ok();
+    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
+    let s = support::ws::start_with(&[
+        ("DIENHONG__CONTROL__COMMANDS_PER_SEC", "1"),
+        ("DIENHONG__CONTROL__COMMAND_BURST", "4"),
+    ])
+    .await;
+    let addr = s.addr.to_string();
+    let http = reqwest::Client::new();
+    let chair = s.login("CHAIR").await;
+    let deputy = s.login("DB002").await;
+    let open = json!({"command": {"command": "open_sitting"}});
+
+    let cases: Vec<(&str, StatusCode, &str, (StatusCode, Value))> = vec![
+        (
+            "no token",
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            command(&http, &addr, "", Some("k1"), open.clone()).await,
+        ),
+        (
+            "no key",
+            StatusCode::BAD_REQUEST,
+            "invalid_command_id",
+            command(&http, &addr, &chair, None, open.clone()).await,
+        ),
+        (
+            "a key with a space",
+            StatusCode::BAD_REQUEST,
+            "invalid_command_id",
+            command(&http, &addr, &chair, Some("a b"), open.clone()).await,
+        ),
+        (
+            "an unknown command",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            command(
+                &http,
+                &addr,
+                &chair,
+                Some("k2"),
+                json!({"command": {"command": "dissolve"}}),
+            )
+            .await,
+        ),
+        (
+            "a deputy opening the sitting",
+            StatusCode::FORBIDDEN,
+            "not_permitted",
+            command(&http, &addr, &deputy, Some("k3"), open.clone()).await,
+        ),
+        (
+            "a vote before the sitting opens",
+            StatusCode::CONFLICT,
+            "wrong_phase",
+            command(
+                &http,
+                &addr,
+                &chair,
+                Some("k4"),
+                json!({"command": {"command": "open_vote", "question": "Q", "method": "named",
+                       "rule": null, "window_secs": 60, "allow_change": false, "rerun_of": null}}),
+            )
+            .await,
+        ),
+    ];
+    for (what, status, code, (got, body)) in cases {
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {body}"
+        );
+    }
+    let unknown = http
+        .post(format!("http://{addr}/api/sittings/nope/commands"))
+        .bearer_auth(&chair)
+        .header("Idempotency-Key", "k5")
+        .json(&open)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let big = "x".repeat(64 * 1024);
+    let (status, _) = command(
+        &http,
+        &addr,
+        &chair,
+        Some("k6"),
+        json!({"command": {"command": "suspend_sitting", "reason": big}}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "an oversize body is refused"
+    );
+
+    // Nothing refused reached the log; the rate limit answers 429 with Retry-After.
+    let summary: Value = http
+        .get(format!("http://{addr}/api/sittings/{SITTING}"))
+        .send()
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(summary["phase"], "scheduled", "{summary}");
+    let mut limited = None;
+    for i in 0..10 {
+        let r = http
+            .post(format!("http://{addr}/api/sittings/{SITTING}/commands"))
+            .bearer_auth(&deputy)
+            .header("Idempotency-Key", format!("r{i}"))
+            .json(&json!({"command": {"command": "request_floor", "kind": "discussion"}}))
+            .send()
+            .await
+            .expect("sent");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = r.headers().get("retry-after").cloned();
+            break;
+        }
+    }
+    assert!(
+        limited.is_some(),
+        "a burst past the limit is refused with Retry-After"
+    );
+    s.stop().await;
+}
+
+/// A value for a path parameter of the demo server.
+fn fill(path: &str) -> String {
+    path.replace("{id}", SITTING)
+        .replace("{doc}", "1")
+        .replace("{version}", "1")
+}
+
+#[tokio::test]
+async fn every_operation_in_the_openapi_description_is_served_and_answers_as_described() {
+    let s = support::ws::start().await;
+    let addr = s.addr;
+    let http = reqwest::Client::new();
+    let spec: Value = http
+        .get(format!("http://{addr}/api/openapi.json"))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        spec["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    assert_eq!(
+        spec,
+        serde_json::from_str::<Value>(&dienhong::server::openapi_description()).expect("cli's"),
+        "the CLI prints what is served"
+    );
+    let paths = spec["paths"].as_object().expect("paths");
+    for must in [
+        "/api/sittings/{id}/commands",
+        "/api/sittings/{id}/events",
+        "/api/sittings/{id}/state",
+        "/api/sittings/{id}/minutes",
+        "/api/sittings/{id}/roster",
+        "/whep",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(must), "{must} is described");
+    }
+    let chair = s.login("CHAIR").await;
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            operations.push((path.clone(), m, op.clone()));
+        }
+    }
+    // Logging out revokes the token the others use: last.
+    operations.sort_by_key(|(p, _, _)| p == "/api/logout");
+    let mut seen = BTreeSet::new();
+    for (path, method, op) in &operations {
+        let r = http
+            .request(method.clone(), format!("http://{addr}{}", fill(path)))
+            .bearer_auth(&chair)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16().to_string();
+        let documented = op["responses"].as_object().expect("responses");
+        let body = r.text().await.unwrap_or_default();
+        assert!(
+            documented.contains_key(&status),
+            "{method} {path} answered {status}, which its description does not list ({:?}): {body}",
+            documented.keys().collect::<Vec<_>>()
+        );
+        // An error answered by the route itself (not a missing route) names its code.
+        if status.starts_with('4') && status != "405" && status != "416" {
+            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            assert!(v["code"].is_string(), "{method} {path} {status}: {body}");
+        }
+        seen.insert((path.clone(), method.clone()));
+    }
+    // And nothing else is served on those paths: another method is not allowed there.
+    for path in paths.keys() {
+        let methods: Vec<&Method> = seen
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, m)| m)
+            .collect();
+        if !methods.contains(&&Method::PUT) {
+            let r = http
+                .put(format!("http://{addr}{}", fill(path)))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
+        }
+    }
+    s.stop().await;
+}
