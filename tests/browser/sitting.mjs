@@ -9,7 +9,9 @@
 //  5. at the close the hall display's result matches the clerk's roll call and the server's
 //     own snapshot;
 //  6. a document published at the clerk station appears on the deputy page with its badge;
-//  7. the room app comes back by itself after its network is cut and restored.
+//  7. the room app comes back by itself after its network is cut and restored;
+//  8-9. a revoked log-in goes back to the log-in page, and the chair closes the sitting;
+//  10. the clerk creates the next sitting from a roster file, and follows it.
 // The other 495 deputies are driven by `dienhong-load --crowd`: they check in once the chair
 // opens the sitting and vote when the vote opens, so the console and the display are shown
 // working, and counting right, with a full chamber.
@@ -448,6 +450,23 @@ runTest(async () => {
   await chair.click("#confirm-close-yes");
   await poll(async () => (await serverSnapshot(browser, base)).state.phase === "closed", { what: "the sitting to close" });
   await poll(async () => (await textOf(deputies[0].page, "#phase-note")).length > 0, { what: "the deputy app to say the sitting is closed" });
+
+  step("10. The clerk creates the next sitting from a roster file; it runs at once.");
+  // 10. No restart: the new sitting is listed at the clerk station and on the public page, and
+  // the clerk station follows it from its link.
+  const roster = "code\tname\tdelegation\troles\nCHAIR\tChủ tọa\t01\tchair,deputy\n"
+    + "DB001\tĐại biểu Một\t01\tdeputy\nDB002\tĐại biểu Hai\t79\tdeputy\nCLERK1\tThư ký\t\tclerk\n";
+  await clerk.fill("#new-sitting [name=id]", "phien-tiep-theo");
+  await clerk.fill("#new-sitting [name=title]", "Phiên họp tiếp theo");
+  await clerk.setInputFiles("#new-sitting [name=roster]", { name: "danh-sach.tsv", mimeType: "text/tab-separated-values", buffer: Buffer.from(roster) });
+  await clerk.fill("#new-sitting [name=agenda]", "Khai mạc\nThảo luận\nBế mạc");
+  await clerk.click("#new-sitting-submit");
+  await poll(async () => (await clerk.locator(".sittings-list li").count()) === 2, { what: "the new sitting in the clerk's list" });
+  const listed = await (await fetch(`${base}/api/sittings`)).json();
+  const next = listed.find((x) => x.sitting === "phien-tiep-theo");
+  assert(next && next.phase === "scheduled" && next.agenda.length === 3, `the new sitting: ${JSON.stringify(next)}`);
+  await clerk.click(".sittings-list a[href*='phien-tiep-theo']");
+  await poll(async () => (await textOf(clerk, "#sitting-title")).includes("Phiên họp tiếp theo"), { what: "the clerk station to follow the new sitting" });
 
   return {
     timings, deputy_app: { bytes: weight.bytes, files: weight.files, data_bytes: weight.data }, present: r.present, ballots: r.participants,

@@ -3,7 +3,7 @@
 // only the counts for a secret one) with the result; ballots and check-ins recorded on a
 // deputy's behalf (a ballot confirmed with the clerk's own passkey when the vote asks for one);
 // documents published and new versions of them; attendance by delegation; the minutes
-// exported (PDF, HTML, JSON, CSV).
+// exported (PDF, HTML, JSON, CSV); the list of sittings and a new one created (sittings.js).
 // Every refusal from the server is shown as a sentence (act/notice); nothing here decides a
 // procedure rule: the page sends what the clerk asks and shows what the server recorded.
 import { t, onLang, addStrings, currentLang, errorText } from "./i18n.js";
@@ -11,6 +11,7 @@ import { h, fill, text, notice, act, who, boot, every, clock, percent } from "./
 import { sortedKeys } from "./state.js";
 import { mountPasskeyCard } from "./passkey.js";
 import { uploadFile, openDocument, mountSearchCard } from "./documents.js";
+import { mountSittingsCard } from "./sittings.js";
 
 addStrings({
   vi: {
@@ -799,6 +800,9 @@ $("minutes-export").addEventListener("click", async (ev) => {
 mountSearchCard($("search-card"), client, notice);
 const passkeyCard = mountPasskeyCard($("passkey-card"), client.auth, notice);
 onLang(() => passkeyCard());
+// Every sitting, and a new one created from a roster and an agenda.
+const sittingsCard = mountSittingsCard($("sittings-card"), client.auth, client.sitting, notice);
+onLang(() => sittingsCard());
 onLang(() => {
   document.title = t("pageTitle");
   rollAt = 0;
