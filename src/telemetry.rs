@@ -107,6 +107,26 @@ fn describe() {
         "dienhong_media_capacity_receivers",
         "Ordinary receivers the SFU estimates it has room for"
     );
+    metrics::describe_counter!(
+        "dienhong_media_received_packets_total",
+        "RTP packets received from publishers"
+    );
+    metrics::describe_counter!(
+        "dienhong_media_forwarded_packets_total",
+        "RTP packets written to receivers"
+    );
+    metrics::describe_counter!(
+        "dienhong_media_forwarded_bytes_total",
+        "Bytes of RTP (header and payload, before SRTP) written to receivers"
+    );
+    metrics::describe_gauge!(
+        "dienhong_media_video_forwards",
+        "Video tracks forwarded to receivers now, by the simulcast layer chosen"
+    );
+    metrics::describe_counter!(
+        "dienhong_webhook_attempts_total",
+        "Webhook delivery attempts, by endpoint and outcome"
+    );
 }
 
 /// One WebSocket connection opened (`+1`) or closed (`-1`).
@@ -203,8 +223,25 @@ pub fn commit(commands: usize, events: usize) {
 }
 
 /// The SFU's state, set before a scrape.
-pub fn media(legs: usize, load: &dienhong_sfu::load::LoadReport) {
+pub fn media(
+    legs: usize,
+    load: &dienhong_sfu::load::LoadReport,
+    stats: Option<&dienhong_sfu::driver::Stats>,
+) {
     metrics::gauge!("dienhong_media_legs").set(legs as f64);
+    if let Some(s) = stats {
+        metrics::counter!("dienhong_media_received_packets_total").absolute(s.received_total);
+        metrics::counter!("dienhong_media_forwarded_packets_total").absolute(s.forwarded_total);
+        metrics::counter!("dienhong_media_forwarded_bytes_total").absolute(s.forwarded_bytes_total);
+        for (layer, name) in [
+            (dienhong_sfu::routing::Layer::Low, "low"),
+            (dienhong_sfu::routing::Layer::Mid, "mid"),
+            (dienhong_sfu::routing::Layer::High, "high"),
+        ] {
+            let n = s.layers.get(&layer).copied().unwrap_or(0);
+            metrics::gauge!("dienhong_media_video_forwards", "layer" => name).set(n as f64);
+        }
+    }
     metrics::gauge!("dienhong_media_forwarded_packets_per_second").set(load.forwarded_pps);
     metrics::gauge!("dienhong_media_utilisation").set(load.utilisation);
     if let Some(n) = load.capacity_receivers {

@@ -391,6 +391,45 @@ async fn the_floor_granted_in_the_sitting_decides_which_microphone_the_sfu_forwa
     eprintln!(
         "floor change through the sitting: granted, first packet after {delay:?}; revoked, last packet {last_room:?} after"
     );
+    // `/metrics` counts what was forwarded: at least every packet the two receivers logged,
+    // no more than the SFU's own count, and every one at least an RTP header in size.
+    let logged = log.lock().expect("log").len() + console.lock().expect("log").len();
+    let scrape = reqwest::get(format!("http://{}/metrics", s.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let sample = |name: &str| -> f64 {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let forwarded = sample("dienhong_media_forwarded_packets_total");
+    let stats = s
+        .app
+        .media()
+        .expect("media")
+        .driver()
+        .stats()
+        .await
+        .expect("stats");
+    assert!(
+        forwarded >= logged as f64 && forwarded <= stats.forwarded_total as f64,
+        "forwarded {forwarded}, logged {logged}, SFU {}",
+        stats.forwarded_total
+    );
+    assert!(sample("dienhong_media_forwarded_bytes_total") >= 12.0 * forwarded);
+    assert!(
+        sample("dienhong_media_received_packets_total") >= f64::from(seq),
+        "every packet sent reached the SFU"
+    );
+    assert_eq!(
+        sample(r#"dienhong_media_video_forwards{layer="high"}"#),
+        0.0,
+        "sound only: no picture forwarded"
+    );
     s.stop().await;
 }
 

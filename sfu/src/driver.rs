@@ -156,6 +156,14 @@ pub struct Stats {
     /// What each subscriber is estimated to receive, bits/s (the lower of its own REMB and
     /// the SFU's estimate from its transport-wide feedback), once known.
     pub estimates: BTreeMap<ParticipantId, u64>,
+    /// Packets received from publishers since the start (never falls as tracks end).
+    pub received_total: u64,
+    /// Packets written to subscribers since the start.
+    pub forwarded_total: u64,
+    /// Bytes of RTP (header and payload, before SRTP) written to subscribers since the start.
+    pub forwarded_bytes_total: u64,
+    /// Video forwarded now, per simulcast layer: how many (track, receiver) pairs get it.
+    pub layers: BTreeMap<crate::routing::Layer, u64>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, DriverError>>;

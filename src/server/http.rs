@@ -174,7 +174,8 @@ async fn healthz() -> &'static str {
 )]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     if let Some(m) = app.media() {
-        crate::telemetry::media(m.open_legs(), &m.load());
+        let stats = m.driver().stats().await.ok();
+        crate::telemetry::media(m.open_legs(), &m.load(), stats.as_ref());
     }
     match crate::telemetry::handle() {
         Some(h) => (

@@ -353,7 +353,13 @@ impl Core {
                 let _ = reply.send(levels);
             }
             Cmd::Stats(reply) => {
-                let _ = reply.send(self.stats.clone());
+                let mut stats = self.stats.clone();
+                for (_, f) in self.router.forwarded() {
+                    if let crate::routing::Forward::Video(layer) = f {
+                        *stats.layers.entry(*layer).or_default() += 1;
+                    }
+                }
+                let _ = reply.send(stats);
             }
             Cmd::Stop => return false,
         }

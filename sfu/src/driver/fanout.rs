@@ -279,6 +279,7 @@ impl Core {
         let now_ms = self.now_ms();
         for (track, layer, gated, video, mut pkt) in packets {
             *self.stats.received.entry(track).or_default() += 1;
+            self.stats.received_total += 1;
             self.meter.received(track);
             self.ssrc_of.insert((track, layer), pkt.header.ssrc);
             // Extensions are negotiated per leg: none are carried over.
@@ -313,10 +314,14 @@ impl Core {
                 p.header.sequence_number = seq;
                 p.header.timestamp = ts;
                 let sender = slot.sender;
+                // RTP header (no extensions: stripped above) and payload.
+                let bytes = 12 + 4 * p.header.csrc.len() + p.payload.len();
                 if let Some(mut tx) = sub.pc.rtp_sender(sender)
                     && tx.write_rtp(now, p).is_ok()
                 {
                     *self.stats.forwarded.entry(track).or_default() += 1;
+                    self.stats.forwarded_total += 1;
+                    self.stats.forwarded_bytes_total += bytes as u64;
                     self.meter.forwarded();
                 }
                 self.flush(i);
