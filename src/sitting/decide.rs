@@ -312,8 +312,9 @@ pub fn decide_assured(
                 return reject(Code::NoSuchRequest, format!("no pending request {request}"));
             };
             must_be_present(state, &req.deputy)?;
+            let deadline = deadline_within_budget(state, &req.deputy, req.kind, now)?;
             let mut events = end_floor(state, FloorEndReason::Superseded, now);
-            events.push(grant(state, &req.deputy, req.kind, Some(*request), now));
+            events.push(grant(&req.deputy, req.kind, Some(*request), now, deadline));
             Ok(events)
         }
         Command::GiveFloor { deputy, kind } => {
@@ -322,6 +323,7 @@ pub fn decide_assured(
                 return reject(Code::Invalid, format!("{deputy} is not a deputy"));
             }
             must_be_present(state, deputy)?;
+            let deadline = deadline_within_budget(state, deputy, *kind, now)?;
             let mut events = end_floor(state, FloorEndReason::Superseded, now);
             // A queued request of the same deputy is answered by this grant.
             let request = state.pending_request_of(deputy);
@@ -331,7 +333,7 @@ pub fn decide_assured(
                     by_chair: Some(actor.clone()),
                 });
             }
-            events.push(grant(state, deputy, *kind, None, now));
+            events.push(grant(deputy, *kind, None, now, deadline));
             Ok(events)
         }
         Command::ExtendFloor { secs } => {
@@ -347,9 +349,19 @@ pub fn decide_assured(
                     ),
                 );
             }
-            Ok(vec![Event::FloorExtended {
-                deadline: floor.deadline.plus_secs(*secs),
-            }])
+            let deadline = floor.deadline.plus_secs(*secs);
+            if let Some(left) = super::budget::left_ms(state, &floor.deputy, floor.kind, now)
+                && deadline.0 - now.0 > left
+            {
+                return reject(
+                    Code::BudgetExhausted,
+                    format!(
+                        "the delegation has {} s of speaking time left on this item",
+                        left.max(0) / 1000
+                    ),
+                );
+            }
+            Ok(vec![Event::FloorExtended { deadline }])
         }
         Command::RevokeFloor => {
             if state.floor.is_none() {
@@ -677,18 +689,38 @@ fn open_vote(state: &SittingState, id: VoteId, now: Millis) -> Result<&VoteState
 }
 
 fn grant(
-    state: &SittingState,
     deputy: &ActorId,
     kind: SpeechKind,
     request: Option<RequestId>,
     now: Millis,
+    deadline: Millis,
 ) -> Event {
     Event::FloorGranted {
         deputy: deputy.clone(),
         kind,
         request,
         granted_at: now,
-        deadline: now.plus_secs(state.rules.speaking.for_kind(kind)),
+        deadline,
+    }
+}
+
+/// When a speech of `kind` given to `deputy` at `now` runs out: its kind's limit, or sooner
+/// when the deputy's delegation has less of its budget on the item left (refused when it has
+/// none, counting the speech being superseded up to now).
+fn deadline_within_budget(
+    state: &SittingState,
+    deputy: &ActorId,
+    kind: SpeechKind,
+    now: Millis,
+) -> Result<Millis, Rejection> {
+    let limit_ms = i64::from(state.rules.speaking.for_kind(kind)) * 1000;
+    match super::budget::left_ms(state, deputy, kind, now) {
+        None => Ok(Millis(now.0.saturating_add(limit_ms))),
+        Some(left) if left < 1000 => reject(
+            Code::BudgetExhausted,
+            "the deputy's delegation has used its speaking time on this item",
+        ),
+        Some(left) => Ok(Millis(now.0.saturating_add(limit_ms.min(left)))),
     }
 }
 

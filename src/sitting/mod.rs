@@ -10,6 +10,7 @@
 //! `SecretChoice` (what was chosen, with no actor). The state keeps only participants and
 //! counts for a secret vote, never a deputy's choice.
 
+mod budget;
 mod command;
 mod decide;
 mod event;
@@ -24,6 +25,7 @@ mod vote;
 #[cfg(test)]
 mod rule_tests;
 
+pub use budget::{left_ms as budget_left_ms, spoken_ms};
 pub use command::Command;
 pub use decide::{
     Assurance, MAX_DOCUMENT_BYTES, MAX_QUESTION_CHARS, MAX_REASON_CHARS, MAX_TITLE_CHARS,

@@ -70,6 +70,8 @@ pub enum Code {
     NoSuchBlob,
     /// A document's size or media type is not what its uploaded content is.
     BlobMismatch,
+    /// The speaker's delegation has used its speaking time on this agenda item.
+    BudgetExhausted,
 }
 
 impl Code {
@@ -108,6 +110,7 @@ impl Code {
             Code::NoQuorum => "no_quorum",
             Code::NoSuchBlob => "no_such_blob",
             Code::BlobMismatch => "blob_mismatch",
+            Code::BudgetExhausted => "budget_exhausted",
         }
     }
 }

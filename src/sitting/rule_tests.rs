@@ -1560,3 +1560,83 @@ fn roster_validation_refuses_bad_ids_and_unknown_delegations() {
         Err(RosterError::NoDeputies)
     ));
 }
+
+fn give(deputy: &str, kind: SpeechKind) -> Command {
+    Command::GiveFloor {
+        deputy: id(deputy),
+        kind,
+    }
+}
+
+fn deadline(s: &S) -> i64 {
+    s.state
+        .floor
+        .as_ref()
+        .map(|f| f.deadline.0 - s.now.0)
+        .expect("a speaker")
+}
+
+#[test]
+fn a_delegation_speaks_on_an_item_only_within_its_budget() {
+    let mut s = S::sitting();
+    // Delegation 79 (D1, D3, D5, D7) may speak 600 s on an item; a discussion turn is 420 s.
+    s.state.rules.delegation_budget_secs = Some(600);
+    s.ok("CHAIR", give("D1", SpeechKind::Discussion));
+    assert_eq!(deadline(&s), 420_000, "the kind's limit, within the budget");
+    s.advance(400);
+    // Superseded after 400 s: the next deputy of 79 gets the 200 s left, not 420.
+    s.ok("CHAIR", give("D3", SpeechKind::Discussion));
+    assert_eq!(deadline(&s), 200_000);
+    // An extension past the budget is refused; one within it is given.
+    assert_eq!(
+        s.code("CHAIR", Command::ExtendFloor { secs: 1 }),
+        Code::BudgetExhausted
+    );
+    s.advance(150);
+    s.ok("CHAIR", Command::RevokeFloor);
+    // 50 s left: granted for 50 s; then exactly at the budget, nothing more.
+    s.ok("CHAIR", give("D5", SpeechKind::Debate));
+    assert_eq!(deadline(&s), 50_000);
+    s.advance(50);
+    s.ok("D5", Command::YieldFloor);
+    assert_eq!(
+        spoken_ms(&s.state, &DelegationCode::new("79"), ItemId(1), s.now),
+        600_000
+    );
+    assert_eq!(
+        s.code("CHAIR", give("D7", SpeechKind::Question)),
+        Code::BudgetExhausted
+    );
+    // Points of order do not count, another delegation has its own budget, and the next item
+    // starts afresh.
+    s.ok("CHAIR", give("D7", SpeechKind::PointOfOrder));
+    assert_eq!(deadline(&s), 60_000);
+    s.ok("CHAIR", give("D2", SpeechKind::Discussion));
+    assert_eq!(deadline(&s), 420_000, "delegation 01 has spoken nothing");
+    s.ok("CHAIR", Command::RevokeFloor);
+    s.ok("CHAIR", Command::SetCurrentItem { item: ItemId(2) });
+    s.ok("CHAIR", give("D1", SpeechKind::Discussion));
+    assert_eq!(deadline(&s), 420_000, "a new item, a new budget");
+}
+
+#[test]
+fn without_a_budget_speeches_get_their_kinds_limit_and_extensions_are_not_capped() {
+    let mut s = S::sitting();
+    assert_eq!(s.state.rules.delegation_budget_secs, None);
+    for _ in 0..3 {
+        s.ok("CHAIR", give("D1", SpeechKind::Discussion));
+        assert_eq!(deadline(&s), 420_000);
+        s.advance(420);
+        s.ok("CHAIR", Command::ExtendFloor { secs: 600 });
+        s.advance(600);
+        s.ok("CHAIR", Command::RevokeFloor);
+    }
+    // Rules written out without the budget read back the same (old sittings' bytes).
+    let text = serde_json::to_string(&s.state.rules).expect("json");
+    assert!(!text.contains("delegation_budget_secs"), "{text}");
+    let mut with = s.state.rules.clone();
+    with.delegation_budget_secs = Some(900);
+    let back: Rules =
+        serde_json::from_str(&serde_json::to_string(&with).expect("json")).expect("parse");
+    assert_eq!(back.delegation_budget_secs, Some(900));
+}

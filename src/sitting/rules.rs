@@ -122,6 +122,11 @@ pub struct Rules {
     /// the rule existed read and write the same bytes.
     #[serde(skip_serializing_if = "is_true")]
     pub vote_needs_quorum: bool,
+    /// The total speaking time of one delegation on one agenda item, in seconds (points of
+    /// order aside); none: no cap. Written out only when set, so sittings created before
+    /// the rule existed read and write the same bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegation_budget_secs: Option<u32>,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -139,6 +144,7 @@ impl Default for Rules {
             max_extension_secs: 30 * 60,
             step_up_ballots: false,
             vote_needs_quorum: true,
+            delegation_budget_secs: None,
         }
     }
 }
@@ -155,6 +161,9 @@ impl Rules {
             if self.speaking.for_kind(kind) == 0 {
                 return Err(format!("speaking limit for {kind:?} must be positive"));
             }
+        }
+        if self.delegation_budget_secs == Some(0) {
+            return Err("delegation_budget_secs must be positive when set".into());
         }
         if self.default_vote_window_secs == 0 {
             return Err("default_vote_window_secs must be positive".into());

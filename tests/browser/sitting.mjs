@@ -83,7 +83,8 @@ async function serverSnapshot(browser, base) {
 }
 
 runTest(async () => {
-  const server = await startServer({ bin: args.bin });
+  // Speaking-time budgets on, so the console shows them (20 minutes per delegation and item).
+  const server = await startServer({ bin: args.bin, env: { DIENHONG__RULES__DELEGATION_BUDGET_SECS: "1200" } });
   const base = server.base;
   const browser = await launchBrowser();
   const timings = {};
@@ -219,6 +220,12 @@ runTest(async () => {
   const grantAt = Date.now();
   await chair.keyboard.press("Enter");
   await poll(async () => (await place(deputies[0])).includes("1 / 1"), { what: "the question first once the floor is given" });
+  // The rules here cap each delegation at 20 minutes per item: the console counts the
+  // speaker's delegation down, and lists the waiting deputy's with its whole budget.
+  await poll(async () => {
+    const rows = await chair.locator("#budget-list li[data-delegation]").allTextContents();
+    return rows.length >= 1 && rows.some((r) => /1[89]:\d\d|20:00/.test(r));
+  }, { what: "each delegation's speaking time left on the console" });
 
   step('3. Every page shows the speaker and the timer; the pictures are decoded.');
   // 3. Every page shows the speaker and the timer; the pictures are decoded.

@@ -4,7 +4,7 @@
 // a picture and a sound level from each, with a mute per site.
 import { t, onLang, errorText } from "./i18n.js";
 import { h, fill, text, clock, percent, notice, act, who, boot, every } from "./ui.js";
-import { queueOf, openVote, latestVote, membersOf, quorumMet } from "./state.js";
+import { queueOf, openVote, latestVote, membersOf, quorumMet, budgetsLeft } from "./state.js";
 import { Console } from "./media.js";
 
 const client = await boot("chairTitle");
@@ -334,6 +334,7 @@ function render(s) {
   }) : h("li", { class: "muted" }, t("queueEmpty")));
   if (focusedRequest) document.querySelector(`#queue li[data-request="${focusedRequest}"]`)?.focus();
 
+  renderBudgets(s);
   renderVote(s);
 
   fill("agenda", s.agenda.map((i) => h("li", { class: i.id === s.current_item ? "current" : "", "aria-current": i.id === s.current_item ? "step" : null },
@@ -344,6 +345,17 @@ function render(s) {
 
   renderAttendance(s);
   renderSites(s);
+}
+
+// Each delegation's speaking time left on the item, when the rules cap it: those who spoke,
+// hold the floor or wait in the queue, the least left first.
+function renderBudgets(s) {
+  const left = budgetsLeft(s, client.roster, client.now());
+  const codes = Object.keys(left).sort((a, b) => left[a] - left[b] || a.localeCompare(b));
+  $("budgets").hidden = !(s.rules && s.rules.delegation_budget_secs);
+  fill("budget-list", codes.length ? codes.map((code) => h("li", { dataset: { delegation: code }, class: left[code] <= 0 ? "no" : null },
+    h("span", {}, client.delegationName(code)), " ",
+    h("b", { class: "mono" }, left[code] > 0 ? clock(left[code]) : t("budgetUsed")))) : h("li", { class: "muted" }, t("budgetsNone")));
 }
 
 // Attendance changes far less often than ballots arrive: the table of delegations and the
@@ -376,6 +388,7 @@ every(250, () => {
     $("speaker-timer").textContent = clock(left);
     $("speaker-timer").classList.toggle("low", left < 30000);
   }
+  if (s.floor && s.rules && s.rules.delegation_budget_secs) renderBudgets(s);
   const v = openVote(s);
   if (v && $("vote-timer")) $("vote-timer").textContent = clock(v.deadline - client.now());
 });

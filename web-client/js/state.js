@@ -231,6 +231,31 @@ export function membersOf(roster) {
   return Object.values(roster.actors).filter((a) => a.roles.includes("deputy")).length;
 }
 
+/// Each delegation's speaking time left on the current item, in milliseconds at `now`, when
+/// the rules set a budget: the same arithmetic as src/sitting/budget.rs (points of order do
+/// not count; the speech going on counts up to now). `{}` without a budget or an item.
+export function budgetsLeft(s, roster, now) {
+  const budget = s.rules && s.rules.delegation_budget_secs;
+  const item = s.current_item;
+  if (!budget || item == null) return {};
+  const delegationOf = (d) => (roster.actors[d] || {}).delegation;
+  const left = {};
+  const spend = (deputy, ms) => {
+    const d = delegationOf(deputy);
+    if (!d) return;
+    left[d] = (left[d] ?? budget * 1000) - Math.max(0, ms);
+  };
+  for (const sp of s.speeches) {
+    if (sp.item === item && sp.kind !== "point_of_order") spend(sp.deputy, sp.to - sp.from);
+  }
+  if (s.floor && s.floor.kind !== "point_of_order") spend(s.floor.deputy, now - s.floor.granted_at);
+  for (const r of queueOf(s)) {
+    const d = delegationOf(r.deputy);
+    if (d && !(d in left)) left[d] = budget * 1000;
+  }
+  return left;
+}
+
 /// Whether the quorum is met: the same arithmetic as Quorum::met in src/sitting/rules.rs.
 export function quorumMet(s, members) {
   const q = s.rules && s.rules.quorum;
