@@ -8,65 +8,21 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use support::rest::Rest;
 
 const SITTING: &str = "demo-2026-11";
 
-async fn login(http: &reqwest::Client, addr: &str, code: &str) -> String {
-    let r: Value = http
-        .post(format!("http://{addr}/api/login"))
-        .json(&json!({"code": code, "password": "demo"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    r["token"].as_str().expect("token").to_owned()
-}
-
-/// Sends a command over REST; returns the status and the body.
-async fn command(
-    http: &reqwest::Client,
-    addr: &str,
-    token: &str,
-    key: Option<&str>,
-    body: Value,
-) -> (StatusCode, Value) {
-    let mut req = http
-        .post(format!("http://{addr}/api/sittings/{SITTING}/commands"))
-        .bearer_auth(token)
-        .json(&body);
-    if let Some(k) = key {
-        req = req.header("Idempotency-Key", k);
-    }
-    let r = req.send().await.expect("command sent");
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn ok(http: &reqwest::Client, addr: &str, token: &str, key: &str, cmd: Value) -> u64 {
-    let (status, body) = command(http, addr, token, Some(key), json!({ "command": cmd })).await;
-    assert_eq!(status, StatusCode::OK, "{key}: {body}");
-    assert_eq!(body["command_id"], key);
-    body["seq"].as_u64().expect("seq")
-}
-
 /// Every event of the log, read a page at a time through the API.
-async fn all_events(http: &reqwest::Client, addr: &str, token: &str, limit: u32) -> Vec<Value> {
+async fn all_events(api: &Rest, token: &str, limit: u32) -> Vec<Value> {
     let mut after = 0;
     let mut events = Vec::new();
     loop {
-        let page: Value = http
-            .get(format!(
-                "http://{addr}/api/sittings/{SITTING}/events?after={after}&limit={limit}"
-            ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("events")
-            .json()
-            .await
-            .expect("page");
+        let page = api
+            .get(
+                &format!("/api/sittings/{SITTING}/events?after={after}&limit={limit}"),
+                Some(token),
+            )
+            .await;
         let got = page["events"].as_array().expect("events").clone();
         assert!(
             got.len() <= limit as usize,
@@ -91,104 +47,45 @@ async fn all_events(http: &reqwest::Client, addr: &str, token: &str, limit: u32)
 async fn a_command_sent_again_with_its_idempotency_key_after_kill_9_counts_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite:{}", dir.path().join("r.db").display());
-    let http = reqwest::Client::new();
     let (mut server, addr) =
         support::spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
-    let chair = login(&http, &addr, "CHAIR").await;
-    let clerk = login(&http, &addr, "CLERK1").await;
-    let deputy = login(&http, &addr, "DB001").await;
+    let api = Rest::new(addr, SITTING);
+    let chair = api.login("CHAIR").await;
+    let clerk = api.login("CLERK1").await;
+    let deputy = api.login("DB001").await;
 
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "open",
-        json!({"command": "open_sitting"}),
-    )
-    .await;
-    for n in 1..=3 {
-        let d = format!("DB{n:03}");
-        ok(
-            &http,
-            &addr,
-            &clerk,
-            &format!("in-{d}"),
-            json!({"command": "check_in", "deputy": d}),
-        )
-        .await;
-    }
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "item",
-        json!({"command": "set_current_item", "item": 1}),
-    )
-    .await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "vote",
-        json!({"command": "open_vote", "question": "Thông qua?", "method": "named", "rule": null,
-               "window_secs": 3600, "allow_change": false, "rerun_of": null}),
-    )
-    .await;
-    let ballot = json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "yes"}});
-    let (status, first) = command(&http, &addr, &deputy, Some("ballot-1"), ballot).await;
+    api.open_with(&chair, &clerk, 3, 1).await;
+    api.open_named_vote(&chair, "Thông qua?").await;
+    let ballot =
+        |choice: &str| json!({"command": {"command": "cast_ballot", "vote": 1, "choice": choice}});
+    let (status, first) = api.command(&deputy, Some("ballot-1"), ballot("yes")).await;
     assert_eq!(status, StatusCode::OK, "{first}");
 
     // The same key again before the restart: the first outcome, nothing new.
-    let (status, again) = command(
-        &http,
-        &addr,
-        &deputy,
-        Some("ballot-1"),
-        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
-    )
-    .await;
+    let (status, again) = api.command(&deputy, Some("ballot-1"), ballot("no")).await;
     assert_eq!((status, &again["seq"]), (StatusCode::OK, &first["seq"]));
 
     server.kill().expect("kill -9");
     let _ = server.wait();
     let (mut server, addr) =
         support::spawn_binary(&["demo", "--listen", "127.0.0.1:0", "--database", &db]);
-    let deputy = login(&http, &addr, "DB001").await;
-    let (status, after) = command(
-        &http,
-        &addr,
-        &deputy,
-        Some("ballot-1"),
-        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
-    )
-    .await;
+    let api = Rest::new(addr, SITTING);
+    let deputy = api.login("DB001").await;
+    let (status, after) = api.command(&deputy, Some("ballot-1"), ballot("no")).await;
     assert_eq!(
         (status, &after["seq"]),
         (StatusCode::OK, &first["seq"]),
         "after the restart the key still answers the first outcome: {after}"
     );
     // Another key is another command: a second ballot is refused by the rules.
-    let (status, refused) = command(
-        &http,
-        &addr,
-        &deputy,
-        Some("ballot-2"),
-        json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "no"}}),
-    )
-    .await;
+    let (status, refused) = api.command(&deputy, Some("ballot-2"), ballot("no")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
     assert_eq!(refused["code"], "ballot_final");
 
     // The state and the log agree: one ballot, yes.
-    let state: Value = http
-        .get(format!("http://{addr}/api/sittings/{SITTING}/state"))
-        .bearer_auth(&deputy)
-        .send()
-        .await
-        .expect("state")
-        .json()
-        .await
-        .expect("json");
+    let state = api
+        .get(&format!("/api/sittings/{SITTING}/state"), Some(&deputy))
+        .await;
     assert_eq!(state["type"], "snapshot");
     let vote = &state["state"]["votes"]["1"];
     assert_eq!(
@@ -197,7 +94,7 @@ async fn a_command_sent_again_with_its_idempotency_key_after_kill_9_counts_once(
         "{vote}"
     );
     assert_eq!(vote["ballots"]["DB001"]["choice"], "yes", "{vote}");
-    let events = all_events(&http, &addr, &deputy, 3).await;
+    let events = all_events(&api, &deputy, 3).await;
     let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
     let expected: Vec<u64> = (1..=state["seq"].as_u64().expect("seq")).collect();
     assert_eq!(seqs, expected, "every event once, in order, across pages");
@@ -217,8 +114,8 @@ async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
         ("DIENHONG__CONTROL__COMMAND_BURST", "4"),
     ])
     .await;
-    let addr = s.addr.to_string();
-    let http = reqwest::Client::new();
+    let api = Rest::new(s.addr, SITTING);
+    let (http, addr) = (&api.http, &api.addr);
     let chair = s.login("CHAIR").await;
     let deputy = s.login("DB002").await;
     let open = json!({"command": {"command": "open_sitting"}});
@@ -228,27 +125,25 @@ async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
             "no token",
             StatusCode::UNAUTHORIZED,
             "missing_token",
-            command(&http, &addr, "", Some("k1"), open.clone()).await,
+            api.command("", Some("k1"), open.clone()).await,
         ),
         (
             "no key",
             StatusCode::BAD_REQUEST,
             "invalid_command_id",
-            command(&http, &addr, &chair, None, open.clone()).await,
+            api.command(&chair, None, open.clone()).await,
         ),
         (
             "a key with a space",
             StatusCode::BAD_REQUEST,
             "invalid_command_id",
-            command(&http, &addr, &chair, Some("a b"), open.clone()).await,
+            api.command(&chair, Some("a b"), open.clone()).await,
         ),
         (
             "an unknown command",
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            command(
-                &http,
-                &addr,
+            api.command(
                 &chair,
                 Some("k2"),
                 json!({"command": {"command": "dissolve"}}),
@@ -259,15 +154,13 @@ async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
             "a deputy opening the sitting",
             StatusCode::FORBIDDEN,
             "not_permitted",
-            command(&http, &addr, &deputy, Some("k3"), open.clone()).await,
+            api.command(&deputy, Some("k3"), open.clone()).await,
         ),
         (
             "a vote before the sitting opens",
             StatusCode::CONFLICT,
             "wrong_phase",
-            command(
-                &http,
-                &addr,
+            api.command(
                 &chair,
                 Some("k4"),
                 json!({"command": {"command": "open_vote", "question": "Q", "method": "named",
@@ -283,24 +176,19 @@ async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
             "{what}: {body}"
         );
     }
-    let unknown = http
-        .post(format!("http://{addr}/api/sittings/nope/commands"))
-        .bearer_auth(&chair)
-        .header("Idempotency-Key", "k5")
-        .json(&open)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .to("nope")
+        .command(&chair, Some("k5"), open.clone())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let big = "x".repeat(64 * 1024);
-    let (status, _) = command(
-        &http,
-        &addr,
-        &chair,
-        Some("k6"),
-        json!({"command": {"command": "suspend_sitting", "reason": big}}),
-    )
-    .await;
+    let (status, _) = api
+        .command(
+            &chair,
+            Some("k6"),
+            json!({"command": {"command": "suspend_sitting", "reason": big}}),
+        )
+        .await;
     assert_eq!(
         status,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -308,14 +196,7 @@ async fn bad_rest_commands_get_the_websockets_codes_and_change_nothing() {
     );
 
     // Nothing refused reached the log; the rate limit answers 429 with Retry-After.
-    let summary: Value = http
-        .get(format!("http://{addr}/api/sittings/{SITTING}"))
-        .send()
-        .await
-        .expect("summary")
-        .json()
-        .await
-        .expect("json");
+    let summary = api.get(&format!("/api/sittings/{SITTING}"), None).await;
     assert_eq!(summary["phase"], "scheduled", "{summary}");
     let mut limited = None;
     for i in 0..10 {

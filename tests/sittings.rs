@@ -7,6 +7,7 @@ mod support;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::rest::Rest;
 
 const NEW: &str = "kh15-k10-p2";
 
@@ -23,14 +24,10 @@ DB006\tĐại biểu Sáu\t01\tdeputy
 CLERK1\tThư ký\t\tclerk
 ";
 
-async fn create(
-    http: &reqwest::Client,
-    addr: &str,
-    token: &str,
-    body: Value,
-) -> (StatusCode, Value) {
-    let r = http
-        .post(format!("http://{addr}/api/sittings"))
+async fn create(api: &Rest, token: &str, body: Value) -> (StatusCode, Value) {
+    let r = api
+        .http
+        .post(format!("http://{}/api/sittings", api.addr))
         .bearer_auth(token)
         .json(&body)
         .send()
@@ -40,40 +37,25 @@ async fn create(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn ok(http: &reqwest::Client, addr: &str, token: &str, key: &str, cmd: Value) -> u64 {
-    let r = http
-        .post(format!("http://{addr}/api/sittings/{NEW}/commands"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({ "command": cmd }))
-        .send()
-        .await
-        .expect("command");
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    assert_eq!(status, StatusCode::OK, "{key}: {body}");
-    body["seq"].as_u64().expect("seq")
-}
-
 #[tokio::test]
 async fn a_sitting_created_while_running_opens_votes_and_exports_its_minutes_without_a_restart() {
     let s = support::ws::start().await;
-    let addr = s.addr.to_string();
-    let http = reqwest::Client::new();
+    let api = Rest::new(s.addr, NEW);
+    let (http, addr) = (&api.http, &api.addr);
     let clerk = s.login("CLERK1").await;
     let deputy = s.login("DB010").await;
     let request = json!({"id": NEW, "title": "Phiên thứ hai", "roster": ROSTER,
                          "agenda": "Khai mạc\n\nBiểu quyết dự án luật\nBế mạc\n"});
 
     // Refusals first: nothing is created by them.
-    let (status, body) = create(&http, &addr, &deputy, request.clone()).await;
+    let (status, body) = create(&api, &deputy, request.clone()).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("not_permitted"))
     );
     let mut bad = request.clone();
     bad["roster"] = json!("code\tname\tdelegation\troles\nX\tY\t99\tdeputy\n");
-    let (status, body) = create(&http, &addr, &clerk, bad).await;
+    let (status, body) = create(&api, &clerk, bad).await;
     assert_eq!(
         status,
         StatusCode::BAD_REQUEST,
@@ -81,27 +63,20 @@ async fn a_sitting_created_while_running_opens_votes_and_exports_its_minutes_wit
     );
     let mut bad = request.clone();
     bad["id"] = json!("có dấu");
-    let (status, _) = create(&http, &addr, &clerk, bad).await;
+    let (status, _) = create(&api, &clerk, bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "an id must be plain");
 
-    let (status, summary) = create(&http, &addr, &clerk, request.clone()).await;
+    let (status, summary) = create(&api, &clerk, request.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{summary}");
     assert_eq!(summary["sitting"], NEW);
     assert_eq!(summary["phase"], "scheduled");
     assert_eq!(summary["members"], 7);
-    let (status, body) = create(&http, &addr, &clerk, request).await;
+    let (status, body) = create(&api, &clerk, request).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::CONFLICT, Some("already_created"))
     );
-    let list: Value = http
-        .get(format!("http://{addr}/api/sittings"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = api.get("/api/sittings", None).await;
     let ids: Vec<&str> = list
         .as_array()
         .expect("list")
@@ -113,54 +88,17 @@ async fn a_sitting_created_while_running_opens_votes_and_exports_its_minutes_wit
     // The chair's token was issued before the sitting existed; a new login carries the roles
     // of every sitting, and commands are checked against the new roster anyway.
     let chair = s.login("CHAIR").await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "open",
-        json!({"command": "open_sitting"}),
-    )
-    .await;
-    for n in 1..=6 {
-        let d = format!("DB{n:03}");
-        ok(
-            &http,
-            &addr,
-            &clerk,
-            &format!("in-{d}"),
-            json!({"command": "check_in", "deputy": d}),
-        )
-        .await;
-    }
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "item",
-        json!({"command": "set_current_item", "item": 2}),
-    )
-    .await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "vote",
-        json!({"command": "open_vote", "question": "Thông qua dự án luật?", "method": "named",
-               "rule": null, "window_secs": 3600, "allow_change": false, "rerun_of": null}),
-    )
-    .await;
+    api.open_with(&chair, &clerk, 6, 2).await;
+    api.open_named_vote(&chair, "Thông qua dự án luật?").await;
     // Ballots over REST and over the WebSocket.
     for (n, choice) in [(1, "yes"), (2, "yes"), (3, "no")] {
         let t = s.login(&format!("DB{n:03}")).await;
-        let r = http
-            .post(format!("http://{addr}/api/sittings/{NEW}/commands"))
-            .bearer_auth(&t)
-            .header("Idempotency-Key", "ballot")
-            .json(&json!({"command": {"command": "cast_ballot", "vote": 1, "choice": choice}}))
-            .send()
-            .await
-            .expect("ballot");
-        assert_eq!(r.status(), StatusCode::OK);
+        api.ok(
+            &t,
+            "ballot",
+            json!({"command": "cast_ballot", "vote": 1, "choice": choice}),
+        )
+        .await;
     }
     let mut ws = s.client("DB004").await;
     let snap = ws.subscribe_to(NEW, None).await;
@@ -170,35 +108,21 @@ async fn a_sitting_created_while_running_opens_votes_and_exports_its_minutes_wit
         .await;
     assert_eq!(reply["type"], "ack", "{reply}");
     // A deputy of the demo sitting only is not in this one.
-    let r = http
-        .post(format!("http://{addr}/api/sittings/{NEW}/commands"))
-        .bearer_auth(&deputy)
-        .header("Idempotency-Key", "ballot")
-        .json(&json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "yes"}}))
-        .send()
-        .await
-        .expect("ballot");
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "close",
-        json!({"command": "close_vote", "vote": 1}),
-    )
-    .await;
+    let (status, _) = api
+        .command(
+            &deputy,
+            Some("ballot"),
+            json!({"command": {"command": "cast_ballot", "vote": 1, "choice": "yes"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    api.ok(&chair, "close", json!({"command": "close_vote", "vote": 1}))
+        .await;
 
     // The media plane follows the sitting in session.
     let mut followed = Value::Null;
     for _ in 0..50 {
-        followed = http
-            .get(format!("http://{addr}/healthz/media"))
-            .send()
-            .await
-            .expect("media")
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        followed = api.get("/healthz/media", None).await;
         if followed["sitting"] == NEW {
             break;
         }
@@ -207,17 +131,12 @@ async fn a_sitting_created_while_running_opens_votes_and_exports_its_minutes_wit
     assert_eq!(followed["sitting"], NEW, "{followed}");
 
     // The minutes, from the new sitting's log.
-    let minutes: Value = http
-        .get(format!(
-            "http://{addr}/api/sittings/{NEW}/minutes?format=json"
-        ))
-        .bearer_auth(&clerk)
-        .send()
-        .await
-        .expect("minutes")
-        .json()
-        .await
-        .expect("json");
+    let minutes = api
+        .get(
+            &format!("/api/sittings/{NEW}/minutes?format=json"),
+            Some(&clerk),
+        )
+        .await;
     let vote = &minutes["votes"][0];
     assert_eq!(vote["question"], "Thông qua dự án luật?", "{vote}");
     assert_eq!(vote["outcome"]["status"], "closed", "{vote}");

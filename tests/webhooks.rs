@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::rest::Rest;
 
 const SITTING: &str = "demo-2026-11";
 const SECRET: &str = "a-receivers-secret-0123456789";
@@ -96,41 +97,10 @@ async fn start_receiver() -> (Shared, String) {
     (shared, format!("http://{addr}/hook"))
 }
 
-async fn login(http: &reqwest::Client, addr: &str, code: &str) -> String {
-    let r: Value = http
-        .post(format!("http://{addr}/api/login"))
-        .json(&json!({"code": code, "password": "demo"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("json");
-    r["token"].as_str().expect("token").to_owned()
-}
-
-async fn ok(http: &reqwest::Client, addr: &str, token: &str, key: &str, cmd: Value) {
-    let r = http
-        .post(format!("http://{addr}/api/sittings/{SITTING}/commands"))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({ "command": cmd }))
-        .send()
-        .await
-        .expect("command");
-    assert_eq!(r.status(), reqwest::StatusCode::OK, "{key}");
-}
-
-async fn head(http: &reqwest::Client, addr: &str) -> u64 {
-    let v: Value = http
-        .get(format!("http://{addr}/api/sittings/{SITTING}"))
-        .send()
-        .await
-        .expect("summary")
-        .json()
-        .await
-        .expect("json");
-    v["seq"].as_u64().expect("seq")
+async fn head(api: &Rest) -> u64 {
+    api.get(&format!("/api/sittings/{SITTING}"), None).await["seq"]
+        .as_u64()
+        .expect("seq")
 }
 
 /// The first arrival of each sequence number at `endpoint`, in arrival order.
@@ -211,29 +181,11 @@ checkpoint_key = "{files}/checkpoint.key"
         "--database",
         db,
     ];
-    let http = reqwest::Client::new();
     let (mut server, addr) = support::spawn_binary(&args);
-    let chair = login(&http, &addr, "CHAIR").await;
-    let clerk = login(&http, &addr, "CLERK1").await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "open",
-        json!({"command": "open_sitting"}),
-    )
-    .await;
-    for n in 1..=20 {
-        let d = format!("DB{n:03}");
-        ok(
-            &http,
-            &addr,
-            &clerk,
-            &format!("in-{d}"),
-            json!({"command": "check_in", "deputy": d}),
-        )
-        .await;
-    }
+    let api = Rest::new(addr, SITTING);
+    let chair = api.login("CHAIR").await;
+    let clerk = api.login("CLERK1").await;
+    api.open_with(&chair, &clerk, 20, 1).await;
     // Killed while deliveries are under way (some delivered, most not yet).
     wait_for("the first deliveries", || {
         receiver.lock().expect("lock").taken.len() >= 4
@@ -242,52 +194,31 @@ checkpoint_key = "{files}/checkpoint.key"
     let before = first_arrivals(&receiver.lock().expect("lock").taken, "archive").len() as u64;
     server.kill().expect("kill -9");
     let _ = server.wait();
-    let written = 22;
+    // The sitting created, opened, 20 check-ins, the item: 23 events.
+    let written = 23;
     assert!(
         before < written,
         "the kill came before every event was delivered ({before})"
     );
 
     let (mut server, addr) = support::spawn_binary(&args);
-    let chair = login(&http, &addr, "CHAIR").await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "item",
-        json!({"command": "set_current_item", "item": 1}),
-    )
-    .await;
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "vote",
-        json!({"command": "open_vote", "question": "Thông qua?", "method": "named", "rule": null,
-               "window_secs": 3600, "allow_change": false, "rerun_of": null}),
-    )
-    .await;
+    let api = Rest::new(addr, SITTING);
+    let (http, addr) = (&api.http, &api.addr);
+    let chair = api.login("CHAIR").await;
+    api.open_named_vote(&chair, "Thông qua?").await;
     for n in 1..=3 {
         let d = format!("DB{n:03}");
-        let t = login(&http, &addr, &d).await;
-        ok(
-            &http,
-            &addr,
+        let t = api.login(&d).await;
+        api.ok(
             &t,
             "ballot",
             json!({"command": "cast_ballot", "vote": 1, "choice": "yes"}),
         )
         .await;
     }
-    ok(
-        &http,
-        &addr,
-        &chair,
-        "close",
-        json!({"command": "close_vote", "vote": 1}),
-    )
-    .await;
-    let last = head(&http, &addr).await;
+    api.ok(&chair, "close", json!({"command": "close_vote", "vote": 1}))
+        .await;
+    let last = head(&api).await;
 
     wait_for("every event at the archive", || {
         first_arrivals(&receiver.lock().expect("lock").taken, "archive").len() as u64 == last
@@ -330,7 +261,7 @@ checkpoint_key = "{files}/checkpoint.key"
     );
 
     // The delivery log has the failures and the successes; the state says all is delivered.
-    let clerk = login(&http, &addr, "CLERK1").await;
+    let clerk = api.login("CLERK1").await;
     let log: Vec<Value> = http
         .get(format!(
             "http://{addr}/api/webhooks/archive/attempts?limit=5000"
@@ -368,7 +299,7 @@ checkpoint_key = "{files}/checkpoint.key"
         .and_then(|a| a.iter().find(|e| e["id"] == "archive"))
         .expect("archive listed");
     assert_eq!(archive["delivered"][SITTING], last, "{archive}");
-    let deputy = login(&http, &addr, "DB004").await;
+    let deputy = api.login("DB004").await;
     let refused = http
         .get(format!("http://{addr}/api/webhooks"))
         .bearer_auth(&deputy)

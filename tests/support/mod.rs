@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod rest;
 pub mod ws;
 
 use dienhong::sitting::{

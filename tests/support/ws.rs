@@ -63,19 +63,7 @@ impl Server {
     }
 
     pub async fn login(&self, code: &str) -> String {
-        let r: Value = reqwest::Client::new()
-            .post(format!("http://{}/api/login", self.addr))
-            .json(&json!({"code": code, "password": "demo"}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("json");
-        r["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no token: {r}"))
-            .to_owned()
+        super::rest::Rest::new(self.addr, "").login(code).await
     }
 
     pub async fn connect_with(&self, token: &str) -> Ws {
