@@ -627,23 +627,66 @@ async fn documents_are_found_by_vietnamese_typed_without_diacritics() {
     search_until(&h, Some(&observer), "quoc phong", 0).await;
     search_until(&h, Some(&deputy), "quoc phong", 0).await;
     search_until(&h, Some(&chair), "quoc phong", 1).await;
-    // Filters.
-    let r: Value = h
-        .http
-        .get(format!("http://{}/api/search", s.addr))
-        .query(&[
-            ("q", "ngan sach"),
-            ("type", "application/vnd.oasis.opendocument.text"),
-        ])
-        .bearer_auth(&chair)
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(r["hits"].as_array().map(Vec::len), Some(1), "{r}");
-    assert_eq!(r["hits"][0]["document"], 3);
+    // Filters: by type, by agenda item, by when it was published.
+    let filtered = |extra: Vec<(&'static str, String)>| {
+        let (h, chair) = (&h, &chair);
+        async move {
+            let mut query = vec![("q", "ngan sach".to_owned())];
+            query.extend(extra);
+            let r: Value = h
+                .http
+                .get(format!("http://{}/api/search", h.s.addr))
+                .query(&query)
+                .bearer_auth(chair)
+                .send()
+                .await
+                .expect("search")
+                .json()
+                .await
+                .expect("json");
+            r["hits"]
+                .as_array()
+                .expect("hits")
+                .iter()
+                .filter_map(|h| h["document"].as_u64())
+                .collect::<Vec<u64>>()
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let hour = 3_600_000;
+    let table: Vec<(Vec<(&'static str, String)>, usize)> = vec![
+        (
+            vec![("type", "application/vnd.oasis.opendocument.text".into())],
+            1,
+        ),
+        (vec![("item", "1".into())], 2),
+        (vec![("item", "2".into())], 0),
+        (
+            vec![
+                ("from", (now - hour).to_string()),
+                ("to", (now + hour).to_string()),
+            ],
+            2,
+        ),
+        (vec![("from", (now + hour).to_string())], 0),
+        (vec![("to", (now - hour).to_string())], 0),
+    ];
+    for (extra, want) in table {
+        let what = format!("{extra:?}");
+        let got = filtered(extra).await;
+        assert_eq!(got.len(), want, "{what}: {got:?}");
+    }
+    assert_eq!(
+        filtered(vec![(
+            "type",
+            "application/vnd.oasis.opendocument.text".into()
+        )])
+        .await,
+        vec![3]
+    );
     // Bad searches are told so.
     for q in ["", &"a".repeat(201)] {
         let r = h

@@ -250,6 +250,14 @@ async fn every_operation_in_the_openapi_description_is_served_and_answers_as_des
         serde_json::from_str::<Value>(&dienhong::server::openapi_description()).expect("cli's"),
         "the CLI prints what is served"
     );
+    // The command body is described variant by variant, as the server reads it.
+    let command = spec["components"]["schemas"]["Command"].to_string();
+    for needle in ["cast_ballot", "open_vote", "give_floor", "check_in"] {
+        assert!(
+            command.contains(needle),
+            "{needle} in the Command schema: {command}"
+        );
+    }
     let paths = spec["paths"].as_object().expect("paths");
     for must in [
         "/api/sittings/{id}/commands",

@@ -63,9 +63,8 @@ impl CommandLimiter {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommandRequest {
-    /// The command, exactly as in a WebSocket `command` message (`docs/protocol.md` §2),
+    /// The command, exactly as in a WebSocket `command` message (`docs/protocol.md` §4),
     /// for example `{"command": "cast_ballot", "vote": 1, "choice": "yes"}`.
-    #[schema(value_type = Object)]
     command: sitting::Command,
     /// A ballot's passkey confirmation, when the vote asks for one (`POST /api/step-up`).
     #[schema(value_type = Option<Object>)]

@@ -8,18 +8,20 @@ use super::vote::{Choice, Method, PassRule};
 use serde::{Deserialize, Serialize};
 
 /// A command to the sitting. The actor issuing it is passed beside it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Command {
-    /// Create the sitting (system only, on an empty state).
+    /// Create the sitting (system only, on an empty state: `POST /api/sittings` makes one).
     CreateSitting {
         /// Sitting id.
         sitting: SittingId,
         /// Title.
         title: String,
         /// Roster.
+        #[schema(value_type = Object)]
         roster: Roster,
         /// Rules.
+        #[schema(value_type = Object)]
         rules: Rules,
         /// Initial agenda titles.
         agenda: Vec<String>,
@@ -164,7 +166,9 @@ pub enum Command {
         /// The file's name as uploaded (for saving it again), if given.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         file_name: Option<String>,
-        /// Who may read it.
+        /// Who may read it: `{"level": "public"}`, `{"level": "deputies"}` or
+        /// `{"level": "restricted", "roles": ["chair", …]}`.
+        #[schema(value_type = Object)]
         access: Access,
     },
     /// Clerk: publish a new version of a document.

@@ -4,7 +4,19 @@ use super::vote::PassRule;
 use serde::{Deserialize, Serialize};
 
 /// The kind of a request to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SpeechKind {
     /// A discussion turn (thảo luận).

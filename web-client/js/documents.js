@@ -69,14 +69,14 @@ addStrings({
     searchDocs: "Tìm tài liệu", searchWords: "Từ cần tìm (có dấu hay không dấu đều được)",
     searchButton: "Tìm", searchThisSitting: "Chỉ trong phiên họp này", searching: "Đang tìm…",
     searchNone: "Không tìm thấy tài liệu nào.", searchFailed: "Không tìm được; xin thử lại.",
-    searchCount: "Tìm thấy {n} tài liệu.", docVersion: "Phiên bản", docSuperseded: "Đã được thay thế",
+    searchCount: "Tìm thấy {n} tài liệu.", searchOne: "Tìm thấy 1 tài liệu.", docVersion: "Phiên bản", docSuperseded: "Đã được thay thế",
     openFile: "Mở tệp", openFailed: "Không mở được tài liệu.",
   },
   en: {
     searchDocs: "Find documents", searchWords: "Words to find (with or without diacritics)",
     searchButton: "Search", searchThisSitting: "This sitting only", searching: "Searching…",
     searchNone: "No documents found.", searchFailed: "The search failed; please try again.",
-    searchCount: "{n} documents found.", docVersion: "Version", docSuperseded: "Superseded",
+    searchCount: "{n} documents found.", searchOne: "1 document found.", docVersion: "Version", docSuperseded: "Superseded",
     openFile: "Open the file", openFailed: "The document could not be opened.",
   },
 });
@@ -129,7 +129,7 @@ export function mountSearchCard(root, client, notice) {
         render();
         try {
           hits = await searchDocuments(client.auth, words, only.checked ? client.sitting : null);
-          status = hits.length ? "searchCount" : "searchNone";
+          status = hits.length === 1 ? "searchOne" : hits.length ? "searchCount" : "searchNone";
         } catch (_) {
           hits = null;
           status = "searchFailed";
