@@ -303,6 +303,8 @@ pub struct WebhooksConfig {
     /// A PEM file of the certificate authorities receivers' certificates are checked
     /// against, beside the public ones (empty: the public ones only).
     pub ca_file: String,
+    /// How long attempts are kept in the delivery log, in days (0: for ever).
+    pub keep_attempts_days: u64,
     /// The endpoints.
     pub endpoints: Vec<WebhookEndpoint>,
 }

@@ -331,3 +331,59 @@ checkpoint_key = "{files}/checkpoint.key"
     server.kill().ok();
     let _ = server.wait();
 }
+
+/// The delivery log keeps what is younger than the cut and drops the rest, on both backends.
+async fn prune_keeps_the_recent_attempts(url: &str) {
+    use dienhong::sitting::Millis;
+    use dienhong::store::{Attempt, Store};
+    let store = Store::open(url).await.expect("store");
+    for (seq, at) in [(1, 1_000), (2, 2_000), (3, 3_000)] {
+        store
+            .add_webhook_attempt(&Attempt {
+                id: 0,
+                endpoint: "archive".into(),
+                sitting: SITTING.into(),
+                seq,
+                kind: "checked_in".into(),
+                replay: false,
+                attempt: 1,
+                at: Millis(at),
+                status: Some(200),
+                error: None,
+                millis: 3,
+            })
+            .await
+            .expect("attempt");
+    }
+    assert_eq!(
+        store
+            .prune_webhook_attempts(Millis(2_000))
+            .await
+            .expect("prune"),
+        1
+    );
+    let left: Vec<u64> = store
+        .webhook_attempts("archive", 0, 10)
+        .await
+        .expect("attempts")
+        .iter()
+        .map(|a| a.seq)
+        .collect();
+    assert_eq!(left, vec![2, 3]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn old_attempts_leave_the_delivery_log_on_sqlite() {
+    let db = support::TestDb::sqlite();
+    prune_keeps_the_recent_attempts(&db.url).await;
+}
+
+#[tokio::test]
+async fn old_attempts_leave_the_delivery_log_on_postgres() {
+    let Some(db) = support::TestDb::postgres().await else {
+        return;
+    };
+    prune_keeps_the_recent_attempts(&db.url).await;
+    db.drop_db().await;
+}

@@ -203,6 +203,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes attempts made before `before` from the delivery log; how many.
+    pub async fn prune_webhook_attempts(&self, before: Millis) -> Result<u64, StoreError> {
+        Ok(
+            with_pool!(self, pool => sqlx::query("DELETE FROM webhook_attempts WHERE at_ms < $1")
+            .bind(before.0)
+            .execute(pool)
+            .await?
+            .rows_affected()),
+        )
+    }
+
     /// The delivery log of `endpoint`: attempts after number `after`, oldest first.
     pub async fn webhook_attempts(
         &self,

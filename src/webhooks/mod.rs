@@ -125,6 +125,7 @@ pub struct Webhooks {
     client: reqwest::Client,
     retry_min: Duration,
     retry_max: Duration,
+    keep_attempts: Option<Duration>,
     wake: Arc<Notify>,
 }
 
@@ -171,16 +172,44 @@ impl Webhooks {
             client: client(config)?,
             retry_min: Duration::from_secs(config.retry_min_secs),
             retry_max: Duration::from_secs(config.retry_max_secs),
+            keep_attempts: (config.keep_attempts_days > 0)
+                .then(|| Duration::from_secs(config.keep_attempts_days.saturating_mul(86_400))),
             wake: Arc::new(Notify::new()),
         }))
     }
 
-    /// Starts one delivery task per endpoint.
+    /// Starts one delivery task per endpoint, and the pruning of the delivery log.
     pub fn start(self: &Arc<Self>, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-        self.endpoints
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .endpoints
             .iter()
             .map(|e| tokio::spawn(self.clone().run(e.clone(), stop.clone())))
-            .collect()
+            .collect();
+        if let Some(keep) = self.keep_attempts.filter(|_| !self.endpoints.is_empty()) {
+            tasks.push(tokio::spawn(self.clone().prune(keep, stop.clone())));
+        }
+        tasks
+    }
+
+    /// Every hour (and at start), drops attempts older than `keep` from the delivery log.
+    async fn prune(self: Arc<Self>, keep: Duration, mut stop: watch::Receiver<bool>) {
+        loop {
+            let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            let before =
+                crate::sitting::Millis(crate::server::now_millis().0.saturating_sub(keep_ms));
+            match self.store.prune_webhook_attempts(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    removed = n,
+                    "webhooks: old attempts pruned from the delivery log"
+                ),
+                Err(e) => tracing::warn!(error = %e, "webhooks: pruning the delivery log failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                _ = stop.changed() => return,
+            }
+        }
     }
 
     /// Tells the delivery tasks that a sitting committed something.
