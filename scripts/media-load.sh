@@ -8,7 +8,8 @@
 #
 #   scripts/media-load.sh [COUNT ...]        default: 32 64 128 200 400 600
 #
-# Environment: TARGETS ("sfu bare"), SERVER_CPU (0), GEN_CPU (1), WINDOW (10 s), WARMUP
+# Environment: TARGETS ("sfu bare"), SERVER_CPU (0; "0,1" for two cores), IO_THREADS (the
+# SFU's media I/O threads, 1), GEN_CPU (1), WINDOW (10 s), WARMUP
 # (5 s), CONNECT_TIMEOUT (30 s), OUT (a new temporary directory), GEN_ARGS (more generator
 # flags, e.g. "--video-packets 6"), CARGO_TARGET_DIR ($HOME/.cache/dienhong-target).
 set -euo pipefail
@@ -20,6 +21,7 @@ COUNTS=("$@")
 TARGETS="${TARGETS:-sfu bare}"
 SERVER_CPU="${SERVER_CPU:-0}"
 GEN_CPU="${GEN_CPU:-1}"
+IO_THREADS="${IO_THREADS:-1}"
 WINDOW="${WINDOW:-10}"
 WARMUP="${WARMUP:-5}"
 CONNECT_TIMEOUT="${CONNECT_TIMEOUT:-30}"
@@ -66,7 +68,7 @@ start_server() {
   if [ "$target" = sfu ]; then
     local dir
     dir="$(mktemp -d "$OUT/db.XXXXXX")"
-    DIENHONG__MEDIA__MAX_LEGS_PER_ACTOR=1000 RUST_LOG="${SERVER_LOG:-info}" \
+    DIENHONG__MEDIA__MAX_LEGS_PER_ACTOR=1000 DIENHONG__MEDIA__IO_THREADS="$IO_THREADS" RUST_LOG="${SERVER_LOG:-info}" \
       taskset -c "$SERVER_CPU" "$BIN/dienhong" demo --listen 127.0.0.1:0 \
       --database "sqlite://$dir/db.sqlite" >/dev/null 2>"$log" &
   else
@@ -78,6 +80,7 @@ start_server() {
 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
+echo "== SFU: $IO_THREADS I/O thread(s) on CPU $SERVER_CPU; generator on CPU $GEN_CPU" >&2
 echo "== machine: $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for target in $TARGETS; do
   for n in "${COUNTS[@]}"; do

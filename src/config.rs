@@ -173,7 +173,9 @@ pub struct MediaConfig {
     pub max_sdp_bytes: usize,
     /// Media connections one account may hold at once.
     pub max_legs_per_actor: usize,
-    /// Measured utilisation of the media I/O thread (0–1) from which load is shed.
+    /// Media I/O threads, each with a UDP port of its own; 0: one per core available.
+    pub io_threads: usize,
+    /// Measured utilisation of a media I/O thread (0–1) from which load is shed.
     pub shed_above: f64,
     /// Utilisation under which shed load is given back.
     pub restore_below: f64,
@@ -527,6 +529,12 @@ impl Config {
                 "media: max_sdp_bytes must be 1 KiB to 1 MiB and max_legs_per_actor positive"
                     .into(),
             ));
+        }
+        if m.io_threads > dienhong_sfu::driver::MAX_THREADS {
+            return Err(ConfigError::Invalid(format!(
+                "media.io_threads must be at most {} (0: one per core)",
+                dienhong_sfu::driver::MAX_THREADS
+            )));
         }
         let share = |x: f64| (0.0..=1.0).contains(&x);
         if !share(m.shed_above)
@@ -885,6 +893,14 @@ mod tests {
             "not an address".to_owned(),
         )];
         assert!(Config::load_with_env(None, env).is_err());
+        let env = vec![("DIENHONG__MEDIA__IO_THREADS".to_owned(), "65".to_owned())];
+        match Config::load_with_env(None, env) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("io_threads"), "{m}"),
+            other => panic!("65 media threads were accepted: {other:?}"),
+        }
+        let env = vec![("DIENHONG__MEDIA__IO_THREADS".to_owned(), "4".to_owned())];
+        let c = Config::load_with_env(None, env).expect("4 threads");
+        assert_eq!(c.media.io_threads, 4);
     }
 
     #[test]

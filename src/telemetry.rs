@@ -226,6 +226,7 @@ pub fn commit(commands: usize, events: usize) {
 pub fn media(
     legs: usize,
     load: &dienhong_sfu::load::LoadReport,
+    threads: &[dienhong_sfu::load::LoadReport],
     stats: Option<&dienhong_sfu::driver::Stats>,
 ) {
     metrics::gauge!("dienhong_media_legs").set(legs as f64);
@@ -233,6 +234,8 @@ pub fn media(
         metrics::counter!("dienhong_media_received_packets_total").absolute(s.received_total);
         metrics::counter!("dienhong_media_forwarded_packets_total").absolute(s.forwarded_total);
         metrics::counter!("dienhong_media_forwarded_bytes_total").absolute(s.forwarded_bytes_total);
+        metrics::counter!("dienhong_media_relay_dropped_packets_total")
+            .absolute(s.relay_dropped_total);
         for (layer, name) in [
             (dienhong_sfu::routing::Layer::Low, "low"),
             (dienhong_sfu::routing::Layer::Mid, "mid"),
@@ -244,6 +247,10 @@ pub fn media(
     }
     metrics::gauge!("dienhong_media_forwarded_packets_per_second").set(load.forwarded_pps);
     metrics::gauge!("dienhong_media_utilisation").set(load.utilisation);
+    for (i, t) in threads.iter().enumerate() {
+        metrics::gauge!("dienhong_media_thread_utilisation", "thread" => i.to_string())
+            .set(t.utilisation);
+    }
     if let Some(n) = load.capacity_receivers {
         metrics::gauge!("dienhong_media_capacity_receivers").set(n as f64);
     }

@@ -662,6 +662,8 @@ async fn a_receiver_the_sfu_has_no_room_for_gets_503_with_retry_after_and_the_ch
     // An admission ceiling of 0: no room for anyone ordinary, whatever the measured load.
     let mut config = ANY_PORT.to_vec();
     config.push(("DIENHONG__MEDIA__ADMIT_CEILING", "0"));
+    // Two I/O threads: the receiver is refused by both.
+    config.push(("DIENHONG__MEDIA__IO_THREADS", "2"));
     let s = start_with(&config).await;
     let rt: Arc<dyn Runtime> = webrtc::runtime::default_runtime().expect("runtime");
     // A receive-only offer, as a WHEP player makes.
@@ -716,6 +718,14 @@ async fn a_receiver_the_sfu_has_no_room_for_gets_503_with_retry_after_and_the_ch
         "{health}"
     );
     assert_eq!(health["load"]["shed"]["video_off"], 0, "{health}");
+    let threads = health["threads"].as_array().expect("each thread's load");
+    assert_eq!(threads.len(), 2, "{health}");
+    assert!(
+        threads
+            .iter()
+            .all(|t| t["capacity_pps"].as_f64().is_some_and(|c| c > 0.0)),
+        "{health}"
+    );
     s.stop().await;
 }
 

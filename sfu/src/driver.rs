@@ -1,9 +1,10 @@
-//! The media driver: every peer connection of the SFU, served by ONE I/O thread around a
-//! sans-IO core (the architecture chosen from the forwarding benchmarks,
-//! `docs/benchmarks.md`). The core drives webrtc-rs's sans-IO `rtc` peer connections
-//! directly and never awaits a subscriber: a packet from a publisher is written to every
-//! subscriber the [`Router`] allows, then sent. This file is the handle ([`Driver`]): it
-//! opens the sockets, starts the thread and sends it commands.
+//! The media driver: every peer connection of the SFU, served by I/O threads, each around a
+//! sans-IO core of its own with its own socket (the architecture chosen from the forwarding
+//! benchmarks, `docs/benchmarks.md`). A core drives webrtc-rs's sans-IO `rtc` peer
+//! connections directly and never awaits a subscriber: a packet from a publisher is written
+//! to every subscriber the [`Router`] allows, then sent. This file is the handle
+//! ([`Driver`]): it opens the sockets, starts the threads, places new legs on them and sends
+//! them commands.
 //!
 //! By concern:
 //! - `core`: the sans-IO core (datagrams, commands and time in, datagrams and events out),
@@ -15,14 +16,21 @@
 //! - `meter`: the thread's measured load, for the governor ([`crate::load`]), which decides
 //!   what to shed (applied through the router) and whom to admit (refused ones get
 //!   [`DriverError::Overloaded`]);
-//! - `port` and `io`: two UDP sockets (publishers and the protected receivers, the chamber,
-//!   presiding deputies and chair consoles, on one, read first in every round; every other
-//!   receiver on the other), and the thread's loop around the core;
+//! - `port` and `io`: the home thread's two UDP sockets (publishers and the protected
+//!   receivers, the chamber, presiding deputies and chair consoles, on one, read first in
+//!   every round; ordinary receivers on the other), each other thread's one, and a thread's
+//!   loop around its core;
+//! - `shard`: what passes between the threads (publishers' packets decoded once on the home
+//!   thread and written by each thread to its own receivers; tracks published; keyframe
+//!   requests back to the publishers).
 //! - `wire`: SDP and STUN helpers.
 //!
 //! Control comes through the handle (publish, subscribe, answer, floor, mute, leave,
-//! stats); each call is applied between two rounds of socket I/O, so a floor change takes
-//! effect for the very next packet.
+//! stats); each call wakes its thread and is applied between two rounds of socket I/O, so a
+//! floor change takes effect for the very next packet. A floor, speaker, mute or departure
+//! goes to every thread, and resolves once all have applied it. New ordinary receivers are
+//! placed on the threads in turn (a thread at capacity passes to the next); publishers and
+//! the protected are on the home thread.
 //!
 //! Subscribers come two ways: the SFU offers (the WebSocket signalling: a slot for every
 //! track, offered again as tracks are published), or the subscriber offers (WHEP: one
@@ -39,7 +47,7 @@
 //! core's send buffer (`crate::feedback`).
 //!
 //! Not yet built: renegotiation when tracks are published after a WHEP subscriber joined
-//! (the client subscribes again), more than one I/O thread.
+//! (the client subscribes again); moving a receiver between threads as load changes.
 
 mod core;
 mod engine;
@@ -48,19 +56,23 @@ mod io;
 mod legs;
 mod meter;
 mod port;
+mod shard;
 mod signal;
 #[cfg(test)]
 mod sim;
 mod wire;
 
 pub use engine::{codec, media_engine, publishing_media_engine, subscribing_media_engine};
+pub use shard::MAX_THREADS;
 pub use wire::is_picture;
 
 use crate::load::{LoadReport, LoadTuning};
 use crate::routing::{Kind, Media, ParticipantId, TrackId, Tuning};
-use port::Port;
+use port::{Lane, Port};
+use shard::{Mesh, Place, Waker};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -164,6 +176,67 @@ pub struct Stats {
     pub forwarded_bytes_total: u64,
     /// Video forwarded now, per simulcast layer: how many (track, receiver) pairs get it.
     pub layers: BTreeMap<crate::routing::Layer, u64>,
+    /// Keyframe requests (PLI) sent to publishers since the start.
+    pub keyframe_requests_total: u64,
+    /// Publisher packets an I/O thread did not take from the home thread because it was
+    /// that far behind, since the start.
+    pub relay_dropped_total: u64,
+}
+
+impl Stats {
+    /// Adds another thread's counts: what it forwarded, its receivers' estimates and layers.
+    /// What was received, and the tracks, are the home thread's alone.
+    fn absorb(&mut self, other: Stats) {
+        for (t, n) in other.forwarded {
+            *self.forwarded.entry(t).or_default() += n;
+        }
+        self.estimates.extend(other.estimates);
+        self.forwarded_total += other.forwarded_total;
+        self.forwarded_bytes_total += other.forwarded_bytes_total;
+        self.keyframe_requests_total += other.keyframe_requests_total;
+        for (l, n) in other.layers {
+            *self.layers.entry(l).or_default() += n;
+        }
+    }
+}
+
+/// How a [`Driver`] is set up beyond its address.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What peers are told to reach instead of the bound address (the public address of a
+    /// NAT 1:1, or the host's when bound to all interfaces).
+    pub advertise: Option<std::net::IpAddr>,
+    /// The router's tuning (layer headroom, keyframe throttle, layer tries).
+    pub tuning: Tuning,
+    /// The load governor's (when to shed, when to refuse new receivers), per thread.
+    pub load: LoadTuning,
+    /// I/O threads, each with a socket of its own; 0: one per core available. At most
+    /// [`MAX_THREADS`].
+    pub threads: usize,
+}
+
+impl Default for Options {
+    /// One I/O thread, the bound address advertised, default tunings.
+    fn default() -> Options {
+        Options {
+            advertise: None,
+            tuning: Tuning::default(),
+            load: LoadTuning::default(),
+            threads: 1,
+        }
+    }
+}
+
+impl Options {
+    /// The thread count to start: `threads`, or the cores available, within bounds.
+    pub fn thread_count(&self) -> usize {
+        let n = if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        } else {
+            self.threads
+        };
+        n.clamp(1, MAX_THREADS)
+    }
 }
 
 type Reply<T> = oneshot::Sender<Result<T, DriverError>>;
@@ -202,21 +275,31 @@ enum Cmd {
     Stop,
 }
 
-/// The handle to the media driver thread.
-pub struct Driver {
+/// One I/O thread as the handle sees it.
+struct ShardHandle {
     tx: std_mpsc::Sender<Cmd>,
-    events: tokio::sync::broadcast::Sender<LegEvent>,
-    local: SocketAddr,
-    priority_local: SocketAddr,
+    waker: Arc<Waker>,
     load: Arc<Mutex<LoadReport>>,
+    local: SocketAddr,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The handle to the media driver's threads.
+pub struct Driver {
+    shards: Vec<ShardHandle>,
+    events: tokio::sync::broadcast::Sender<LegEvent>,
+    priority_local: SocketAddr,
+    /// Per thread: publisher packets it was too far behind to take.
+    dropped: Vec<Arc<AtomicU64>>,
+    /// Where the next ordinary receiver goes first.
+    turn: AtomicUsize,
 }
 
 impl Driver {
     /// Opens the socket (buffers raised to 16 MiB) and starts the driver thread; peers are
     /// told the bound address.
     pub fn start(bind: SocketAddr) -> Result<Driver, DriverError> {
-        Driver::start_advertising(bind, None)
+        Driver::open(bind, Options::default())
     }
 
     /// As [`Driver::start`], telling peers to reach the SFU at `advertise` (the public
@@ -225,7 +308,13 @@ impl Driver {
         bind: SocketAddr,
         advertise: Option<std::net::IpAddr>,
     ) -> Result<Driver, DriverError> {
-        Driver::start_tuned(bind, advertise, Tuning::default())
+        Driver::open(
+            bind,
+            Options {
+                advertise,
+                ..Options::default()
+            },
+        )
     }
 
     /// As [`Driver::start_advertising`], with the router tuned otherwise (layer headroom,
@@ -235,7 +324,14 @@ impl Driver {
         advertise: Option<std::net::IpAddr>,
         tuning: Tuning,
     ) -> Result<Driver, DriverError> {
-        Driver::start_with(bind, advertise, tuning, LoadTuning::default())
+        Driver::open(
+            bind,
+            Options {
+                advertise,
+                tuning,
+                ..Options::default()
+            },
+        )
     }
 
     /// As [`Driver::start_tuned`], with the load governor tuned otherwise (when to shed,
@@ -246,45 +342,126 @@ impl Driver {
         tuning: Tuning,
         load_tuning: LoadTuning,
     ) -> Result<Driver, DriverError> {
-        let general = Port::open(bind, advertise)?;
-        // The publishers' socket: the next port (any free one when the first was too).
-        let next = match bind.port() {
-            0 => 0,
-            p => p.checked_add(1).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no port after 65535")
-            })?,
+        Driver::open(
+            bind,
+            Options {
+                advertise,
+                tuning,
+                load: load_tuning,
+                threads: 1,
+            },
+        )
+    }
+
+    /// Starts [`Options::thread_count`] I/O threads. The home thread takes `bind` for
+    /// ordinary receivers and the next port for publishers and the protected; each further
+    /// thread the port after that (thread k: `bind`'s port + 1 + k), or any free port when
+    /// `bind`'s is 0.
+    pub fn open(bind: SocketAddr, options: Options) -> Result<Driver, DriverError> {
+        let count = options.thread_count();
+        let port_after = |k: usize| -> Result<u16, DriverError> {
+            match bind.port() {
+                0 => Ok(0),
+                p => u16::try_from(usize::from(p) + k).map_err(|_| {
+                    DriverError::Io(std::io::Error::new(
+                        std::io::ErrorKind::AddrNotAvailable,
+                        "no port after 65535",
+                    ))
+                }),
+            }
         };
-        let priority = Port::open(SocketAddr::new(bind.ip(), next), advertise)?;
-        let local = general.local;
-        let priority_local = priority.local;
-        let (tx, rx) = std_mpsc::channel();
+        let advertise = options.advertise;
+        let general = Arc::new(Port::open(bind, advertise)?);
+        // The publishers' socket: the next port (any free one when the first was too).
+        let priority = Arc::new(Port::open(
+            SocketAddr::new(bind.ip(), port_after(1)?),
+            advertise,
+        )?);
+        let mut others = Vec::with_capacity(count - 1);
+        for k in 1..count {
+            let at = SocketAddr::new(bind.ip(), port_after(1 + k)?);
+            others.push(Arc::new(Port::open(at, advertise)?));
+        }
+        let mesh = Mesh::new(count)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        let load = Arc::new(Mutex::new(LoadReport::default()));
-        let lanes = [
-            (priority.local, priority.advertised),
-            (general.local, general.advertised),
-        ];
-        let ports = [Arc::new(priority), Arc::new(general)];
         let now = Instant::now();
-        let core = core::Core::new(
-            Box::new(io::Sockets(ports.clone())),
-            lanes,
-            tuning,
-            meter::Meter::new(load_tuning, load.clone(), now),
-            events.clone(),
-            now,
-        );
-        let thread = std::thread::Builder::new()
-            .name("sfu-io".into())
-            .spawn(move || io::run(core, ports, rx))?;
+        let mut shards = Vec::with_capacity(count);
+        let Mesh {
+            inboxes,
+            outlets,
+            wakers,
+            dropped,
+        } = mesh;
+        for (index, (inbox, waker)) in inboxes.into_iter().zip(wakers).enumerate() {
+            let (wire, reads, lanes) = if index == 0 {
+                (
+                    [priority.clone(), general.clone()],
+                    vec![
+                        (Lane::Priority, priority.clone()),
+                        (Lane::General, general.clone()),
+                    ],
+                    [
+                        (priority.local, priority.advertised),
+                        (general.local, general.advertised),
+                    ],
+                )
+            } else {
+                // One socket: nothing protected is placed here.
+                let port = others[index - 1].clone();
+                (
+                    [port.clone(), port.clone()],
+                    vec![(Lane::General, port.clone())],
+                    [(port.local, port.advertised); 2],
+                )
+            };
+            let local = lanes[1].0;
+            let load = Arc::new(Mutex::new(LoadReport::default()));
+            let core = core::Core::new(
+                Place { index, count },
+                Box::new(io::Sockets(wire)),
+                lanes,
+                options.tuning,
+                meter::Meter::new(options.load, load.clone(), now),
+                events.clone(),
+                now,
+            );
+            let (tx, cmds) = std_mpsc::channel();
+            let shard = io::Shard {
+                core,
+                reads,
+                cmds,
+                inbox,
+                waker: waker.clone(),
+                outlets: outlets.clone(),
+            };
+            let name = if index == 0 {
+                "sfu-io".to_owned()
+            } else {
+                format!("sfu-io-{index}")
+            };
+            let thread = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || io::run(shard))?;
+            shards.push(ShardHandle {
+                tx,
+                waker,
+                load,
+                local,
+                thread: Some(thread),
+            });
+        }
         Ok(Driver {
-            tx,
+            shards,
             events,
-            local,
-            priority_local,
-            load,
-            thread: Some(thread),
+            priority_local: priority.local,
+            dropped,
+            turn: AtomicUsize::new(0),
         })
+    }
+
+    /// How many I/O threads run.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
     }
 
     /// New offers on existing subscriber connections, as tracks are published, and legs
@@ -295,12 +472,17 @@ impl Driver {
 
     /// The SFU's offer on `leg` still waiting for its answer, if any.
     pub async fn pending_offer(&self, leg: LegId) -> Result<Option<String>, DriverError> {
-        self.call(|r| Cmd::PendingOffer(leg, r)).await
+        self.call(leg, |r| Cmd::PendingOffer(leg, r)).await
     }
 
-    /// The address of the receivers' socket.
+    /// The address of the home thread's receivers' socket.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.shards.first().map_or(self.priority_local, |s| s.local)
+    }
+
+    /// The receivers' socket of every I/O thread, the home thread's first.
+    pub fn receiver_addrs(&self) -> Vec<SocketAddr> {
+        self.shards.iter().map(|s| s.local).collect()
     }
 
     /// The address of the socket of publishers and of the receivers never shed (the
@@ -309,15 +491,93 @@ impl Driver {
         self.priority_local
     }
 
-    /// The I/O thread's load as last measured: utilisation, capacity, what is shed.
+    /// The I/O threads' load as last measured, together: see [`LoadReport::combine`].
     pub fn load(&self) -> LoadReport {
-        self.load.lock().map(|r| *r).unwrap_or_default()
+        LoadReport::combine(&self.loads())
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, DriverError> {
+    /// Each I/O thread's load as last measured: utilisation, capacity, what is shed.
+    pub fn loads(&self) -> Vec<LoadReport> {
+        self.shards
+            .iter()
+            .map(|s| s.load.lock().map(|r| *r).unwrap_or_default())
+            .collect()
+    }
+
+    fn send_to(&self, shard: usize, cmd: Cmd) -> Result<(), DriverError> {
+        let s = self.shards.get(shard).ok_or(DriverError::NoSuchPeer)?;
+        s.tx.send(cmd).map_err(|_| DriverError::Stopped)?;
+        s.waker.wake();
+        Ok(())
+    }
+
+    /// A command to one thread.
+    async fn call_on<T>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+    ) -> Result<T, DriverError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| DriverError::Stopped)?;
+        self.send_to(shard, make(tx))?;
         rx.await.map_err(|_| DriverError::Stopped)?
+    }
+
+    /// A command to the thread that made `leg`.
+    async fn call<T>(
+        &self,
+        leg: LegId,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+    ) -> Result<T, DriverError> {
+        self.call_on(shard::shard_of(leg.0), make).await
+    }
+
+    /// A command to every thread, resolved once all have applied it.
+    async fn call_all(&self, make: impl Fn(Reply<()>) -> Cmd) -> Result<(), DriverError> {
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for i in 0..self.shards.len() {
+            let (tx, rx) = oneshot::channel();
+            self.send_to(i, make(tx))?;
+            replies.push(rx);
+        }
+        for rx in replies {
+            rx.await.map_err(|_| DriverError::Stopped)??;
+        }
+        Ok(())
+    }
+
+    /// The threads a new receiving leg is offered to, in order: the home thread alone for
+    /// the protected (the chamber, presiding participants, chair consoles); for others,
+    /// every thread, starting with the next in turn.
+    fn placement(&self, kind: Kind, presiding: bool) -> Vec<usize> {
+        let n = self.shards.len();
+        if n == 1 || presiding || matches!(kind, Kind::Chamber | Kind::ChairConsole) {
+            return vec![0];
+        }
+        let first = self.turn.fetch_add(1, Ordering::Relaxed) % n;
+        (0..n).map(|k| (first + k) % n).collect()
+    }
+
+    /// A new receiving leg, made by the first thread in [`Driver::placement`] with room
+    /// for it; refused ([`DriverError::Overloaded`]) when none has.
+    async fn place<T>(
+        &self,
+        kind: Kind,
+        presiding: bool,
+        make: impl Fn(Reply<T>) -> Cmd,
+    ) -> Result<T, DriverError> {
+        let mut refused = None;
+        for shard in self.placement(kind, presiding) {
+            match self.call_on(shard, &make).await {
+                Err(DriverError::Overloaded { retry_after_s }) => {
+                    let r = refused.map_or(retry_after_s, |r: u64| r.min(retry_after_s));
+                    refused = Some(r);
+                }
+                other => return other,
+            }
+        }
+        Err(DriverError::Overloaded {
+            retry_after_s: refused.unwrap_or(1),
+        })
     }
 
     /// A participant publishes: takes its offer (audio and/or video), returns its leg and
@@ -329,7 +589,7 @@ impl Driver {
         presiding: bool,
         offer: RTCSessionDescription,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.call(|r| Cmd::Publish(who, kind, presiding, offer, r))
+        self.call_on(0, |r| Cmd::Publish(who, kind, presiding, offer, r))
             .await
     }
 
@@ -343,20 +603,22 @@ impl Driver {
         presiding: bool,
         offer: RTCSessionDescription,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.call(|r| Cmd::SubscribeOffer(who, kind, presiding, offer, r))
-            .await
+        self.place(kind, presiding, |r| {
+            Cmd::SubscribeOffer(who.clone(), kind, presiding, offer.clone(), r)
+        })
+        .await
     }
 
     /// A remote ICE candidate trickled by the peer of `leg` (JSON `candidate` line of an
     /// `RTCIceCandidateInit`; an empty string ends the candidates).
     pub async fn add_candidate(&self, leg: LegId, candidate: String) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Candidate(leg, candidate, r)).await
+        self.call(leg, |r| Cmd::Candidate(leg, candidate, r)).await
     }
 
     /// Closes one leg: its tracks (if it published) stop everywhere; a participant left
     /// with no leg leaves.
     pub async fn close_leg(&self, leg: LegId) -> Result<(), DriverError> {
-        self.call(|r| Cmd::CloseLeg(leg, r)).await
+        self.call(leg, |r| Cmd::CloseLeg(leg, r)).await
     }
 
     /// The floor moved to `deputy`, sitting at delegation site `site` (if any): their own
@@ -366,7 +628,8 @@ impl Driver {
         deputy: Option<ParticipantId>,
         site: Option<ParticipantId>,
     ) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Speaker(deputy, site, r)).await
+        self.call_all(|r| Cmd::Speaker(deputy.clone(), site.clone(), r))
+            .await
     }
 
     /// A participant subscribes: returns the SFU's offer for its receiving leg.
@@ -376,7 +639,10 @@ impl Driver {
         kind: Kind,
         presiding: bool,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.call(|r| Cmd::Subscribe(who, kind, presiding, r)).await
+        self.place(kind, presiding, |r| {
+            Cmd::Subscribe(who.clone(), kind, presiding, r)
+        })
+        .await
     }
 
     /// The subscriber's answer to the SFU's offer.
@@ -385,49 +651,65 @@ impl Driver {
         leg: LegId,
         answer: RTCSessionDescription,
     ) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Answer(leg, answer, r)).await
+        self.call(leg, |r| Cmd::Answer(leg, answer, r)).await
     }
 
     /// The floor moved; resolves once the next packet obeys it.
     pub async fn set_floor(&self, speaker: Option<ParticipantId>) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Floor(speaker, r)).await
+        self.call_all(|r| Cmd::Floor(speaker.clone(), r)).await
     }
 
     /// The chair muted or unmuted a microphone's console preview.
     pub async fn set_muted(&self, who: ParticipantId, muted: bool) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Mute(who, muted, r)).await
+        self.call_all(|r| Cmd::Mute(who.clone(), muted, r)).await
     }
 
     /// A participant left: its legs are closed and everything it sent or received stops.
     pub async fn leave(&self, who: ParticipantId) -> Result<(), DriverError> {
-        self.call(|r| Cmd::Leave(who, r)).await
+        self.call_all(|r| Cmd::Leave(who.clone(), r)).await
     }
 
     /// How loud each microphone heard since the last call was (RFC 6464 levels sent by the
     /// publishers), by participant.
     pub async fn levels(&self) -> Result<Vec<Level>, DriverError> {
+        // Publishers are on the home thread.
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Levels(tx))
-            .map_err(|_| DriverError::Stopped)?;
+        self.send_to(0, Cmd::Levels(tx))?;
         rx.await.map_err(|_| DriverError::Stopped)
     }
 
-    /// Counters.
+    /// Counters, of all threads together.
     pub async fn stats(&self) -> Result<Stats, DriverError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Cmd::Stats(tx))
-            .map_err(|_| DriverError::Stopped)?;
-        rx.await.map_err(|_| DriverError::Stopped)
+        let mut replies = Vec::with_capacity(self.shards.len());
+        for i in 0..self.shards.len() {
+            let (tx, rx) = oneshot::channel();
+            self.send_to(i, Cmd::Stats(tx))?;
+            replies.push(rx);
+        }
+        let mut all: Option<Stats> = None;
+        for rx in replies {
+            let s = rx.await.map_err(|_| DriverError::Stopped)?;
+            match all.as_mut() {
+                None => all = Some(s),
+                Some(a) => a.absorb(s),
+            }
+        }
+        let mut all = all.unwrap_or_default();
+        all.relay_dropped_total = self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum();
+        Ok(all)
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.tx.send(Cmd::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for s in &self.shards {
+            let _ = s.tx.send(Cmd::Stop);
+            s.waker.wake();
+        }
+        for s in &mut self.shards {
+            if let Some(t) = s.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }

@@ -135,6 +135,33 @@ pub struct LoadReport {
     pub shed: Shed,
 }
 
+impl LoadReport {
+    /// Several I/O threads' reports as one: the busiest thread's utilisation (it is the one
+    /// that sheds and refuses first), rates, capacities and pending receivers added up,
+    /// measured when every thread's capacity is, and the shedding of all (lower layers
+    /// when any thread has them, pictures off counted together).
+    pub fn combine(reports: &[LoadReport]) -> LoadReport {
+        let Some(first) = reports.first() else {
+            return LoadReport::default();
+        };
+        let mut all = *first;
+        for r in &reports[1..] {
+            all.utilisation = all.utilisation.max(r.utilisation);
+            all.forwarded_pps += r.forwarded_pps;
+            all.capacity_pps += r.capacity_pps;
+            all.measured &= r.measured;
+            all.capacity_receivers = match (all.capacity_receivers, r.capacity_receivers) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            all.pending_receivers += r.pending_receivers;
+            all.shed.low_layers |= r.shed.low_layers;
+            all.shed.video_off += r.shed.video_off;
+        }
+        all
+    }
+}
+
 /// The load governor: see the module header.
 #[derive(Debug, Clone)]
 pub struct Governor {

@@ -15,7 +15,9 @@
 use crate::config::{IceServerConfig, MediaConfig};
 use crate::server::SittingHandle;
 use crate::sitting::{ActorId, DelegationKind, Location, Millis, Phase, Role, Roster, SittingId};
-use dienhong_sfu::driver::{Driver, DriverError, LegEvent, LegId, Level, RTCSessionDescription};
+use dienhong_sfu::driver::{
+    Driver, DriverError, LegEvent, LegId, Level, Options, RTCSessionDescription,
+};
 use dienhong_sfu::load::{LoadReport, LoadTuning};
 use dienhong_sfu::routing::Tuning;
 use dienhong_sfu::routing::{Kind, ParticipantId};
@@ -237,16 +239,22 @@ impl Media {
             admit_ceiling: config.admit_ceiling,
             ..LoadTuning::default()
         };
+        let options = Options {
+            advertise,
+            tuning: Tuning::default(),
+            load,
+            threads: config.io_threads,
+        };
         let driver = bind_in_range(
             config.bind_ip,
             config.udp_port_min,
             config.udp_port_max,
-            advertise,
-            load,
+            options,
         )?;
         tracing::info!(
             udp = %driver.local_addr(),
             publishers_udp = %driver.priority_addr(),
+            threads = driver.threads(),
             "media plane listening"
         );
         if advertise.is_none() && config.bind_ip.is_unspecified() {
@@ -638,20 +646,20 @@ fn bind_in_range(
     ip: IpAddr,
     min: u16,
     max: u16,
-    advertise: Option<IpAddr>,
-    load: LoadTuning,
+    options: Options,
 ) -> Result<Driver, MediaStartError> {
     let mut last = None;
-    // Two consecutive ports: the receivers' and, next, the publishers' (both any free one
-    // when the range is 0–0).
+    // Consecutive ports: the receivers', the publishers' next, then one per further thread
+    // (all any free one when the range is 0–0).
+    let span = u16::try_from(options.thread_count()).unwrap_or(u16::MAX);
     let ports = if max == 0 {
         0..=0
     } else {
-        min..=max.saturating_sub(1)
+        min..=max.saturating_sub(span)
     };
     for port in ports {
         let bind = SocketAddr::new(ip, port);
-        match Driver::start_with(bind, advertise, Tuning::default(), load) {
+        match Driver::open(bind, options.clone()) {
             Ok(d) => return Ok(d),
             Err(e) => last = Some(e),
         }
@@ -660,7 +668,15 @@ fn bind_in_range(
         ip,
         min,
         max,
-        source: last.unwrap_or(DriverError::Stopped),
+        source: last.unwrap_or_else(|| {
+            DriverError::Io(std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!(
+                    "{} ports are needed, one more than the I/O threads",
+                    span + 1
+                ),
+            ))
+        }),
     })
 }
 

@@ -175,7 +175,12 @@ async fn healthz() -> &'static str {
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     if let Some(m) = app.media() {
         let stats = m.driver().stats().await.ok();
-        crate::telemetry::media(m.open_legs(), &m.load(), stats.as_ref());
+        crate::telemetry::media(
+            m.open_legs(),
+            &m.load(),
+            &m.driver().loads(),
+            stats.as_ref(),
+        );
     }
     match crate::telemetry::handle() {
         Some(h) => (
@@ -195,14 +200,14 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// The SFU's load for operators and monitoring: utilisation of its I/O thread, the
+/// The SFU's load for operators and monitoring: utilisation of its I/O threads, the
 /// capacity estimated from it (packets/s and receivers), what is shed, and legs open.
 #[utoipa::path(
     get,
     path = "/healthz/media",
     tag = "operations",
     responses(
-        (status = 200, description = "`{sitting, legs, load}`: the SFU's utilisation, estimated capacity and what it sheds", body = Object),
+        (status = 200, description = "`{sitting, legs, load, threads}`: the SFU's utilisation, estimated capacity and what it sheds, together and per I/O thread", body = Object),
         (status = 503, description = "The media plane is not running", body = String, content_type = "text/plain"),
     ),
 )]
@@ -212,6 +217,7 @@ async fn media_health(State(app): State<Arc<App>>) -> Response {
             "sitting": m.sitting(),
             "legs": m.open_legs(),
             "load": m.load(),
+            "threads": m.driver().loads(),
         }))
         .into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "media plane not running").into_response(),

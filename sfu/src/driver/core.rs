@@ -9,6 +9,7 @@ use super::engine;
 use super::legs::{Leg, LegKind, MAX_REMOTE_CANDIDATES};
 use super::meter::Meter;
 use super::port::{Lane, SEND_BATCH};
+use super::shard::{Decoded, Outgoing, Place, Relay, leg_id};
 use super::wire::{is_picture, sdp_ufrag, stun_target_ufrag};
 use super::{Cmd, DriverError, LegEvent, LegId, Level, Stats, rtc_err};
 use crate::routing::{self, Action, Kind, Layer, Media, ParticipantId, Router, TrackId, Tuning};
@@ -30,10 +31,15 @@ pub(super) trait Wire: Send {
 }
 
 pub(super) struct Core {
+    /// Which shard this core is (the home shard holds the publishers), and what it has to
+    /// tell the others.
+    pub(super) place: Place,
+    pub(super) outgoing: Outgoing,
     pub(super) events: tokio::sync::broadcast::Sender<LegEvent>,
     /// The thread's own load, and the governor deciding what to shed and whom to admit.
     pub(super) meter: Meter,
-    /// The next leg id, and where each live leg is in `legs`.
+    /// The counter of the next leg id ([`Core::next_leg_id`]), and where each live leg is
+    /// in `legs`.
     pub(super) next_id: u64,
     pub(super) ids: HashMap<LegId, usize>,
     /// Where datagrams go (the sockets, or a simulated network).
@@ -75,8 +81,9 @@ pub(super) struct Core {
 
 impl Core {
     /// A core with no legs, at `now`, sending on `wire` from the addresses of `lanes`
-    /// (bound, advertised), [`Lane::Priority`] first.
+    /// (bound, advertised), [`Lane::Priority`] first; shard `place`.
     pub(super) fn new(
+        place: Place,
         wire: Box<dyn Wire>,
         lanes: [(SocketAddr, SocketAddr); 2],
         tuning: Tuning,
@@ -85,6 +92,8 @@ impl Core {
         now: Instant,
     ) -> Core {
         Core {
+            place,
+            outgoing: Outgoing::default(),
             meter,
             events,
             next_id: 1,
@@ -150,9 +159,14 @@ impl Core {
         self.free.last().copied().unwrap_or(self.legs.len())
     }
 
+    /// The id the next leg made will have (its shard in the low byte).
+    pub(super) fn next_leg_id(&self) -> u64 {
+        leg_id(self.next_id, self.place.index)
+    }
+
     pub(super) fn add_leg(&mut self, mut leg: Leg) -> usize {
         let idx = self.next_leg_index();
-        leg.id = LegId(self.next_id);
+        leg.id = LegId(self.next_leg_id());
         self.next_id += 1;
         self.ids.insert(leg.id, idx);
         if let Some(u) = leg.pc.local_description().and_then(|d| sdp_ufrag(&d.sdp)) {
@@ -227,6 +241,9 @@ impl Core {
         let now = self.now_ms();
         if let LegKind::Publisher { audio, video, .. } = l.kind {
             for t in [audio, video].into_iter().flatten() {
+                if self.place.shared() {
+                    self.outgoing.relays.push(Relay::Unpublished(t));
+                }
                 let a = self.router.unpublish(t, now);
                 self.actions.extend(a);
                 self.stats.received.remove(&t);
@@ -236,7 +253,10 @@ impl Core {
                 }
             }
         }
-        let still_here = self.legs.iter().flatten().any(|x| x.owner == l.owner);
+        // On a shard other than the home one, a publisher (on the home shard) is still here
+        // by its tracks when its last receiving leg here closes.
+        let still_here = self.legs.iter().flatten().any(|x| x.owner == l.owner)
+            || (!self.place.home() && self.stats.tracks.contains_key(&l.owner));
         if still_here {
             self.rebuild_fanout();
         } else {
@@ -255,6 +275,9 @@ impl Core {
         self.stats.estimates.remove(who);
         if let Some(tracks) = self.stats.tracks.remove(who) {
             for (t, _) in tracks {
+                if self.place.home() && self.place.shared() {
+                    self.outgoing.relays.push(Relay::Unpublished(t));
+                }
                 self.stats.received.remove(&t);
                 self.stats.forwarded.remove(&t);
             }
@@ -483,6 +506,24 @@ impl Core {
             return publisher;
         }
         false
+    }
+
+    /// Control from another shard, at `now`; then sends what it made.
+    pub(super) fn receive_relay(&mut self, relay: Relay, now: Instant) {
+        self.now = now;
+        self.relayed(relay);
+        for i in 0..self.legs.len() {
+            self.flush(i);
+        }
+        self.send_outbox();
+    }
+
+    /// Publisher packets decoded on the home shard, at `now`: written to this shard's
+    /// receivers and sent.
+    pub(super) fn receive_packets(&mut self, batch: &[Decoded], now: Instant) {
+        self.now = now;
+        self.fan_out_relayed(batch);
+        self.send_outbox();
     }
 
     /// Ends a load interval; sheds or restores forwarding when the governor says so.

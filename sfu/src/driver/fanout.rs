@@ -5,6 +5,7 @@
 
 use super::core::Core;
 use super::legs::{Leg, LegKind};
+use super::shard::{Decoded, Relay};
 use crate::feedback::{self, Request, SenderEstimate};
 use crate::forward::{audio_level, strip_extensions, vp8_ids, vp8_keyframe};
 use crate::routing::{self, Action, Forward, Layer, Media, ParticipantId, ProgrammeLine, TrackId};
@@ -12,6 +13,7 @@ use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::sansio::Protocol;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 impl Core {
     /// Recomputes, from the router, which legs each track is written to and at which
@@ -130,6 +132,11 @@ impl Core {
             let routing::Action::RequestKeyframe { track, layer } = action else {
                 continue;
             };
+            if !self.place.home() {
+                // Publishers are on the home shard.
+                self.outgoing.relays.push(Relay::Keyframe { track, layer });
+                continue;
+            }
             let Some(&media_ssrc) = self.ssrc_of.get(&(track, layer)) else {
                 continue;
             };
@@ -146,8 +153,9 @@ impl Core {
                     now: self.now,
                     message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(pli)]),
                 };
-                if let Err(e) = leg.pc.handle_write(msg) {
-                    tracing::debug!(error = %e, "keyframe request not sent");
+                match leg.pc.handle_write(msg) {
+                    Ok(()) => self.stats.keyframe_requests_total += 1,
+                    Err(e) => tracing::debug!(error = %e, "keyframe request not sent"),
                 }
             }
             self.flush(i);
@@ -275,60 +283,138 @@ impl Core {
                 None => None,
             })
             .collect();
-        let now = self.now;
-        let now_ms = self.now_ms();
-        for (track, layer, gated, video, mut pkt) in packets {
+        let mut decoded = Vec::with_capacity(packets.len());
+        for (track, layer, gated, video, mut packet) in packets {
             *self.stats.received.entry(track).or_default() += 1;
             self.stats.received_total += 1;
             self.meter.received(track);
-            self.ssrc_of.insert((track, layer), pkt.header.ssrc);
+            self.ssrc_of.insert((track, layer), packet.header.ssrc);
             // Extensions are negotiated per leg: none are carried over.
-            strip_extensions(&mut pkt.header);
-            let keyframe = video && vp8_keyframe(&pkt.payload);
-            let ids = if video { vp8_ids(&pkt.payload) } else { None };
-            // Taken out for the loop (nothing in it changes the fan-out) and put back.
-            let targets = self.fanout.remove(&track).unwrap_or_default();
-            for &i in &targets {
-                let Some(Some(sub)) = self.legs.get_mut(i) else {
-                    continue;
-                };
-                let Some(slot) = sub.kind.slot_mut(track) else {
-                    continue;
-                };
-                let Some((seq, ts)) = slot.state.admit(
-                    layer,
-                    pkt.header.sequence_number,
-                    pkt.header.timestamp,
-                    keyframe,
-                    gated,
-                    now_ms,
-                ) else {
-                    continue;
-                };
-                let mut p = pkt.clone();
-                if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload, ids) {
-                    p.payload = payload.into();
-                }
-                p.header.ssrc = slot.ssrc;
-                p.header.payload_type = slot.payload_type;
-                p.header.sequence_number = seq;
-                p.header.timestamp = ts;
-                let sender = slot.sender;
-                // RTP header (no extensions: stripped above) and payload.
-                let bytes = 12 + 4 * p.header.csrc.len() + p.payload.len();
-                if let Some(mut tx) = sub.pc.rtp_sender(sender)
-                    && tx.write_rtp(now, p).is_ok()
-                {
-                    *self.stats.forwarded.entry(track).or_default() += 1;
-                    self.stats.forwarded_total += 1;
-                    self.stats.forwarded_bytes_total += bytes as u64;
-                    self.meter.forwarded();
-                }
-                self.flush(i);
+            strip_extensions(&mut packet.header);
+            let keyframe = video && vp8_keyframe(&packet.payload);
+            let ids = if video {
+                vp8_ids(&packet.payload)
+            } else {
+                None
+            };
+            decoded.push(Decoded {
+                track,
+                layer,
+                gated,
+                video,
+                keyframe,
+                ids,
+                packet,
+            });
+        }
+        for d in &decoded {
+            self.fan_out(d);
+        }
+        if self.place.shared() && !decoded.is_empty() {
+            // Once for every other shard, shared.
+            self.outgoing.packets.push(Arc::from(decoded));
+        }
+    }
+
+    /// Writes publisher packets decoded on the home shard to this shard's receivers.
+    pub(super) fn fan_out_relayed(&mut self, batch: &[Decoded]) {
+        for d in batch {
+            self.meter.received(d.track);
+            self.fan_out(d);
+        }
+    }
+
+    /// Writes one decoded packet to every subscriber leg its track goes to, each at the
+    /// layer its slot carries.
+    fn fan_out(&mut self, d: &Decoded) {
+        let Decoded {
+            track,
+            layer,
+            gated,
+            video,
+            keyframe,
+            ids,
+            packet: pkt,
+        } = d;
+        let (track, layer, gated, video, keyframe, ids) =
+            (*track, *layer, *gated, *video, *keyframe, *ids);
+        let now = self.now;
+        let now_ms = self.now_ms();
+        // Taken out for the loop (nothing in it changes the fan-out) and put back.
+        let targets = self.fanout.remove(&track).unwrap_or_default();
+        for &i in &targets {
+            let Some(Some(sub)) = self.legs.get_mut(i) else {
+                continue;
+            };
+            let Some(slot) = sub.kind.slot_mut(track) else {
+                continue;
+            };
+            let Some((seq, ts)) = slot.state.admit(
+                layer,
+                pkt.header.sequence_number,
+                pkt.header.timestamp,
+                keyframe,
+                gated,
+                now_ms,
+            ) else {
+                continue;
+            };
+            let mut p = pkt.clone();
+            if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload, ids) {
+                p.payload = payload.into();
             }
-            if !targets.is_empty() {
-                self.fanout.insert(track, targets);
+            p.header.ssrc = slot.ssrc;
+            p.header.payload_type = slot.payload_type;
+            p.header.sequence_number = seq;
+            p.header.timestamp = ts;
+            let sender = slot.sender;
+            // RTP header (no extensions: stripped) and payload.
+            let bytes = 12 + 4 * p.header.csrc.len() + p.payload.len();
+            if let Some(mut tx) = sub.pc.rtp_sender(sender)
+                && tx.write_rtp(now, p).is_ok()
+            {
+                *self.stats.forwarded.entry(track).or_default() += 1;
+                self.stats.forwarded_total += 1;
+                self.stats.forwarded_bytes_total += bytes as u64;
+                self.meter.forwarded();
+            }
+            self.flush(i);
+        }
+        if !targets.is_empty() {
+            self.fanout.insert(track, targets);
+        }
+    }
+
+    /// Control from another shard: a publisher joined, a track published or withdrawn
+    /// (on the home shard), a keyframe asked for (by another shard's receivers).
+    pub(super) fn relayed(&mut self, relay: Relay) {
+        let now = self.now_ms();
+        match relay {
+            Relay::Joined {
+                who,
+                kind,
+                presiding,
+            } => self.join(&who, kind, presiding),
+            Relay::Published { id, track } => {
+                self.add_track(id, track, now);
+                self.rebuild_fanout();
+                self.renegotiate_subscribers();
+            }
+            Relay::Unpublished(track) => {
+                let a = self.router.unpublish(track, now);
+                self.actions.extend(a);
+                self.stats.received.remove(&track);
+                self.stats.forwarded.remove(&track);
+                for list in self.stats.tracks.values_mut() {
+                    list.retain(|(t, _)| *t != track);
+                }
+                self.stats.tracks.retain(|_, list| !list.is_empty());
+                self.rebuild_fanout();
+            }
+            Relay::Keyframe { track, layer } => {
+                self.actions.push(Action::RequestKeyframe { track, layer });
             }
         }
+        self.carry_out();
     }
 }

@@ -1,12 +1,15 @@
-//! The I/O thread around the core: it waits on the two sockets, reads the publishers' one
-//! first and all of it, then a batch of the receivers' (sound and control before pictures
-//! within a batch), hands each datagram to the core with the time, runs the core's timers
-//! every 5 ms, carries out the handle's commands between rounds, and tells the core how
-//! long it worked (its load). The core's datagrams leave through [`Sockets`].
+//! An I/O thread around a core (one per shard): it waits on its sockets and its waker, hands
+//! the core what other shards sent, reads the publishers' socket first and all of it (the
+//! home shard's), then a batch of the receivers' (sound and control before pictures within
+//! a batch), hands each datagram to the core with the time, runs the core's timers every
+//! 5 ms, carries out the handle's commands between rounds, delivers what the core has for
+//! other shards, and tells the core how long it worked (its load). The core's datagrams
+//! leave through [`Sockets`].
 
 use super::Cmd;
 use super::core::{Core, Wire};
 use super::port::{Lane, Port};
+use super::shard::{Inbox, Outlet, Waker};
 use bytes::BytesMut;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::net::SocketAddr;
@@ -43,8 +46,41 @@ fn handle_batch(core: &mut Core, lane: Lane, batch: &mut Vec<(BytesMut, SocketAd
     }
 }
 
+/// What one I/O thread runs: a core, the sockets it reads (the most urgent first), the
+/// handle's commands, and its queues to and from the other shards.
+pub(super) struct Shard {
+    pub(super) core: Core,
+    pub(super) reads: Vec<(Lane, Arc<Port>)>,
+    pub(super) cmds: std_mpsc::Receiver<Cmd>,
+    pub(super) inbox: Inbox,
+    pub(super) waker: Arc<Waker>,
+    pub(super) outlets: Vec<Outlet>,
+}
+
+/// Handles what the other shards sent: control first, then publishers' packets (forwarding
+/// work, timed for the governor).
+fn handle_inbox(core: &mut Core, inbox: &Inbox) {
+    for relay in inbox.relays.try_iter() {
+        core.receive_relay(relay, Instant::now());
+    }
+    for packets in inbox.packets.try_iter() {
+        let started = Instant::now();
+        core.receive_packets(&packets, started);
+        core.record_forwarding(started.elapsed());
+    }
+}
+
 /// The thread's loop, until the handle says stop.
-pub(super) fn run(mut core: Core, ports: [Arc<Port>; 2], cmds: std_mpsc::Receiver<Cmd>) {
+pub(super) fn run(shard: Shard) {
+    let Shard {
+        mut core,
+        reads,
+        cmds,
+        inbox,
+        waker,
+        outlets,
+    } = shard;
+    let place = core.place;
     let mut buf = vec![0u8; 2048];
     let mut batch: Vec<(BytesMut, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut next_timers = Instant::now();
@@ -55,26 +91,32 @@ pub(super) fn run(mut core: Core, ports: [Arc<Port>; 2], cmds: std_mpsc::Receive
                 return;
             }
         }
-        // Wait up to 2 ms for the first datagram on either socket. Then the publishers'
-        // socket is read and handled first, all of it; then a batch of the receivers'.
+        core.outgoing.deliver(place, &outlets);
+        // Wait up to 2 ms for the first datagram on any socket, or to be woken (a command,
+        // or work from another shard). Then what other shards sent is handled, then the
+        // publishers' socket is read and handled, all of it; then a batch of the receivers'.
         // Within a batch, sound and control go first, so a burst of picture packets (a
         // keyframe, fanned out to hundreds) does not hold a speaker's voice behind it.
-        let mut fds = [
-            PollFd::new(ports[0].sock.as_fd(), PollFlags::POLLIN),
-            PollFd::new(ports[1].sock.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds: Vec<PollFd<'_>> = reads
+            .iter()
+            .map(|(_, p)| PollFd::new(p.sock.as_fd(), PollFlags::POLLIN))
+            .collect();
+        fds.push(PollFd::new(waker.fd(), PollFlags::POLLIN));
         core.record_busy(working.elapsed());
         let _ = poll(&mut fds, PollTimeout::from(2u8));
         working = Instant::now();
-        for lane in [Lane::Priority, Lane::General] {
+        waker.clear();
+        handle_inbox(&mut core, &inbox);
+        for (lane, port) in &reads {
             loop {
                 batch.clear();
-                ports[lane.index()].receive(&mut buf, &mut batch, RECV_BATCH);
+                port.receive(&mut buf, &mut batch, RECV_BATCH);
                 let full = batch.len() == RECV_BATCH;
-                handle_batch(&mut core, lane, &mut batch);
+                handle_batch(&mut core, *lane, &mut batch);
+                core.outgoing.deliver(place, &outlets);
                 // The receivers' socket gets one batch per round: then the publishers' is
                 // looked at again.
-                if !full || lane == Lane::General {
+                if !full || *lane == Lane::General {
                     break;
                 }
             }
@@ -84,5 +126,6 @@ pub(super) fn run(mut core: Core, ports: [Arc<Port>; 2], cmds: std_mpsc::Receive
             next_timers = now + Duration::from_millis(5);
             core.handle_timeout(now);
         }
+        core.outgoing.deliver(place, &outlets);
     }
 }

@@ -6,6 +6,7 @@ use super::core::Core;
 use super::engine::{codec, new_pc};
 use super::legs::{Leg, LegKind, MAX_SLOTS, Programme, Slot};
 use super::port::Lane;
+use super::shard::Relay;
 use super::wire::{
     nominal_bitrate, sdp_codec_payload_types, sdp_media, sdp_payload_types, stream_id,
 };
@@ -61,23 +62,27 @@ impl Core {
                 Media::Audio => vec![(Layer::High, 40_000)],
                 Media::Video => video_layers.clone(),
             };
-            let a = core.router.publish(
-                id,
-                Track {
-                    owner: who.clone(),
-                    media,
-                    layers,
-                },
-                now,
-            );
-            core.actions.extend(a);
-            core.stats
-                .tracks
-                .entry(who.clone())
-                .or_default()
-                .push((id, media));
+            let track = Track {
+                owner: who.clone(),
+                media,
+                layers,
+            };
+            if core.place.shared() {
+                core.outgoing.relays.push(Relay::Published {
+                    id,
+                    track: track.clone(),
+                });
+            }
+            core.add_track(id, track, now);
             id
         };
+        if self.place.shared() {
+            self.outgoing.relays.push(Relay::Joined {
+                who: who.clone(),
+                kind,
+                presiding,
+            });
+        }
         let audio = has_audio.then(|| new_track(Media::Audio, self));
         let video = has_video.then(|| new_track(Media::Video, self));
         let idx = self.add_leg(Leg {
@@ -102,7 +107,19 @@ impl Core {
         Ok((self.id_at(idx), sdp))
     }
 
-    /// Published tracks `who` may receive, the chamber's programme first.
+    /// A track published, here or (relayed) on the home shard: the router and the list of
+    /// tracks know it.
+    pub(super) fn add_track(&mut self, id: TrackId, track: Track, now: crate::routing::Millis) {
+        let (owner, media) = (track.owner.clone(), track.media);
+        let a = self.router.publish(id, track, now);
+        self.actions.extend(a);
+        self.stats
+            .tracks
+            .entry(owner)
+            .or_default()
+            .push((id, media));
+    }
+
     /// Who publishes `track`.
     pub(super) fn owner_of(&self, track: TrackId) -> Option<ParticipantId> {
         self.stats
@@ -112,6 +129,7 @@ impl Core {
             .map(|(owner, _)| owner.clone())
     }
 
+    /// Published tracks `who` may receive, the chamber's programme first.
     pub(super) fn tracks_for(&self, who: &ParticipantId) -> Vec<(TrackId, Media)> {
         let mut tracks: Vec<(bool, TrackId, Media)> = self
             .stats
@@ -275,7 +293,10 @@ impl Core {
         let protected = presiding
             || matches!(kind, Kind::Chamber | Kind::ChairConsole)
             || self.router.protected(who);
-        match self.meter.admit(self.now_ms(), self.next_id, protected) {
+        match self
+            .meter
+            .admit(self.now_ms(), self.next_leg_id(), protected)
+        {
             Admission::Admit => Ok(()),
             Admission::Refuse { retry_after_s } => {
                 tracing::warn!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
@@ -293,10 +314,10 @@ impl Core {
         presiding: bool,
         make: impl FnOnce(&mut Core) -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
-        let key = self.next_id;
+        let key = self.next_leg_id();
         self.admit(who, kind, presiding)?;
         let made = make(self);
-        if made.is_err() || self.next_id == key {
+        if made.is_err() || self.next_leg_id() == key {
             self.meter.release(key);
         }
         made
@@ -372,8 +393,8 @@ impl Core {
         sfu_offered: bool,
     ) -> Result<(usize, RTCSessionDescription), DriverError> {
         pc.set_local_description(self.now, local).map_err(rtc_err)?;
-        // The protected receive on the publishers' socket.
-        let lane = if self.router.protected(&who) {
+        // The protected receive on the publishers' socket (the home shard's).
+        let lane = if self.place.home() && self.router.protected(&who) {
             Lane::Priority
         } else {
             Lane::General

@@ -2,15 +2,18 @@
 //! datagrams through links with loss, delay, jitter (so reordering) and a rate limit, on a
 //! virtual clock. No socket, no thread and no wall time: a run is the same every time.
 //!
-//! [`Net`] holds the core and the peers. Each millisecond of virtual time it delivers what
-//! is due, lets every peer send and read (publishers send sound every 20 ms and a picture
-//! of three packets 30 times a second, a keyframe when asked), runs the core's timers every
-//! 5 ms and reports to the core the busy time a test imposes (to drive the load governor).
+//! [`Net`] holds the core (or several, as the shards of several I/O threads, with what they
+//! relay to each other handed over at once) and the peers. Each millisecond of virtual time
+//! it delivers what is due, lets every peer send and read (publishers send sound every 20 ms
+//! and a picture of three packets 30 times a second, a keyframe when asked), runs the cores'
+//! timers every 5 ms and reports to the cores the busy time a test imposes (to drive the load
+//! governor).
 
 use super::core::{Core, Wire};
 use super::engine::{add_host_candidate, codec, media_engine};
 use super::meter::Meter;
 use super::port::Lane;
+use super::shard::Place;
 use super::{Cmd, LegEvent, LegId, RTCSessionDescription};
 use crate::feedback::{self, Request};
 use crate::load::{LoadReport, LoadTuning};
@@ -35,8 +38,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The SFU's two addresses: publishers' and protected receivers' first.
+/// The SFU's two addresses (the home shard's): publishers' and protected receivers' first.
 const SFU: [&str; 2] = ["10.0.0.1:3478", "10.0.0.1:3479"];
+
+/// The addresses of shard `k`'s lanes: the home shard's two, one for both lanes elsewhere.
+fn sfu_addrs(k: usize) -> [SocketAddr; 2] {
+    let parse = |a: &str| a.parse().unwrap_or_else(|_| unreachable!());
+    if k == 0 {
+        SFU.map(parse)
+    } else {
+        let a = SocketAddr::from(([10, 0, 0, k as u8 + 1], 3478));
+        [a, a]
+    }
+}
 
 /// One direction of a peer's path.
 #[derive(Debug, Clone, Copy, Default)]
@@ -188,16 +202,17 @@ impl Peer {
 }
 
 enum To {
-    Sfu(Lane),
+    Sfu(usize, Lane),
     Peer(usize),
 }
 
-/// The core, its peers and the network between them.
+/// The cores (one per shard, the home shard's first), their peers and the network between
+/// them.
 pub(super) struct Net {
-    pub(super) core: Core,
+    pub(super) cores: Vec<Core>,
     pub(super) now: Instant,
     start: Instant,
-    wire: SimWire,
+    wires: Vec<SimWire>,
     /// In flight: (arrival, order sent, to, from, datagram).
     flight: Vec<(Instant, u64, To, SocketAddr, BytesMut)>,
     sent: u64,
@@ -208,33 +223,42 @@ pub(super) struct Net {
     pub(super) busy: f64,
     events: tokio::sync::broadcast::Receiver<LegEvent>,
     pub(super) closed: Vec<LegId>,
-    load: Arc<Mutex<LoadReport>>,
+    loads: Vec<Arc<Mutex<LoadReport>>>,
 }
 
 impl Net {
     /// A core with the router's and the governor's tunings, and no peers.
     pub(super) fn new(tuning: Tuning, load_tuning: LoadTuning) -> Net {
+        Net::sharded(tuning, load_tuning, 1)
+    }
+
+    /// `count` cores, as the shards of as many I/O threads.
+    pub(super) fn sharded(tuning: Tuning, load_tuning: LoadTuning, count: usize) -> Net {
         let now = Instant::now();
-        let wire = SimWire::default();
-        let lanes = SFU.map(|a| {
-            let a: SocketAddr = a.parse().unwrap_or_else(|_| unreachable!());
-            (a, a)
-        });
         let (events, rx) = tokio::sync::broadcast::channel(1024);
-        let load = Arc::new(Mutex::new(LoadReport::default()));
-        let core = Core::new(
-            Box::new(wire.clone()),
-            lanes,
-            tuning,
-            Meter::new(load_tuning, load.clone(), now),
-            events,
-            now,
-        );
+        let mut cores = Vec::new();
+        let mut wires = Vec::new();
+        let mut loads = Vec::new();
+        for index in 0..count {
+            let wire = SimWire::default();
+            let load = Arc::new(Mutex::new(LoadReport::default()));
+            cores.push(Core::new(
+                Place { index, count },
+                Box::new(wire.clone()),
+                sfu_addrs(index).map(|a| (a, a)),
+                tuning,
+                Meter::new(load_tuning, load.clone(), now),
+                events.clone(),
+                now,
+            ));
+            wires.push(wire);
+            loads.push(load);
+        }
         Net {
-            core,
+            cores,
             now,
             start: now,
-            wire,
+            wires,
             flight: Vec::new(),
             sent: 0,
             peers: Vec::new(),
@@ -243,18 +267,29 @@ impl Net {
             busy: 0.0,
             events: rx,
             closed: Vec::new(),
-            load,
+            loads,
         }
     }
 
-    /// The governor's latest report.
+    /// The governors' latest reports, together.
     pub(super) fn load(&self) -> LoadReport {
-        self.load.lock().map(|r| *r).unwrap_or_default()
+        let all: Vec<LoadReport> = self
+            .loads
+            .iter()
+            .map(|l| l.lock().map(|r| *r).unwrap_or_default())
+            .collect();
+        LoadReport::combine(&all)
     }
 
     fn command<T>(&mut self, make: impl FnOnce(super::Reply<T>) -> Cmd) -> T {
+        self.command_on(0, make)
+    }
+
+    /// A command to core `k`, carried out at once; what it relays is handed over.
+    fn command_on<T>(&mut self, k: usize, make: impl FnOnce(super::Reply<T>) -> Cmd) -> T {
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        assert!(self.core.handle_command(make(tx), self.now));
+        assert!(self.cores[k].handle_command(make(tx), self.now));
+        self.hand_over();
         match rx.try_recv() {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => panic!("the core refused: {e}"),
@@ -435,11 +470,16 @@ impl Net {
 
     /// A participant receiving what the SFU offers it; returns its index.
     pub(super) fn subscriber(&mut self, name: &str, kind: Kind) -> usize {
+        self.subscriber_on(0, name, kind)
+    }
+
+    /// As [`Net::subscriber`], its leg made by core `k`.
+    pub(super) fn subscriber_on(&mut self, k: usize, name: &str, kind: Kind) -> usize {
         let addr = self.next_addr();
         let mut pc = self.peer_pc(addr);
         let who = ParticipantId(name.into());
         let (leg, offer): (LegId, RTCSessionDescription) =
-            self.command(|r| Cmd::Subscribe(who, kind, false, r));
+            self.command_on(k, |r| Cmd::Subscribe(who, kind, false, r));
         // The SSRCs of the m=video lines carry pictures.
         let mut video = BTreeSet::new();
         let mut in_video = false;
@@ -462,9 +502,49 @@ impl Net {
         let answer = pc
             .local_description()
             .unwrap_or_else(|| panic!("no answer"));
-        self.command(|r| Cmd::Answer(leg, answer, r));
+        self.command_on(k, |r| Cmd::Answer(leg, answer, r));
         self.add_peer(name, pc, leg, Vec::new(), video);
         self.peers.len() - 1
+    }
+
+    /// The floor moves, on every core (as the handle does).
+    pub(super) fn set_floor(&mut self, speaker: Option<&str>) {
+        for k in 0..self.cores.len() {
+            let who = speaker.map(|s| ParticipantId(s.into()));
+            self.command_on(k, |r| Cmd::Floor(who, r));
+        }
+    }
+
+    /// Hands what each core relays to the cores it is for (the home core's to every other,
+    /// the others' to the home core), until nothing is left: at once, as the threads'
+    /// queues would, without their delay.
+    fn hand_over(&mut self) {
+        for _ in 0..8 {
+            let mut moved = false;
+            for k in 0..self.cores.len() {
+                let out = std::mem::take(&mut self.cores[k].outgoing);
+                if out.is_empty() {
+                    continue;
+                }
+                moved = true;
+                let targets: Vec<usize> = if k == 0 {
+                    (1..self.cores.len()).collect()
+                } else {
+                    vec![0]
+                };
+                for t in targets {
+                    for r in &out.relays {
+                        self.cores[t].receive_relay(r.clone(), self.now);
+                    }
+                    for p in &out.packets {
+                        self.cores[t].receive_packets(p, self.now);
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
     }
 
     /// Sets the path from the SFU to peer `i`.
@@ -520,8 +600,9 @@ impl Net {
         due.sort_by_key(|(at, order, ..)| (*at, *order));
         for (_, _, to, from, datagram) in due {
             match to {
-                To::Sfu(lane) => {
-                    self.core.receive(lane, datagram, from, now);
+                To::Sfu(k, lane) => {
+                    self.cores[k].receive(lane, datagram, from, now);
+                    self.hand_over();
                 }
                 To::Peer(p) => {
                     let peer = &mut self.peers[p];
@@ -641,7 +722,10 @@ impl Net {
             }
             while let Some(msg) = peer.pc.poll_write() {
                 let to = msg.transport.peer_addr;
-                let lane = if to.to_string() == SFU[0] {
+                let Some(k) = (0..self.cores.len()).find(|k| sfu_addrs(*k).contains(&to)) else {
+                    continue;
+                };
+                let lane = if to == sfu_addrs(k)[0] && k == 0 {
                     Lane::Priority
                 } else {
                     Lane::General
@@ -649,33 +733,36 @@ impl Net {
                 if let Some(at) = peer.up.carry(now, msg.message.len(), &mut self.rng) {
                     self.sent += 1;
                     self.flight
-                        .push((at, self.sent, To::Sfu(lane), peer.addr, msg.message));
+                        .push((at, self.sent, To::Sfu(k, lane), peer.addr, msg.message));
                 }
             }
         }
-        // The core: imposed load, timers.
+        // The cores: imposed load, timers.
         if now >= self.next_timers {
             self.next_timers = now + Duration::from_millis(5);
-            self.core
-                .record_busy(Duration::from_millis(5).mul_f64(self.busy.clamp(0.0, 1.0)));
-            self.core.handle_timeout(now);
+            for core in &mut self.cores {
+                core.record_busy(Duration::from_millis(5).mul_f64(self.busy.clamp(0.0, 1.0)));
+                core.handle_timeout(now);
+            }
+            self.hand_over();
         }
-        // What the core sent, onto the peers' links.
-        let sent: Vec<(Lane, SocketAddr, BytesMut)> = self
-            .wire
-            .0
-            .lock()
-            .map(|mut s| std::mem::take(&mut *s))
-            .unwrap_or_default();
-        for (lane, to, datagram) in sent {
-            let Some(p) = self.peers.iter().position(|x| x.addr == to) else {
-                continue;
-            };
-            let from: SocketAddr = SFU[lane.index()].parse().unwrap_or_else(|_| unreachable!());
-            if let Some(at) = self.peers[p].down.carry(now, datagram.len(), &mut self.rng) {
-                self.sent += 1;
-                self.flight
-                    .push((at, self.sent, To::Peer(p), from, datagram));
+        // What the cores sent, onto the peers' links.
+        for k in 0..self.wires.len() {
+            let sent: Vec<(Lane, SocketAddr, BytesMut)> = self.wires[k]
+                .0
+                .lock()
+                .map(|mut s| std::mem::take(&mut *s))
+                .unwrap_or_default();
+            for (lane, to, datagram) in sent {
+                let Some(p) = self.peers.iter().position(|x| x.addr == to) else {
+                    continue;
+                };
+                let from = sfu_addrs(k)[lane.index()];
+                if let Some(at) = self.peers[p].down.carry(now, datagram.len(), &mut self.rng) {
+                    self.sent += 1;
+                    self.flight
+                        .push((at, self.sent, To::Peer(p), from, datagram));
+                }
             }
         }
         while let Ok(e) = self.events.try_recv() {

@@ -248,3 +248,45 @@ fn nobody_ordinary_is_admitted_while_pictures_are_shed() {
     ));
     assert_eq!(g.admit(t, 2, true, 300.0), Admission::Admit);
 }
+
+#[test]
+fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
+    use crate::routing::Shed;
+    let a = LoadReport {
+        utilisation: 0.4,
+        forwarded_pps: 10_000.0,
+        capacity_pps: 25_000.0,
+        measured: true,
+        capacity_receivers: Some(30),
+        pending_receivers: 2,
+        shed: Shed::default(),
+    };
+    let b = LoadReport {
+        utilisation: 0.9,
+        forwarded_pps: 20_000.0,
+        capacity_pps: 22_000.0,
+        measured: false,
+        capacity_receivers: None,
+        pending_receivers: 1,
+        shed: Shed {
+            low_layers: true,
+            video_off: 4,
+        },
+    };
+    let all = LoadReport::combine(&[a, b]);
+    assert!((all.utilisation - 0.9).abs() < 1e-9);
+    assert!((all.forwarded_pps - 30_000.0).abs() < 1e-9);
+    assert!((all.capacity_pps - 47_000.0).abs() < 1e-9);
+    assert!(!all.measured);
+    assert_eq!(all.capacity_receivers, Some(30));
+    assert_eq!(all.pending_receivers, 3);
+    assert_eq!(
+        all.shed,
+        Shed {
+            low_layers: true,
+            video_off: 4
+        }
+    );
+    assert_eq!(LoadReport::combine(&[a]), a);
+    assert_eq!(LoadReport::combine(&[]), LoadReport::default());
+}

@@ -247,3 +247,109 @@ fn a_publisher_is_connected_as_soon_as_its_checks_succeed_not_on_the_next_ice_ro
         "connected after {took:?}"
     );
 }
+
+#[test]
+fn on_two_shards_every_receiver_gets_the_programme_and_keyframes_reach_the_publisher() {
+    let mut net = Net::sharded(Tuning::default(), LoadTuning::unlimited(), 2);
+    net.publisher("HALL", Kind::Chamber);
+    net.publisher("S01", Kind::Site);
+    let near = net.subscriber_on(0, "D1", Kind::Display);
+    let far = net.subscriber_on(1, "D2", Kind::Display);
+    net.connect_all(secs(5));
+    net.run(secs(1));
+    let got = received_over(&mut net, secs(2));
+    // A display gets the programme: 2 s of the hall's sound (50 packets a second) and
+    // picture (90), on either shard.
+    for who in [near, far] {
+        let (video, audio) = got[who];
+        assert!(
+            audio >= 95,
+            "{}: {audio} sound packets",
+            net.peers[who].name.0
+        );
+        assert!(
+            video >= 170,
+            "{}: {video} picture packets",
+            net.peers[who].name.0
+        );
+    }
+    assert_eq!(got[near], got[far], "the same packets on both shards");
+
+    // A display that joins on the other shard gets a first picture: its keyframe request
+    // crosses to the publishers' shard, which sends the hall a PLI.
+    let asked = net.cores[0].stats.keyframe_requests_total;
+    let late = net.subscriber_on(1, "D3", Kind::Display);
+    net.connect_all(secs(5));
+    net.run(Duration::from_millis(500));
+    assert!(
+        net.cores[0].stats.keyframe_requests_total > asked,
+        "no keyframe was asked of the hall"
+    );
+    assert_eq!(
+        net.cores[1].stats.keyframe_requests_total, 0,
+        "only the home shard asks"
+    );
+    let got = received_over(&mut net, secs(1));
+    assert!(
+        got[late].0 >= 80,
+        "the late display's pictures: {:?}",
+        got[late]
+    );
+
+    // The floor, given on every shard, moves every display to the speaker: a keyframe is
+    // asked for, and every display keeps its sound and picture.
+    let asked = net.cores[0].stats.keyframe_requests_total;
+    net.set_floor(Some("S01"));
+    net.run(Duration::from_millis(500));
+    assert!(net.cores[0].stats.keyframe_requests_total > asked);
+    let got = received_over(&mut net, secs(1));
+    for who in [near, far, late] {
+        assert!(
+            got[who].0 >= 80 && got[who].1 >= 45,
+            "{who}: {:?}",
+            got[who]
+        );
+    }
+    assert_eq!(
+        net.cores[1].stats.received_total, 0,
+        "received once, at home"
+    );
+    assert!(net.cores[0].stats.received_total > 0);
+    assert!(net.cores[1].stats.forwarded_total > 0);
+}
+
+#[test]
+fn a_publisher_whose_receiving_leg_on_another_shard_closes_is_still_forwarded_there() {
+    let mut net = Net::sharded(Tuning::default(), LoadTuning::unlimited(), 2);
+    net.publisher("HALL", Kind::Chamber);
+    net.publisher("S01", Kind::Site);
+    let far = net.subscriber_on(1, "D2", Kind::Display);
+    // The site's room also receives, on the other shard; it has the floor.
+    let own = net.subscriber_on(1, "S01", Kind::Site);
+    net.connect_all(secs(5));
+    net.set_floor(Some("S01"));
+    net.run(secs(1));
+    let site = crate::routing::ParticipantId("S01".into());
+    let tracks: Vec<_> = net.cores[0].stats.tracks[&site]
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    let forwarded_there = |net: &Net| tracks.iter().all(|t| net.cores[1].fanout.contains_key(t));
+    assert!(
+        forwarded_there(&net),
+        "the speaker's tracks go to the display"
+    );
+    let before = received_over(&mut net, secs(2))[far];
+    let leg = net.peers[own].leg;
+    net.command_on(1, |r| super::Cmd::CloseLeg(leg, r));
+    net.run(secs(1));
+    assert!(
+        forwarded_there(&net),
+        "the speaker's tracks are still forwarded on the shard where its receiving leg closed"
+    );
+    let after = received_over(&mut net, secs(2))[far];
+    assert!(
+        after.0 * 10 >= before.0 * 9 && after.1 * 10 >= before.1 * 9,
+        "the display got {before:?} before the site's receiving leg closed, {after:?} after"
+    );
+}
