@@ -3,13 +3,15 @@
 # same machine, same hour. Builds release, then for each receiver count starts a fresh
 # server (`dienhong demo` on a new SQLite database, pinned to SERVER_CPU) and runs the str0m
 # load generator (`dienhong-media-load`, pinned to GEN_CPU) against it; then the same
-# against `bare-forward` (pinned the same way). Prints one summary table; every run's JSON
-# line and logs are kept in OUT.
+# against `bare-forward` (pinned the same way) and, if asked (TARGETS with "webrtc"),
+# against `bare-forward-webrtc`, the bare loop on webrtc-rs's async layer (one tokio thread,
+# a UDP socket per peer). Prints one summary table; every run's JSON line and logs are kept
+# in OUT.
 #
 #   scripts/media-load.sh [COUNT ...]        default: 32 64 128 200 400 600
 #
-# Environment: TARGETS ("sfu bare"), SERVER_CPU (0; "0,1" for two cores), IO_THREADS (the
-# SFU's media I/O threads, 1), GEN_CPU (1), WINDOW (10 s), WARMUP
+# Environment: TARGETS ("sfu bare"; any of sfu, bare, webrtc), SERVER_CPU (0; "0,1" for
+# two cores), IO_THREADS (the SFU's media I/O threads, 1), GEN_CPU (1), WINDOW (10 s), WARMUP
 # (5 s), CONNECT_TIMEOUT (30 s), OUT (a new temporary directory), GEN_ARGS (more generator
 # flags, e.g. "--video-packets 6"), CARGO_TARGET_DIR ($HOME/.cache/dienhong-target).
 set -euo pipefail
@@ -30,11 +32,12 @@ GEN_ARGS="${GEN_ARGS:-}"
 mkdir -p "$OUT"
 
 echo "== building (release) into $CARGO_TARGET_DIR" >&2
-cargo build --release -p dienhong -p dienhong-media-load --bin dienhong --bin dienhong-media-load --bin bare-forward >&2
+cargo build --release -p dienhong -p dienhong-media-load --bin dienhong --bin dienhong-media-load --bin bare-forward \
+  --bin bare-forward-webrtc >&2
 # Copies, so another build in the shared target directory cannot swap them mid-sweep.
 BIN="$OUT/bin"
 mkdir -p "$BIN"
-for b in dienhong dienhong-media-load bare-forward; do
+for b in dienhong dienhong-media-load bare-forward bare-forward-webrtc; do
   cp "$CARGO_TARGET_DIR/release/$b" "$BIN/$b"
 done
 
@@ -71,6 +74,8 @@ start_server() {
     DIENHONG__MEDIA__MAX_LEGS_PER_ACTOR=1000 DIENHONG__MEDIA__IO_THREADS="$IO_THREADS" RUST_LOG="${SERVER_LOG:-info}" \
       taskset -c "$SERVER_CPU" "$BIN/dienhong" demo --listen 127.0.0.1:0 \
       --database "sqlite://$dir/db.sqlite" >/dev/null 2>"$log" &
+  elif [ "$target" = webrtc ]; then
+    taskset -c "$SERVER_CPU" "$BIN/bare-forward-webrtc" --listen 127.0.0.1:0 >/dev/null 2>"$log" &
   else
     taskset -c "$SERVER_CPU" "$BIN/bare-forward" --listen 127.0.0.1:0 >/dev/null 2>"$log" &
   fi
@@ -86,10 +91,19 @@ for target in $TARGETS; do
   for n in "${COUNTS[@]}"; do
     echo "== $target, $n receivers" >&2
     start_server "$target" "$n"
+    # The SFU's own view of its load, every 2 s while the generator runs (per thread).
+    HEALTH_PID=""
+    if [ "$target" = sfu ]; then
+      ( while sleep 2; do
+          curl -s "http://$ADDR/healthz/media" 2>/dev/null && echo
+        done ) >"$OUT/$target-$n.health.jsonl" &
+      HEALTH_PID=$!
+    fi
     # shellcheck disable=SC2086
     "$BIN/dienhong-media-load" --url "http://$ADDR" --receivers "$n" --cpu "$GEN_CPU" \
       --server-pid "$SERVER_PID" --label "$target" --warmup "$WARMUP" --seconds "$WINDOW" \
       --connect-timeout "$CONNECT_TIMEOUT" $GEN_ARGS >"$OUT/$target-$n.out" 2>"$OUT/$target-$n.err" || true
+    [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null || true
     cat "$OUT/$target-$n.out" >&2
     grep '^{' "$OUT/$target-$n.out" | tail -n1 >>"$RESULTS" || echo "{\"label\":\"$target\",\"asked\":$n,\"error\":\"no report\"}" >>"$RESULTS"
     if [ "$target" = sfu ]; then

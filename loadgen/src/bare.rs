@@ -3,7 +3,8 @@
 //! rebased per receiver) to every connected receiver. No routing, no NACK/RTX, no
 //! bandwidth estimation: SRTP in, SRTP out. Signalling is a minimal HTTP server on its own
 //! thread that answers the generator's login, WHIP and WHEP requests without checking
-//! anyone.
+//! anyone; that server ([`serve_signalling`], with the [`Sessions`] a loop provides) is
+//! shared with the webrtc-rs loop ([`crate::bare_webrtc`]).
 
 use crate::http;
 use crate::peer;
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
@@ -52,33 +54,50 @@ fn kind_index(k: MediaKind) -> usize {
     }
 }
 
-/// Serves signalling on `http` (a thread per connection) and forwards on `udp` in the
-/// calling thread, until the process ends.
-pub fn serve(http: TcpListener, udp: UdpSocket) -> std::io::Result<()> {
-    let local = udp.local_addr()?;
-    let (tx, rx) = mpsc::channel();
+/// What [`serve_signalling`] makes of an offer.
+pub enum Opened {
+    /// 201 with this SDP answer.
+    Answer(String),
+    /// 400: the offer could not be answered, and why.
+    Invalid(String),
+    /// 503: the loop has stopped, or did not answer in time.
+    Stopped,
+}
+
+/// A bare loop's sessions, as the generator's signalling opens and ends them.
+pub trait Sessions: Send + Sync + 'static {
+    /// Answers a WHIP (`publisher`) or WHEP offer as the new session `id`.
+    fn open(&self, id: u64, publisher: bool, offer: &str) -> Opened;
+    /// Ends session `id`; whether there was one.
+    fn end(&self, id: u64) -> bool;
+}
+
+/// Serves the generator's signalling on `http` on its own thread, a thread per connection,
+/// until the process ends: login (any token), WHIP and WHEP offers (`Location`
+/// `/whip/ID`, `/whep/ID`) and `DELETE` of those, answered by `sessions`. `name` prefixes
+/// its errors.
+pub fn serve_signalling(
+    http: TcpListener,
+    name: &'static str,
+    sessions: Arc<dyn Sessions>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("bare-http".into())
         .spawn(move || {
-            let ids = std::sync::Arc::new(AtomicU64::new(1));
+            let ids = Arc::new(AtomicU64::new(1));
             for stream in http.incoming().flatten() {
-                let (tx, ids) = (tx.clone(), ids.clone());
+                let (sessions, ids) = (sessions.clone(), ids.clone());
                 std::thread::spawn(move || {
-                    if let Err(e) = signal(&stream, &tx, &ids, local) {
-                        eprintln!("bare-forward http: {e}");
+                    if let Err(e) = signal(&stream, &*sessions, &ids) {
+                        eprintln!("{name} http: {e}");
                     }
                 });
             }
         })?;
-    forward(udp, local, rx)
+    Ok(())
 }
 
-fn signal(
-    stream: &TcpStream,
-    tx: &Sender<Cmd>,
-    ids: &AtomicU64,
-    local: SocketAddr,
-) -> std::io::Result<()> {
+fn signal(stream: &TcpStream, sessions: &dyn Sessions, ids: &AtomicU64) -> std::io::Result<()> {
     let req = http::read_request(stream)?;
     let path = req.path.split('?').next().unwrap_or_default().to_owned();
     match (req.method.as_str(), path.as_str()) {
@@ -89,33 +108,11 @@ fn signal(
             br#"{"token":"bare"}"#,
         ),
         ("POST", "/whip" | "/whep") => {
-            let publisher = path == "/whip";
+            let id = ids.fetch_add(1, Ordering::Relaxed);
             let text = String::from_utf8_lossy(&req.body);
-            let answer = SdpOffer::from_sdp_string(&text)
-                .map_err(|e| e.to_string())
-                .and_then(|offer| {
-                    let mut rtc =
-                        peer::new_rtc(local, Instant::now()).map_err(|e| e.to_string())?;
-                    let answer = rtc
-                        .sdp_api()
-                        .accept_offer(offer)
-                        .map_err(|e| e.to_string())?;
-                    Ok((rtc, answer.to_sdp_string()))
-                });
-            match answer {
-                Ok((rtc, sdp)) => {
-                    let id = ids.fetch_add(1, Ordering::Relaxed);
+            match sessions.open(id, path == "/whip", &text) {
+                Opened::Answer(sdp) => {
                     let location = format!("{path}/{id}");
-                    if tx
-                        .send(Cmd::Add {
-                            id,
-                            publisher,
-                            rtc: Box::new(rtc),
-                        })
-                        .is_err()
-                    {
-                        return http::write_response(stream, 503, &[], b"stopped");
-                    }
                     http::write_response(
                         stream,
                         201,
@@ -123,26 +120,76 @@ fn signal(
                         sdp.as_bytes(),
                     )
                 }
-                Err(e) => http::write_response(stream, 400, &[], e.as_bytes()),
+                Opened::Invalid(e) => http::write_response(stream, 400, &[], e.as_bytes()),
+                Opened::Stopped => http::write_response(stream, 503, &[], b"stopped"),
             }
         }
         ("DELETE", p) if p.starts_with("/whip/") || p.starts_with("/whep/") => {
             let id = p.rsplit('/').next().and_then(|s| s.parse().ok());
-            let (found_tx, found_rx) = mpsc::channel();
-            let found = id.is_some_and(|id| {
-                tx.send(Cmd::Remove {
-                    id,
-                    found: found_tx,
-                })
-                .is_ok()
-                    && found_rx
-                        .recv_timeout(Duration::from_secs(5))
-                        .unwrap_or(false)
-            });
+            let found = id.is_some_and(|id| sessions.end(id));
             http::write_response(stream, if found { 200 } else { 404 }, &[], b"")
         }
         _ => http::write_response(stream, 404, &[], b"not found"),
     }
+}
+
+/// The str0m loop's sessions: answered here, handed to the forwarding thread.
+struct Str0mSessions {
+    tx: Sender<Cmd>,
+    local: SocketAddr,
+}
+
+impl Sessions for Str0mSessions {
+    fn open(&self, id: u64, publisher: bool, offer: &str) -> Opened {
+        let answer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| e.to_string())
+            .and_then(|offer| {
+                let mut rtc =
+                    peer::new_rtc(self.local, Instant::now()).map_err(|e| e.to_string())?;
+                let answer = rtc
+                    .sdp_api()
+                    .accept_offer(offer)
+                    .map_err(|e| e.to_string())?;
+                Ok((rtc, answer.to_sdp_string()))
+            });
+        match answer {
+            Ok((rtc, sdp)) => {
+                let cmd = Cmd::Add {
+                    id,
+                    publisher,
+                    rtc: Box::new(rtc),
+                };
+                if self.tx.send(cmd).is_err() {
+                    return Opened::Stopped;
+                }
+                Opened::Answer(sdp)
+            }
+            Err(e) => Opened::Invalid(e),
+        }
+    }
+
+    fn end(&self, id: u64) -> bool {
+        let (found_tx, found_rx) = mpsc::channel();
+        self.tx
+            .send(Cmd::Remove {
+                id,
+                found: found_tx,
+            })
+            .is_ok()
+            && found_rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or(false)
+    }
+}
+
+/// Serves signalling on `http` ([`serve_signalling`]) and forwards on `udp` in the calling
+/// thread, until the process ends.
+pub fn serve(http: TcpListener, udp: UdpSocket) -> std::io::Result<()> {
+    let local = udp.local_addr()?;
+    let (tx, rx) = mpsc::channel();
+    let sessions = Str0mSessions { tx, local };
+    serve_signalling(http, "bare-forward", Arc::new(sessions))?;
+    forward(udp, local, rx)
 }
 
 /// Drains one client; the publisher's packets are collected in `media`.

@@ -1,6 +1,7 @@
 //! The load generator end to end, briefly: against the real server started in-process (the
-//! demo sitting, the chamber publishing) and against the bare forwarding loop. Every
-//! receiver must get audio and video with little loss, and the publisher must stay up.
+//! demo sitting, the chamber publishing) and against the bare forwarding loops (str0m and
+//! webrtc-rs). Every receiver must get audio and video with little loss, and the publisher
+//! must stay up.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -93,7 +94,7 @@ async fn every_receiver_of_the_sfu_gets_audio_and_video() {
     assert_served(&report);
 }
 
-/// Kills the bare loop however the test ends.
+/// Kills a bare loop however the test ends.
 struct Child(std::process::Child);
 
 impl Drop for Child {
@@ -103,14 +104,14 @@ impl Drop for Child {
     }
 }
 
-#[test]
-fn every_receiver_of_the_bare_loop_gets_audio_and_video() {
+/// Starts a bare loop's binary; the process and the URL it says it listens on.
+fn start_bare(exe: &str) -> (Child, String) {
     let mut child = Child(
-        Command::new(env!("CARGO_BIN_EXE_bare-forward"))
+        Command::new(exe)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("bare-forward starts"),
+            .unwrap_or_else(|e| panic!("{exe} starts: {e}")),
     );
     let stderr = child.0.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
@@ -118,8 +119,20 @@ fn every_receiver_of_the_bare_loop_gets_audio_and_video() {
         .by_ref()
         .map_while(Result::ok)
         .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
-        .expect("bare-forward says where it listens");
+        .unwrap_or_else(|| panic!("{exe} says where it listens"));
     // Keep reading its log so it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
+    (child, url)
+}
+
+#[test]
+fn every_receiver_of_the_bare_loop_gets_audio_and_video() {
+    let (_child, url) = start_bare(env!("CARGO_BIN_EXE_bare-forward"));
+    assert_served(&generate(&url));
+}
+
+#[test]
+fn every_receiver_of_the_bare_webrtc_loop_gets_audio_and_video() {
+    let (_child, url) = start_bare(env!("CARGO_BIN_EXE_bare-forward-webrtc"));
     assert_served(&generate(&url));
 }
