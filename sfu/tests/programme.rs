@@ -7,79 +7,17 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use common::{peer, publish_to};
-use dienhong_sfu::driver::{Driver, OPUS_PT};
+use common::{hall_and_site_talk, heard, publish_to};
+use dienhong_sfu::driver::Driver;
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::runtime::Runtime;
 
-fn heard(log: &common::Arrivals, from: Instant, to: Instant) -> Vec<u8> {
-    log.lock()
-        .expect("log")
-        .iter()
-        .filter(|(_, _, at)| *at > from && *at <= to)
-        .map(|(m, _, _)| *m)
-        .collect()
-}
-
-async fn talk(hall: &TrackLocalStaticRTP, site: &TrackLocalStaticRTP, seq: &mut u16, d: Duration) {
-    let t0 = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    while t0.elapsed() < d {
-        tick.tick().await;
-        *seq = seq.wrapping_add(1);
-        for (track, ssrc, marker, offset) in [(hall, 11, b'H', 0u16), (site, 31, b'S', 5000)] {
-            let mut b = BytesMut::with_capacity(60);
-            b.put_u8(marker);
-            b.put_bytes(0, 59);
-            let pkt = rtc::rtp::Packet {
-                header: rtc::rtp::header::Header {
-                    version: 2,
-                    payload_type: OPUS_PT,
-                    // Each microphone has its own numbering and clock.
-                    sequence_number: seq.wrapping_add(offset),
-                    timestamp: u32::from(*seq) * 960 + u32::from(offset) * 7,
-                    ssrc,
-                    ..Default::default()
-                },
-                payload: Bytes::from(b),
-            };
-            let _ = track.write_rtp(pkt).await;
-        }
-    }
-}
-
-/// A receiver with fixed m-lines (`audio_lines` receive-only audio lines, as a WHEP client
-/// offers), connected.
+/// A receiver offering `audio_lines` receive-only audio lines, as a TV system's WHEP pull.
 async fn pull(sfu: &Driver, rt: &Arc<dyn Runtime>, audio_lines: usize) -> common::Peer {
-    let mut pull = peer(rt.clone()).await;
-    for _ in 0..audio_lines {
-        pull.pc
-            .add_transceiver_from_kind(RtpCodecKind::Audio, None)
-            .await
-            .expect("recvonly audio");
-    }
-    let offer = pull.pc.create_offer(None).await.expect("offer");
-    pull.pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
-    let offer = pull.pc.local_description().await.expect("sdp");
-    let (_, answer) = sfu
-        .subscribe_with_offer(ParticipantId("TV".into()), Kind::Display, false, offer)
-        .await
-        .expect("pull");
-    pull.pc
-        .set_remote_description(answer)
-        .await
-        .expect("remote");
-    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
-        .await
-        .expect("the pull connects");
-    pull
+    common::pull_as(sfu, rt, "TV", audio_lines).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +41,7 @@ async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
 
     let mut seq = 0u16;
     let t0 = Instant::now();
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t1 = Instant::now();
     let before = heard(&log, t0, t1);
     assert!(!before.is_empty(), "the pull hears the programme");
@@ -112,14 +50,14 @@ async fn a_single_audio_line_carries_the_hall_then_the_speaker_then_the_hall() {
     sfu.set_floor(Some(ParticipantId("S01".into())))
         .await
         .expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t2 = Instant::now();
     let during = heard(&log, t1 + Duration::from_millis(150), t2);
     assert!(!during.is_empty());
     assert!(during.iter().all(|m| *m == b'S'), "the speaker: {during:?}");
 
     sfu.set_floor(None).await.expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t3 = Instant::now();
     let after = heard(&log, t2 + Duration::from_millis(150), t3);
     assert!(!after.is_empty());
@@ -172,7 +110,7 @@ async fn two_audio_lines_carry_the_hall_and_the_speaker_side_by_side() {
 
     let mut seq = 0u16;
     let t0 = Instant::now();
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t1 = Instant::now();
     let before = lines(t0, t1);
     assert_eq!(
@@ -186,7 +124,7 @@ async fn two_audio_lines_carry_the_hall_and_the_speaker_side_by_side() {
     sfu.set_floor(Some(ParticipantId("S01".into())))
         .await
         .expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t2 = Instant::now();
     let during = lines(t1 + Duration::from_millis(150), t2);
     assert_eq!(during.len(), 2, "the hall and the speaker: {during:?}");
@@ -204,7 +142,7 @@ async fn two_audio_lines_carry_the_hall_and_the_speaker_side_by_side() {
     );
 
     sfu.set_floor(None).await.expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t3 = Instant::now();
     let after = lines(t2 + Duration::from_millis(150), t3);
     assert_eq!(

@@ -7,63 +7,20 @@
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use common::{peer, publish_to};
-use dienhong_sfu::driver::{Driver, OPUS_PT, Options};
+use common::{hall_and_site_talk, publish_to};
+use dienhong_sfu::driver::{Driver, Options};
 use dienhong_sfu::routing::{Kind, ParticipantId};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::runtime::Runtime;
-
-/// 20 ms audio packets from the hall (`H`) and the site (`S`), for `d`.
-async fn talk(hall: &TrackLocalStaticRTP, site: &TrackLocalStaticRTP, seq: &mut u16, d: Duration) {
-    let t0 = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    while t0.elapsed() < d {
-        tick.tick().await;
-        *seq = seq.wrapping_add(1);
-        for (track, ssrc, marker) in [(hall, 11, b'H'), (site, 31, b'S')] {
-            let mut b = BytesMut::with_capacity(60);
-            b.put_u8(marker);
-            b.put_bytes(0, 59);
-            let pkt = rtc::rtp::Packet {
-                header: rtc::rtp::header::Header {
-                    version: 2,
-                    payload_type: OPUS_PT,
-                    sequence_number: *seq,
-                    timestamp: u32::from(*seq) * 960,
-                    ssrc,
-                    ..Default::default()
-                },
-                payload: Bytes::from(b),
-            };
-            let _ = track.write_rtp(pkt).await;
-        }
-    }
-}
 
 /// A WHEP-style pull (one receive-only audio line) as `who`, connected; with the port of
 /// the SFU's candidate in its answer: the thread it was placed on.
 async fn pull(sfu: &Driver, rt: &Arc<dyn Runtime>, who: &str) -> (common::Peer, u16) {
-    let mut pull = peer(rt.clone()).await;
-    pull.pc
-        .add_transceiver_from_kind(RtpCodecKind::Audio, None)
-        .await
-        .expect("recvonly audio");
-    let offer = pull.pc.create_offer(None).await.expect("offer");
-    pull.pc.set_local_description(offer).await.expect("local");
-    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
-    let offer = pull.pc.local_description().await.expect("sdp");
-    let (_, answer) = sfu
-        .subscribe_with_offer(ParticipantId(who.into()), Kind::Display, false, offer)
-        .await
-        .expect("pull");
+    let (pull, answer) = common::pull_as(sfu, rt, who, 1).await;
     let port = answer
-        .sdp
         .lines()
         .find(|l| l.starts_with("a=candidate:") && l.contains(" typ host"))
         .and_then(|l| {
@@ -71,27 +28,13 @@ async fn pull(sfu: &Driver, rt: &Arc<dyn Runtime>, who: &str) -> (common::Peer, 
             f.get(5)?.parse::<u16>().ok()
         })
         .expect("a host candidate in the answer");
-    pull.pc
-        .set_remote_description(answer)
-        .await
-        .expect("remote");
-    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
-        .await
-        .expect("the pull connects");
     (pull, port)
 }
 
 /// What each receiver heard between `from` and `to`: the first byte of each packet.
 fn heard(logs: &[common::Arrivals], from: Instant, to: Instant) -> Vec<Vec<u8>> {
     logs.iter()
-        .map(|log| {
-            log.lock()
-                .expect("log")
-                .iter()
-                .filter(|(_, _, at)| *at > from && *at <= to)
-                .map(|(m, _, _)| *m)
-                .collect()
-        })
+        .map(|log| common::heard(log, from, to))
         .collect()
 }
 
@@ -150,14 +93,14 @@ async fn receivers_on_two_threads_hear_the_programme_follow_the_floor() {
 
     let mut seq = 0u16;
     let t0 = Instant::now();
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t1 = Instant::now();
     all_hear(&heard(&logs, t0, t1), b'H', "before the floor");
 
     sfu.set_floor(Some(ParticipantId("S01".into())))
         .await
         .expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t2 = Instant::now();
     all_hear(
         &heard(&logs, t1 + Duration::from_millis(150), t2),
@@ -166,7 +109,7 @@ async fn receivers_on_two_threads_hear_the_programme_follow_the_floor() {
     );
 
     sfu.set_floor(None).await.expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t3 = Instant::now();
     all_hear(
         &heard(&logs, t2 + Duration::from_millis(150), t3),
@@ -181,7 +124,7 @@ async fn receivers_on_two_threads_hear_the_programme_follow_the_floor() {
     sfu.set_floor(Some(ParticipantId("S01".into())))
         .await
         .expect("floor");
-    talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
+    hall_and_site_talk(&hall[0], &site[0], &mut seq, Duration::from_millis(800)).await;
     let t4 = Instant::now();
     all_hear(
         &heard(&logs, t3 + Duration::from_millis(150), t4),
@@ -189,8 +132,11 @@ async fn receivers_on_two_threads_hear_the_programme_follow_the_floor() {
         "after the speaker left",
     );
 
-    let stats = sfu.stats().await.expect("stats");
+    // What was in flight lands; then everything that arrived must have been forwarded
+    // (counted before the counters are read, which only grow).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let arrived: usize = logs.iter().map(|l| l.lock().expect("log").len()).sum();
+    let stats = sfu.stats().await.expect("stats");
     assert!(
         stats.forwarded_total >= arrived as u64,
         "forwarded {} (both threads) for {arrived} arrivals",

@@ -245,6 +245,16 @@ impl Media {
             load,
             threads: config.io_threads,
         };
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        if config.io_threads > cores {
+            tracing::warn!(
+                threads = config.io_threads,
+                cores,
+                "media.io_threads is above the cores this process may use: threads sharing a \
+                 core each judge their load as if they had it, and admit more receivers than \
+                 it can carry"
+            );
+        }
         let driver = bind_in_range(
             config.bind_ip,
             config.udp_port_min,

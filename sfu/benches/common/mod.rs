@@ -580,3 +580,85 @@ pub async fn relay(sfu: std::net::SocketAddr, drop_at: Option<u64>) -> Relay {
         cut,
     }
 }
+
+/// What one receiver's log heard between `from` and `to`: each packet's first byte.
+pub fn heard(log: &Arrivals, from: Instant, to: Instant) -> Vec<u8> {
+    log.lock()
+        .expect("log")
+        .iter()
+        .filter(|(_, _, at)| *at > from && *at <= to)
+        .map(|(m, _, _)| *m)
+        .collect()
+}
+
+/// The hall (SSRC 11, packets starting `H`) and a site (31, `S`) talking at once for `d`:
+/// a 20 ms sound packet each, each microphone with its own numbering and clock.
+pub async fn hall_and_site_talk(
+    hall: &TrackLocalStaticRTP,
+    site: &TrackLocalStaticRTP,
+    seq: &mut u16,
+    d: Duration,
+) {
+    let t0 = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while t0.elapsed() < d {
+        tick.tick().await;
+        *seq = seq.wrapping_add(1);
+        for (track, ssrc, marker, offset) in [(hall, 11, b'H', 0u16), (site, 31, b'S', 5000)] {
+            let mut b = BytesMut::with_capacity(60);
+            b.put_u8(marker);
+            b.put_bytes(0, 59);
+            let pkt = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type: OPUS_PT,
+                    sequence_number: seq.wrapping_add(offset),
+                    timestamp: u32::from(*seq) * 960 + u32::from(offset) * 7,
+                    ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(b),
+            };
+            let _ = track.write_rtp(pkt).await;
+        }
+    }
+}
+
+/// A receiver with fixed m-lines (`audio_lines` receive-only audio lines, as a WHEP client
+/// offers) pulling as `who`, connected; with the SFU's answer.
+pub async fn pull_as(
+    sfu: &dienhong_sfu::driver::Driver,
+    rt: &Arc<dyn Runtime>,
+    who: &str,
+    audio_lines: usize,
+) -> (Peer, String) {
+    let mut pull = peer(rt.clone()).await;
+    for _ in 0..audio_lines {
+        pull.pc
+            .add_transceiver_from_kind(RtpCodecKind::Audio, None)
+            .await
+            .expect("recvonly audio");
+    }
+    let offer = pull.pc.create_offer(None).await.expect("offer");
+    pull.pc.set_local_description(offer).await.expect("local");
+    let _ = tokio::time::timeout(Duration::from_secs(5), pull.gathered.recv()).await;
+    let offer = pull.pc.local_description().await.expect("sdp");
+    let (_, answer) = sfu
+        .subscribe_with_offer(
+            dienhong_sfu::routing::ParticipantId(who.to_owned()),
+            dienhong_sfu::routing::Kind::Display,
+            false,
+            offer,
+        )
+        .await
+        .expect("pull");
+    let sdp = answer.sdp.clone();
+    pull.pc
+        .set_remote_description(answer)
+        .await
+        .expect("remote");
+    tokio::time::timeout(Duration::from_secs(10), pull.connected.recv())
+        .await
+        .expect("the pull connects");
+    (pull, sdp)
+}

@@ -327,17 +327,7 @@ impl Core {
     /// Writes one decoded packet to every subscriber leg its track goes to, each at the
     /// layer its slot carries.
     fn fan_out(&mut self, d: &Decoded) {
-        let Decoded {
-            track,
-            layer,
-            gated,
-            video,
-            keyframe,
-            ids,
-            packet: pkt,
-        } = d;
-        let (track, layer, gated, video, keyframe, ids) =
-            (*track, *layer, *gated, *video, *keyframe, *ids);
+        let (track, layer, video, pkt) = (d.track, d.layer, d.video, &d.packet);
         let now = self.now;
         let now_ms = self.now_ms();
         // Taken out for the loop (nothing in it changes the fan-out) and put back.
@@ -353,14 +343,14 @@ impl Core {
                 layer,
                 pkt.header.sequence_number,
                 pkt.header.timestamp,
-                keyframe,
-                gated,
+                d.keyframe,
+                d.gated,
                 now_ms,
             ) else {
                 continue;
             };
             let mut p = pkt.clone();
-            if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload, ids) {
+            if video && let Some(payload) = slot.state.vp8_payload(&pkt.payload, d.ids) {
                 p.payload = payload.into();
             }
             p.header.ssrc = slot.ssrc;
