@@ -561,12 +561,15 @@ impl Driver {
     /// for it; refused ([`DriverError::Overloaded`]) when none has.
     async fn place<T>(
         &self,
+        who: &ParticipantId,
         kind: Kind,
         presiding: bool,
         make: impl Fn(Reply<T>) -> Cmd,
     ) -> Result<T, DriverError> {
         let mut refused = None;
-        for shard in self.placement(kind, presiding) {
+        let threads = self.placement(kind, presiding);
+        let tried = threads.len();
+        for shard in threads {
             match self.call_on(shard, &make).await {
                 Err(DriverError::Overloaded { retry_after_s }) => {
                     let r = refused.map_or(retry_after_s, |r: u64| r.min(retry_after_s));
@@ -575,9 +578,9 @@ impl Driver {
                 other => return other,
             }
         }
-        Err(DriverError::Overloaded {
-            retry_after_s: refused.unwrap_or(1),
-        })
+        let retry_after_s = refused.unwrap_or(1);
+        tracing::warn!(participant = %who.0, threads = tried, retry_after_s, "receiver refused: at capacity");
+        Err(DriverError::Overloaded { retry_after_s })
     }
 
     /// A participant publishes: takes its offer (audio and/or video), returns its leg and
@@ -603,7 +606,7 @@ impl Driver {
         presiding: bool,
         offer: RTCSessionDescription,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.place(kind, presiding, |r| {
+        self.place(&who, kind, presiding, |r| {
             Cmd::SubscribeOffer(who.clone(), kind, presiding, offer.clone(), r)
         })
         .await
@@ -639,7 +642,7 @@ impl Driver {
         kind: Kind,
         presiding: bool,
     ) -> Result<(LegId, RTCSessionDescription), DriverError> {
-        self.place(kind, presiding, |r| {
+        self.place(&who, kind, presiding, |r| {
             Cmd::Subscribe(who.clone(), kind, presiding, r)
         })
         .await

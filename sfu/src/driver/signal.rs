@@ -299,7 +299,8 @@ impl Core {
         {
             Admission::Admit => Ok(()),
             Admission::Refuse { retry_after_s } => {
-                tracing::warn!(participant = %who.0, retry_after_s, "receiver refused: at capacity");
+                // The handle logs the refusal once every thread it tried has refused.
+                tracing::debug!(participant = %who.0, thread = self.place.index, retry_after_s, "no room on this media thread");
                 Err(DriverError::Overloaded { retry_after_s })
             }
         }
