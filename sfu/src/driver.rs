@@ -531,18 +531,28 @@ impl Driver {
         self.call_on(shard::shard_of(leg.0), make).await
     }
 
-    /// A command to every thread, resolved once all have applied it.
-    async fn call_all(&self, make: impl Fn(Reply<()>) -> Cmd) -> Result<(), DriverError> {
+    /// A question to every thread (all asked before any answer is awaited): the answers,
+    /// the home thread's first.
+    async fn ask_all<T>(
+        &self,
+        make: impl Fn(oneshot::Sender<T>) -> Cmd,
+    ) -> Result<Vec<T>, DriverError> {
         let mut replies = Vec::with_capacity(self.shards.len());
         for i in 0..self.shards.len() {
             let (tx, rx) = oneshot::channel();
             self.send_to(i, make(tx))?;
             replies.push(rx);
         }
+        let mut answers = Vec::with_capacity(replies.len());
         for rx in replies {
-            rx.await.map_err(|_| DriverError::Stopped)??;
+            answers.push(rx.await.map_err(|_| DriverError::Stopped)?);
         }
-        Ok(())
+        Ok(answers)
+    }
+
+    /// A command to every thread, resolved once all have applied it.
+    async fn call_all(&self, make: impl Fn(Reply<()>) -> Cmd) -> Result<(), DriverError> {
+        self.ask_all(make).await?.into_iter().collect()
     }
 
     /// The threads a new receiving leg is offered to, in order: the home thread alone for
@@ -683,21 +693,11 @@ impl Driver {
 
     /// Counters, of all threads together.
     pub async fn stats(&self) -> Result<Stats, DriverError> {
-        let mut replies = Vec::with_capacity(self.shards.len());
-        for i in 0..self.shards.len() {
-            let (tx, rx) = oneshot::channel();
-            self.send_to(i, Cmd::Stats(tx))?;
-            replies.push(rx);
+        let mut threads = self.ask_all(Cmd::Stats).await?.into_iter();
+        let mut all = threads.next().unwrap_or_default();
+        for s in threads {
+            all.absorb(s);
         }
-        let mut all: Option<Stats> = None;
-        for rx in replies {
-            let s = rx.await.map_err(|_| DriverError::Stopped)?;
-            match all.as_mut() {
-                None => all = Some(s),
-                Some(a) => a.absorb(s),
-            }
-        }
-        let mut all = all.unwrap_or_default();
         all.relay_dropped_total = self.dropped.iter().map(|d| d.load(Ordering::Relaxed)).sum();
         Ok(all)
     }

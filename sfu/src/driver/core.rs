@@ -241,16 +241,8 @@ impl Core {
         let now = self.now_ms();
         if let LegKind::Publisher { audio, video, .. } = l.kind {
             for t in [audio, video].into_iter().flatten() {
-                if self.place.shared() {
-                    self.outgoing.relays.push(Relay::Unpublished(t));
-                }
-                let a = self.router.unpublish(t, now);
-                self.actions.extend(a);
-                self.stats.received.remove(&t);
-                self.stats.forwarded.remove(&t);
-                if let Some(list) = self.stats.tracks.get_mut(&l.owner) {
-                    list.retain(|(x, _)| *x != t);
-                }
+                self.tell_others(Relay::Unpublished(t));
+                self.withdraw(t, now);
             }
         }
         // On a shard other than the home one, a publisher (on the home shard) is still here
@@ -265,6 +257,25 @@ impl Core {
         Ok(())
     }
 
+    /// A track is withdrawn (its publisher's leg closed, here or on the home shard): the
+    /// router and the counters forget it.
+    pub(super) fn withdraw(&mut self, track: TrackId, now: routing::Millis) {
+        let a = self.router.unpublish(track, now);
+        self.actions.extend(a);
+        self.stats.received.remove(&track);
+        self.stats.forwarded.remove(&track);
+        for list in self.stats.tracks.values_mut() {
+            list.retain(|(t, _)| *t != track);
+        }
+    }
+
+    /// Queues `relay` for the other shards, if there are any.
+    pub(super) fn tell_others(&mut self, relay: Relay) {
+        if self.place.shared() {
+            self.outgoing.relays.push(relay);
+        }
+    }
+
     pub(super) fn leave(&mut self, who: &ParticipantId) {
         for i in 0..self.legs.len() {
             if self.legs[i].as_ref().is_some_and(|l| &l.owner == who) {
@@ -275,8 +286,8 @@ impl Core {
         self.stats.estimates.remove(who);
         if let Some(tracks) = self.stats.tracks.remove(who) {
             for (t, _) in tracks {
-                if self.place.home() && self.place.shared() {
-                    self.outgoing.relays.push(Relay::Unpublished(t));
+                if self.place.home() {
+                    self.tell_others(Relay::Unpublished(t));
                 }
                 self.stats.received.remove(&t);
                 self.stats.forwarded.remove(&t);

@@ -134,7 +134,7 @@ impl Core {
             };
             if !self.place.home() {
                 // Publishers are on the home shard.
-                self.outgoing.relays.push(Relay::Keyframe { track, layer });
+                self.tell_others(Relay::Keyframe { track, layer });
                 continue;
             }
             let Some(&media_ssrc) = self.ssrc_of.get(&(track, layer)) else {
@@ -391,13 +391,8 @@ impl Core {
                 self.renegotiate_subscribers();
             }
             Relay::Unpublished(track) => {
-                let a = self.router.unpublish(track, now);
-                self.actions.extend(a);
-                self.stats.received.remove(&track);
-                self.stats.forwarded.remove(&track);
-                for list in self.stats.tracks.values_mut() {
-                    list.retain(|(t, _)| *t != track);
-                }
+                self.withdraw(track, now);
+                // A publisher with nothing left is no longer here by its tracks.
                 self.stats.tracks.retain(|_, list| !list.is_empty());
                 self.rebuild_fanout();
             }

@@ -85,6 +85,11 @@ pub(super) fn run(shard: Shard) {
     let mut batch: Vec<(BytesMut, SocketAddr)> = Vec::with_capacity(RECV_BATCH);
     let mut next_timers = Instant::now();
     let mut working = Instant::now();
+    let mut fds: Vec<PollFd<'_>> = reads
+        .iter()
+        .map(|(_, p)| PollFd::new(p.sock.as_fd(), PollFlags::POLLIN))
+        .collect();
+    fds.push(PollFd::new(waker.fd(), PollFlags::POLLIN));
     loop {
         while let Ok(cmd) = cmds.try_recv() {
             if !core.handle_command(cmd, Instant::now()) {
@@ -97,11 +102,6 @@ pub(super) fn run(shard: Shard) {
         // publishers' socket is read and handled, all of it; then a batch of the receivers'.
         // Within a batch, sound and control go first, so a burst of picture packets (a
         // keyframe, fanned out to hundreds) does not hold a speaker's voice behind it.
-        let mut fds: Vec<PollFd<'_>> = reads
-            .iter()
-            .map(|(_, p)| PollFd::new(p.sock.as_fd(), PollFlags::POLLIN))
-            .collect();
-        fds.push(PollFd::new(waker.fd(), PollFlags::POLLIN));
         core.record_busy(working.elapsed());
         let _ = poll(&mut fds, PollTimeout::from(2u8));
         working = Instant::now();

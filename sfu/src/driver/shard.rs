@@ -20,9 +20,9 @@ use crate::routing::{Kind, Layer, ParticipantId, Track, TrackId};
 use std::io::ErrorKind;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Weak};
 
 /// Publisher packets a shard may have waiting before newer ones are dropped (a few hundred
 /// milliseconds of a sitting's publishers).
@@ -148,18 +148,12 @@ pub(super) struct Inbox {
 pub(super) struct Outlet {
     relays: mpsc::Sender<Relay>,
     packets: mpsc::SyncSender<Arc<[Decoded]>>,
-    waker: Weak<Waker>,
+    waker: Arc<Waker>,
     /// Packets dropped because that shard's queue was full.
     dropped: Arc<AtomicU64>,
 }
 
 impl Outlet {
-    fn wake(&self) {
-        if let Some(w) = self.waker.upgrade() {
-            w.wake();
-        }
-    }
-
     /// Sends control; it is never dropped while the shard runs.
     pub(super) fn relay(&self, r: Relay) {
         let _ = self.relays.send(r);
@@ -202,7 +196,7 @@ impl Mesh {
             mesh.outlets.push(Outlet {
                 relays: rtx,
                 packets: ptx,
-                waker: Arc::downgrade(&waker),
+                waker: waker.clone(),
                 dropped: dropped.clone(),
             });
             mesh.wakers.push(waker);
@@ -230,26 +224,21 @@ impl Outgoing {
         if self.is_empty() {
             return;
         }
-        let targets: Vec<&Outlet> = outlets
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                if from.home() {
-                    *i != from.index
-                } else {
-                    *i == 0
-                }
-            })
-            .map(|(_, o)| o)
-            .collect();
-        for o in &targets {
+        let targets = outlets.iter().enumerate().filter(|(i, _)| {
+            if from.home() {
+                *i != from.index
+            } else {
+                *i == 0
+            }
+        });
+        for (_, o) in targets {
             for r in &self.relays {
                 o.relay(r.clone());
             }
             for p in &self.packets {
                 o.packets(p.clone());
             }
-            o.wake();
+            o.waker.wake();
         }
         self.relays.clear();
         self.packets.clear();

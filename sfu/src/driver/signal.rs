@@ -67,22 +67,18 @@ impl Core {
                 media,
                 layers,
             };
-            if core.place.shared() {
-                core.outgoing.relays.push(Relay::Published {
-                    id,
-                    track: track.clone(),
-                });
-            }
+            core.tell_others(Relay::Published {
+                id,
+                track: track.clone(),
+            });
             core.add_track(id, track, now);
             id
         };
-        if self.place.shared() {
-            self.outgoing.relays.push(Relay::Joined {
-                who: who.clone(),
-                kind,
-                presiding,
-            });
-        }
+        self.tell_others(Relay::Joined {
+            who: who.clone(),
+            kind,
+            presiding,
+        });
         let audio = has_audio.then(|| new_track(Media::Audio, self));
         let video = has_video.then(|| new_track(Media::Video, self));
         let idx = self.add_leg(Leg {
