@@ -1,5 +1,6 @@
 //! The SFU's sans-IO core: every leg, the router and the load governor, driven by what the
-//! caller hands it: datagrams ([`Core::receive`]), commands ([`Core::handle_command`]) and
+//! caller hands it: datagrams ([`Core::handle_datagram`], sent together by
+//! [`Core::send_outbox`] when a batch read together is handled), commands ([`Core::handle_command`]) and
 //! the time ([`Core::handle_timeout`]), each with `now`. It reads no clock and owns no
 //! socket: what it sends goes to a [`Wire`] in batches (the sockets in `io`, or a simulated
 //! network in the tests). This file keeps the legs' table and life cycle, commands and
@@ -48,6 +49,11 @@ pub(super) struct Core {
     /// to the wire together ([`Core::send_outbox`]) once the packet or command that made
     /// them is handled, or as soon as a batch is full.
     pub(super) outbox: [Vec<(BytesMut, SocketAddr)>; 2],
+    /// Legs written to by the fan-out whose datagrams are not yet taken out: each is
+    /// drained once before the outbox is sent ([`Core::send_outbox`]), however many
+    /// packets were written to it meanwhile (`pending_mark`, by index, says which).
+    pub(super) pending: Vec<usize>,
+    pub(super) pending_mark: Vec<bool>,
     /// For each lane: the address bound, and the one peers are told.
     pub(super) local: [SocketAddr; 2],
     pub(super) advertised: [SocketAddr; 2],
@@ -100,6 +106,8 @@ impl Core {
             ids: HashMap::new(),
             wire,
             outbox: [Vec::new(), Vec::new()],
+            pending: Vec::new(),
+            pending_mark: Vec::new(),
             local: lanes.map(|(local, _)| local),
             advertised: lanes.map(|(_, advertised)| advertised),
             t0: now,
@@ -410,8 +418,22 @@ impl Core {
         self.wire.send(lane, out);
     }
 
-    /// Takes what a leg has to send into the outbox, and acts on its events.
-    pub(super) fn flush(&mut self, idx: usize) {
+    /// Marks a leg the fan-out wrote to: drained before the outbox is sent.
+    pub(super) fn mark_pending(&mut self, idx: usize) {
+        if self.pending_mark.len() <= idx {
+            self.pending_mark.resize(idx + 1, false);
+        }
+        if !std::mem::replace(&mut self.pending_mark[idx], true) {
+            self.pending.push(idx);
+        }
+    }
+
+    /// Takes what a leg has to send into the outbox (a full batch goes at once).
+    ///
+    /// Each call runs the whole of webrtc-rs's pipeline for the leg, however little it
+    /// holds, and once more to find it empty: what is written to one leg while a batch of
+    /// datagrams is handled is taken out together, once ([`Core::mark_pending`]).
+    fn drain(&mut self, idx: usize) {
         let Some(Some(leg)) = self.legs.get_mut(idx) else {
             return;
         };
@@ -424,6 +446,25 @@ impl Core {
             // A full batch goes at once: the first subscribers need not wait for the last.
             self.wire.send(lane, out);
         }
+    }
+
+    /// Drains every leg the fan-out wrote to since the last time.
+    fn drain_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for &i in &pending {
+            if let Some(m) = self.pending_mark.get_mut(i) {
+                *m = false;
+            }
+            self.drain(i);
+        }
+        // The list's allocation is kept for the next batch.
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// Takes what a leg has to send into the outbox, and acts on its events.
+    pub(super) fn flush(&mut self, idx: usize) {
+        self.drain(idx);
         let Some(Some(leg)) = self.legs.get_mut(idx) else {
             return;
         };
@@ -462,8 +503,10 @@ impl Core {
         }
     }
 
-    /// Sends what waits on both sockets, the publishers' first.
+    /// Sends what waits on both sockets, the publishers' first, after taking out what the
+    /// fan-out wrote to its legs.
     pub(super) fn send_outbox(&mut self) {
+        self.drain_pending();
         for lane in [Lane::Priority, Lane::General] {
             self.wire.send(lane, &mut self.outbox[lane.index()]);
         }
@@ -471,9 +514,11 @@ impl Core {
 
     /// Hands one datagram, arrived at `now` on `lane` from `from`, to the leg it is for
     /// (known by its address, or by the ICE user fragment its STUN check names), then
-    /// forwards what the leg decoded. Returns whether it came from a publisher: forwarding
-    /// work, whose time the caller reports with [`Core::record_forwarding`].
-    pub(super) fn receive(
+    /// forwards what the leg decoded; what that writes to receivers waits for
+    /// [`Core::send_outbox`], so that datagrams read together are sent together. Returns
+    /// whether it came from a publisher: forwarding work, whose time the caller reports
+    /// with [`Core::record_forwarding`].
+    pub(super) fn handle_datagram(
         &mut self,
         lane: Lane,
         datagram: BytesMut,
@@ -513,7 +558,6 @@ impl Core {
                 while leg.pc.poll_read().is_some() {}
             }
             self.flush(i);
-            self.send_outbox();
             return publisher;
         }
         false
@@ -627,7 +671,8 @@ impl Core {
         self.meter.busy(d);
     }
 
-    /// Of that, time spent on a publisher's packet ([`Core::receive`] said so).
+    /// Of that, time spent on a publisher's packet ([`Core::handle_datagram`] said so) and
+    /// on sending what it made.
     pub(super) fn record_forwarding(&mut self, d: Duration) {
         self.meter.forwarding(d);
     }

@@ -368,7 +368,7 @@ impl Core {
                 self.stats.forwarded_bytes_total += bytes as u64;
                 self.meter.forwarded();
             }
-            self.flush(i);
+            self.mark_pending(i);
         }
         if !targets.is_empty() {
             self.fanout.insert(track, targets);

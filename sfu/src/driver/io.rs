@@ -30,19 +30,41 @@ impl Wire for Sockets {
     }
 }
 
-/// Handles datagrams read together from one socket: sound and control before pictures.
+/// Handles datagrams read together from one socket: sound and control first, sent before
+/// the pictures are handled; then the pictures, sent together.
 fn handle_batch(core: &mut Core, lane: Lane, batch: &mut Vec<(BytesMut, SocketAddr)>) {
-    if batch.len() > 1 {
+    // Where the pictures start once sorted.
+    let pictures = batch
+        .iter()
+        .filter(|(d, from)| !core.is_picture(lane, d, *from))
+        .count();
+    if pictures < batch.len() {
         // Stable: each kind keeps its order.
-        batch.sort_by_key(|(d, from)| core.is_picture(lane, d, *from));
+        batch.sort_by_cached_key(|(d, from)| core.is_picture(lane, d, *from));
     }
-    for (datagram, from) in batch.drain(..) {
+    // A publisher's packets are forwarding work, and so is sending what they made: the
+    // governor estimates capacity from that time alone.
+    let mut forwarding = false;
+    for (n, (datagram, from)) in batch.drain(..).enumerate() {
+        if n == pictures {
+            send(core, forwarding);
+            forwarding = false;
+        }
         let started = Instant::now();
-        if core.receive(lane, datagram, from, started) {
-            // A publisher's packet is forwarding work; the governor estimates capacity
-            // from that time alone.
+        if core.handle_datagram(lane, datagram, from, started) {
+            forwarding = true;
             core.record_forwarding(started.elapsed());
         }
+    }
+    send(core, forwarding);
+}
+
+/// Sends what the core made; its time is forwarding if `forwarding`.
+fn send(core: &mut Core, forwarding: bool) {
+    let started = Instant::now();
+    core.send_outbox();
+    if forwarding {
+        core.record_forwarding(started.elapsed());
     }
 }
 

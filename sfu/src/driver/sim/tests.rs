@@ -353,3 +353,21 @@ fn a_publisher_whose_receiving_leg_on_another_shard_closes_is_still_forwarded_th
         "the display got {before:?} before the site's receiving leg closed, {after:?} after"
     );
 }
+
+#[test]
+fn the_packets_of_a_picture_read_together_leave_together() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    net.publisher("HALL", Kind::Chamber);
+    for i in 0..12 {
+        net.subscriber(&format!("TV{i}"), Kind::Display);
+    }
+    net.connect_all(secs(5));
+    let got = received_over(&mut net, secs(2));
+    assert!(
+        got.iter().skip(1).all(|(v, a)| *v > 100 && *a > 50),
+        "{got:?}"
+    );
+    // A picture is three packets arriving at once (one read of the socket): each receiver's
+    // three go out in one call, each leg's pipeline emptied once, not once per packet.
+    assert!(net.most_rtp_in_one_send(0) >= 3);
+}
