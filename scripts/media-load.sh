@@ -13,7 +13,9 @@
 # Environment: TARGETS ("sfu bare"; any of sfu, bare, webrtc), SERVER_CPU (0; "0,1" for
 # two cores), IO_THREADS (the SFU's media I/O threads, 1), GEN_CPU (1), WINDOW (10 s), WARMUP
 # (5 s), CONNECT_TIMEOUT (30 s), OUT (a new temporary directory), GEN_ARGS (more generator
-# flags, e.g. "--video-packets 6"), CARGO_TARGET_DIR ($HOME/.cache/dienhong-target).
+# flags, e.g. "--video-packets 6"), CARGO_TARGET_DIR ($HOME/.cache/dienhong-target),
+# PREBUILT (a directory holding the four binaries, e.g. an earlier run's OUT/bin: nothing is
+# built, so two builds can be compared in the same hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,14 +33,17 @@ OUT="${OUT:-$(mktemp -d /tmp/media-load.XXXXXX)}"
 GEN_ARGS="${GEN_ARGS:-}"
 mkdir -p "$OUT"
 
-echo "== building (release) into $CARGO_TARGET_DIR" >&2
-cargo build --release -p dienhong -p dienhong-media-load --bin dienhong --bin dienhong-media-load --bin bare-forward \
-  --bin bare-forward-webrtc >&2
+FROM="${PREBUILT:-$CARGO_TARGET_DIR/release}"
+if [ -z "${PREBUILT:-}" ]; then
+  echo "== building (release) into $CARGO_TARGET_DIR" >&2
+  cargo build --release -p dienhong -p dienhong-media-load --bin dienhong --bin dienhong-media-load --bin bare-forward \
+    --bin bare-forward-webrtc >&2
+fi
 # Copies, so another build in the shared target directory cannot swap them mid-sweep.
 BIN="$OUT/bin"
 mkdir -p "$BIN"
 for b in dienhong dienhong-media-load bare-forward bare-forward-webrtc; do
-  cp "$CARGO_TARGET_DIR/release/$b" "$BIN/$b"
+  cp "$FROM/$b" "$BIN/$b"
 done
 
 SERVER_PID=""

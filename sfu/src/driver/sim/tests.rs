@@ -371,3 +371,24 @@ fn the_packets_of_a_picture_read_together_leave_together() {
     // three go out in one call, each leg's pipeline emptied once, not once per packet.
     assert!(net.most_rtp_in_one_send(0) >= 3);
 }
+
+/// Also the workload of the per-packet profile in `docs/benchmarks.md` (callgrind on this
+/// test in a release build).
+#[test]
+fn a_hundred_displays_each_get_all_of_the_programme() {
+    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
+    net.publisher("HALL", Kind::Chamber);
+    for i in 0..100 {
+        net.subscriber(&format!("TV{i}"), Kind::Display);
+    }
+    net.connect_all(secs(10));
+    let got = received_over(&mut net, secs(3));
+    // 3 s of sound (a packet every 20 ms) and pictures (three packets 30 times a second),
+    // the same to every display, give or take what was on the way at the window's edges.
+    let displays = &got[1..];
+    assert_eq!(displays.len(), 100);
+    for &(v, a) in displays {
+        assert!((145..=155).contains(&a), "sound packets: {a}");
+        assert!((264..=282).contains(&v), "picture packets: {v}");
+    }
+}
