@@ -24,7 +24,7 @@
 
 use crate::routing::{Millis, Shed};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// Thresholds and periods of the governor.
 #[derive(Debug, Clone, Copy)]
@@ -171,6 +171,9 @@ pub struct Governor {
     capacity_pps: f64,
     measured: bool,
     receiver_pps: f64,
+    /// What one receiver of the programme got in each of the last intervals, newest last
+    /// ([`RECEIVER_PEAK_INTERVALS`] at most).
+    recent_receiver_pps: VecDeque<f64>,
     shed: Shed,
     last_step: Option<Millis>,
     calm_since: Option<Millis>,
@@ -189,6 +192,9 @@ struct Pending {
 
 /// Smoothing of each new sample.
 const ALPHA: f64 = 0.5;
+/// Intervals over which a new receiver is costed at the programme's peak rate (5 s of
+/// 250 ms).
+pub const RECEIVER_PEAK_INTERVALS: usize = 20;
 /// Least share of time spent forwarding at which capacity is estimated (below it, fixed
 /// costs dominate).
 const MEASURABLE: f64 = 0.1;
@@ -203,6 +209,7 @@ impl Governor {
             capacity_pps: tuning.initial_capacity_pps,
             measured: false,
             receiver_pps: 0.0,
+            recent_receiver_pps: VecDeque::with_capacity(RECEIVER_PEAK_INTERVALS),
             shed: Shed::default(),
             last_step: None,
             calm_since: None,
@@ -220,6 +227,10 @@ impl Governor {
         self.utilisation = ALPHA * u + (1.0 - ALPHA) * self.utilisation;
         self.forwarded_pps = ALPHA * pps + (1.0 - ALPHA) * self.forwarded_pps;
         self.receiver_pps = s.receiver_pps;
+        if self.recent_receiver_pps.len() == RECEIVER_PEAK_INTERVALS {
+            self.recent_receiver_pps.pop_front();
+        }
+        self.recent_receiver_pps.push_back(s.receiver_pps);
         let forwarding = (s.forwarding_us as f64 / s.elapsed_us as f64).clamp(0.0, 1.0);
         if forwarding >= MEASURABLE && pps > 0.0 {
             let c = pps / forwarding;
@@ -278,6 +289,14 @@ impl Governor {
             self.calm_since = None;
         }
         (self.shed != before).then_some(self.shed)
+    }
+
+    /// What a new receiver of the programme will cost, packets/s: the most one got in any
+    /// of the last [`RECEIVER_PEAK_INTERVALS`] intervals. Not the last interval alone: a
+    /// thread behind on its reading counts fewer packets from the publishers than they
+    /// send, and receivers would look cheapest exactly when it can least afford them.
+    pub fn receiver_cost(&self) -> f64 {
+        self.recent_receiver_pps.iter().copied().fold(0.0, f64::max)
     }
 
     /// Whether a new receiver getting `receiver_pps` packets/s may join now; `protected`

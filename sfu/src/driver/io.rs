@@ -1,6 +1,6 @@
 //! An I/O thread around a core (one per shard): it waits on its sockets and its waker, hands
 //! the core what other shards sent, reads the publishers' socket first and all of it (the
-//! home shard's), then a batch of the receivers' (sound and control before pictures within
+//! home shard's; until the timers are due), then a batch of the receivers' (sound and control before pictures within
 //! a batch), hands each datagram to the core with the time, runs the core's timers every
 //! 5 ms, carries out the handle's commands between rounds, delivers what the core has for
 //! other shards, and tells the core how long it worked (its load). The core's datagrams
@@ -57,6 +57,15 @@ fn handle_batch(core: &mut Core, lane: Lane, batch: &mut Vec<(BytesMut, SocketAd
         }
     }
     send(core, forwarding);
+}
+
+/// Whether to read `lane`'s socket again in this round, its last batch `full`, at `now`,
+/// the timers due at `timers`. The receivers' socket gets one batch per round: then the
+/// publishers' is looked at again. The publishers' is read while it is full, but not past
+/// the timers' turn: a thread that cannot keep up with the publishers would otherwise
+/// never again read a receiver's consent check, nor run the governor that sheds the load.
+fn read_again(lane: Lane, full: bool, now: Instant, timers: Instant) -> bool {
+    full && lane == Lane::Priority && now < timers
 }
 
 /// Sends what the core made; its time is forwarding if `forwarding`.
@@ -121,7 +130,8 @@ pub(super) fn run(shard: Shard) {
         core.outgoing.deliver(place, &outlets);
         // Wait up to 2 ms for the first datagram on any socket, or to be woken (a command,
         // or work from another shard). Then what other shards sent is handled, then the
-        // publishers' socket is read and handled, all of it; then a batch of the receivers'.
+        // publishers' socket is read and handled, all of it (until the timers are due); then
+        // a batch of the receivers'.
         // Within a batch, sound and control go first, so a burst of picture packets (a
         // keyframe, fanned out to hundreds) does not hold a speaker's voice behind it.
         core.record_busy(working.elapsed());
@@ -136,9 +146,7 @@ pub(super) fn run(shard: Shard) {
                 let full = batch.len() == RECV_BATCH;
                 handle_batch(&mut core, *lane, &mut batch);
                 core.outgoing.deliver(place, &outlets);
-                // The receivers' socket gets one batch per round: then the publishers' is
-                // looked at again.
-                if !full || *lane == Lane::General {
+                if !read_again(*lane, full, Instant::now(), next_timers) {
                     break;
                 }
             }
@@ -149,5 +157,30 @@ pub(super) fn run(shard: Shard) {
             core.handle_timeout(now);
         }
         core.outgoing.deliver(place, &outlets);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_full_publishers_socket_is_read_again_and_never_past_the_timers() {
+        let t = Instant::now();
+        let later = t + Duration::from_millis(5);
+        for (lane, full, now, again) in [
+            (Lane::Priority, true, t, true),
+            (Lane::Priority, false, t, false),
+            (Lane::Priority, true, later, false),
+            (Lane::General, true, t, false),
+            (Lane::General, false, t, false),
+        ] {
+            assert_eq!(
+                read_again(lane, full, now, later),
+                again,
+                "{lane:?} full={full} at {:?}",
+                now - t
+            );
+        }
     }
 }

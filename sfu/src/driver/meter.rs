@@ -20,9 +20,6 @@ pub(super) struct Meter {
     forwarding: Duration,
     forwarded: u64,
     received: HashMap<TrackId, u64>,
-    /// Packets/s one ordinary receiver of the programme gets, and of which picture, as of
-    /// the last sample.
-    receiver_pps: (f64, f64),
     shared: Arc<Mutex<LoadReport>>,
 }
 
@@ -40,7 +37,6 @@ impl Meter {
             forwarding: Duration::ZERO,
             forwarded: 0,
             received: HashMap::new(),
-            receiver_pps: (0.0, 0.0),
             shared,
         }
     }
@@ -93,7 +89,6 @@ impl Meter {
                 None => {}
             }
         }
-        self.receiver_pps = (all, video);
         let sample = Sample {
             at,
             busy_us: u64::try_from(self.busy.as_micros()).unwrap_or(u64::MAX),
@@ -116,7 +111,7 @@ impl Meter {
     /// Whether a new receiver, to be known as `key`, may join now (see
     /// [`Governor::admit`]).
     pub(super) fn admit(&mut self, at: Millis, key: u64, protected: bool) -> Admission {
-        let pps = self.receiver_pps.0;
+        let pps = self.governor.receiver_cost();
         let admission = self.governor.admit(at, key, protected, pps);
         self.publish();
         admission

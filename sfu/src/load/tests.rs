@@ -290,3 +290,41 @@ fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
     assert_eq!(LoadReport::combine(&[a]), a);
     assert_eq!(LoadReport::combine(&[]), LoadReport::default());
 }
+
+#[test]
+fn a_new_receiver_is_costed_at_the_programmes_recent_peak_not_a_short_sample() {
+    let mut g = Governor::new(LoadTuning::default());
+    assert_eq!(g.receiver_cost(), 0.0, "nothing measured yet");
+    // A second of the programme at 300 packets/s per receiver.
+    let t = hold(&mut g, 0, 1_000, 0.5, 20_000.0, 64);
+    assert_eq!(g.receiver_cost(), 300.0);
+    // A thread behind on its reading counts a fifth of it for one interval: a receiver
+    // still costs the whole programme, and is refused where the short sample would let it
+    // in.
+    let mut low = at(t + 250, 0.74, 20_000.0, 64);
+    low.receiver_pps = 60.0;
+    g.sample(&low);
+    assert_eq!(g.receiver_cost(), 300.0);
+    let mut cheap = g.clone();
+    let cost = g.receiver_cost();
+    let admitted = (0..1_000)
+        .take_while(|k| g.admit(t + 250, *k, false, cost) == Admission::Admit)
+        .count();
+    let admitted_cheap = (0..1_000)
+        .take_while(|k| cheap.admit(t + 250, *k, false, 60.0) == Admission::Admit)
+        .count();
+    assert!(admitted > 0);
+    assert!(
+        admitted_cheap > 2 * admitted,
+        "{admitted} against {admitted_cheap}"
+    );
+    // A programme that really became lighter is costed lighter once the window has passed.
+    let mut t = t + 250;
+    for _ in 0..RECEIVER_PEAK_INTERVALS {
+        t += 250;
+        let mut s = at(t, 0.5, 20_000.0, 64);
+        s.receiver_pps = 60.0;
+        g.sample(&s);
+    }
+    assert_eq!(g.receiver_cost(), 60.0);
+}
