@@ -354,14 +354,20 @@ fn a_publisher_whose_receiving_leg_on_another_shard_closes_is_still_forwarded_th
     );
 }
 
-#[test]
-fn the_packets_of_a_picture_read_together_leave_together() {
+/// The chamber publishing and `n` hall displays, all connected.
+fn chamber_with_displays(n: usize) -> Net {
     let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
     net.publisher("HALL", Kind::Chamber);
-    for i in 0..12 {
+    for i in 0..n {
         net.subscriber(&format!("TV{i}"), Kind::Display);
     }
-    net.connect_all(secs(5));
+    net.connect_all(secs(10));
+    net
+}
+
+#[test]
+fn the_packets_of_a_picture_read_together_leave_together() {
+    let mut net = chamber_with_displays(12);
     let got = received_over(&mut net, secs(2));
     assert!(
         got.iter().skip(1).all(|(v, a)| *v > 100 && *a > 50),
@@ -376,12 +382,7 @@ fn the_packets_of_a_picture_read_together_leave_together() {
 /// test in a release build).
 #[test]
 fn a_hundred_displays_each_get_all_of_the_programme() {
-    let mut net = Net::new(Tuning::default(), LoadTuning::unlimited());
-    net.publisher("HALL", Kind::Chamber);
-    for i in 0..100 {
-        net.subscriber(&format!("TV{i}"), Kind::Display);
-    }
-    net.connect_all(secs(10));
+    let mut net = chamber_with_displays(100);
     let got = received_over(&mut net, secs(3));
     // 3 s of sound (a packet every 20 ms) and pictures (three packets 30 times a second),
     // the same to every display, give or take what was on the way at the window's edges.
