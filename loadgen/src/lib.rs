@@ -17,6 +17,7 @@
 //! share) and [`bare_webrtc`] (the bare webrtc-rs loop).
 
 pub mod bare;
+pub mod bare_cli;
 pub mod bare_webrtc;
 pub mod cpu;
 pub mod http;

@@ -33,15 +33,10 @@ impl Wire for Sockets {
 /// Handles datagrams read together from one socket: sound and control first, sent before
 /// the pictures are handled; then the pictures, sent together.
 fn handle_batch(core: &mut Core, lane: Lane, batch: &mut Vec<(BytesMut, SocketAddr)>) {
-    // Where the pictures start once sorted.
-    let pictures = batch
-        .iter()
-        .filter(|(d, from)| !core.is_picture(lane, d, *from))
-        .count();
-    if pictures < batch.len() {
-        // Stable: each kind keeps its order.
-        batch.sort_by_cached_key(|(d, from)| core.is_picture(lane, d, *from));
-    }
+    // Stable: each kind keeps its order.
+    batch.sort_by_cached_key(|(d, from)| core.is_picture(lane, d, *from));
+    // Where the pictures start.
+    let pictures = batch.partition_point(|(d, from)| !core.is_picture(lane, d, *from));
     // A publisher's packets are forwarding work, and so is sending what they made: the
     // governor estimates capacity from that time alone.
     let mut forwarding = false;
