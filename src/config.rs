@@ -145,6 +145,8 @@ pub struct ControlConfig {
     pub fanout_buffer: usize,
     /// Largest resume gap served from the log.
     pub max_resume_gap: u64,
+    /// Tasks writing each sitting's commits to its connections (0: one per core).
+    pub fanout_tasks: usize,
     /// Concurrent password checks.
     pub login_concurrency: usize,
     /// Lifetime of a WebSocket ticket, seconds.

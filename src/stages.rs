@@ -1,7 +1,7 @@
 //! Where a command's and an event's time goes, per stage, measured in the running server:
 //! parsing a client's message, waiting for the writer, deciding, committing, serializing a
-//! commit, the wait of an answer and of a commit for a connection's task, and writing to
-//! the socket. Each stage is a histogram of durations in fixed buckets (each power of two
+//! commit, the wait of an answer and of a commit for the fan-out to reach a connection, and
+//! writing to the socket. Each stage is a histogram of durations in fixed buckets (each power of two
 //! of microseconds cut in four, so within 25 %), counted with atomics from any task.
 //! `GET /healthz/stages` serves the cumulative counts; a measuring tool reads them before
 //! and after a run and takes the difference.
@@ -25,9 +25,10 @@ pub enum Stage {
     Serialize,
     /// From the writer's answer to the ack written to the client's socket.
     Ack,
-    /// From a commit's broadcast to a connection's task taking it.
+    /// From a commit's broadcast to the fan-out writing it to a connection.
     Fanout,
-    /// Writing one message of events to a client's socket.
+    /// Writing a connection's new events to its socket (one write for the commits that
+    /// arrived together).
     Write,
 }
 

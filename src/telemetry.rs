@@ -7,7 +7,7 @@
 //!   name and outcome (`accepted`, or the refusal's code);
 //! - `dienhong_stage_seconds{stage}` (histogram): each stage of a command and an event
 //!   ([`crate::stages`]): `commit` is the log's append latency, `fanout` the lag from a
-//!   commit to a connection's task taking it;
+//!   commit to the fan-out writing it to a connection;
 //! - `dienhong_commit_commands` (histogram): commands per group commit;
 //!   `dienhong_log_events_total`: events appended;
 //! - `dienhong_media_*` (gauges, read from the SFU at each scrape): legs open, forwarded
@@ -186,7 +186,7 @@ pub fn command(name: &'static str, outcome: &'static str) {
 pub fn render_stages() -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "# HELP dienhong_stage_seconds Time per stage of a command or an event (commit: the log's append; fanout: commit to a connection's task)\n# TYPE dienhong_stage_seconds histogram\n",
+        "# HELP dienhong_stage_seconds Time per stage of a command or an event (commit: the log's append; fanout: commit to the write to a connection)\n# TYPE dienhong_stage_seconds histogram\n",
     );
     for stage in crate::stages::snapshot() {
         let mut sum = 0.0;

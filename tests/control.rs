@@ -959,13 +959,41 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_back() {
+    // 3,000 events behind is beyond this server's resume gap.
+    let (saw_resync, snapshot_seq, after, last) = a_client_stops_reading("500").await;
+    assert!(saw_resync, "the slow client was told to resync");
+    let from = snapshot_seq.expect("a snapshot followed the resync");
+    let expected: Vec<u64> = (from + 1..=last).collect();
+    assert_eq!(after, expected);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_while_gets_every_event_from_the_log_in_order() {
+    // 3,000 events behind is within the default resume gap (20,000): no resync, nothing lost.
+    let (saw_resync, snapshot_seq, after, last) = a_client_stops_reading("20000").await;
+    assert!(
+        !saw_resync,
+        "a reader within the resume gap is not resynced"
+    );
+    let from = snapshot_seq.expect("the subscription's snapshot");
+    assert!(from < last, "the events came after the snapshot");
+    let expected: Vec<u64> = (from + 1..=last).collect();
+    assert_eq!(after, expected);
+}
+
+/// A client with a tiny receive buffer subscribes and stops reading while 3,000 events
+/// (about 6 MB) are committed, then reads everything. Checks that a client reading all
+/// along was never held back nor resynced; returns whether the slow one was told to
+/// resync, the sequence number of the last snapshot it got, the events after it, and the
+/// last event committed.
+async fn a_client_stops_reading(max_resume_gap: &str) -> (bool, Option<u64>, Vec<u64>, u64) {
     let s = start_with(&[
         ("DIENHONG__CONTROL__FANOUT_BUFFER", "16"),
+        ("DIENHONG__CONTROL__MAX_RESUME_GAP", max_resume_gap),
         ("DIENHONG__CONTROL__COMMANDS_PER_SEC", "10000"),
         ("DIENHONG__CONTROL__COMMAND_BURST", "10000"),
     ])
     .await;
-    // A client with a tiny receive buffer that subscribes and then stops reading.
     let token = s.login("DB009").await;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(2048).expect("rcvbuf");
@@ -986,11 +1014,11 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
         frames: 0,
     };
     assert_eq!(slow.next().await["type"], "welcome");
-    slow.subscribe(None).await;
+    let first_snapshot = slow.subscribe(None).await["seq"].as_u64();
 
     let mut clerk = s.client("CLERK1").await;
     // About 6 MB of events in 3,000 commits: more than the kernel buffers on the way to the
-    // slow client can hold, so its session blocks and its place in the fan-out runs out.
+    // slow client can hold, so its socket fills and the fan-out hands it back to its session.
     let title = "𝕋".repeat(490);
     let (sha, size) = s.upload_pdf("CLERK1", "slow").await;
     let mut last = 0;
@@ -1014,16 +1042,15 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
     clerk.until_seq(last).await;
     clerk.assert_in_order_without_gaps();
 
-    // The slow one reads now: somewhere in its stream, a resync and a fresh snapshot, after
-    // which it is complete and in order again.
+    // The slow one reads now, to the last event.
     let mut saw_resync = false;
     let mut after_snapshot: Vec<u64> = Vec::new();
-    let mut snapshot_seq = None;
+    let mut snapshot_seq = first_snapshot;
     loop {
         let m = slow.next().await;
         match m["type"].as_str() {
             Some("resync") => saw_resync = true,
-            Some("snapshot") if saw_resync => {
+            Some("snapshot") => {
                 snapshot_seq = m["seq"].as_u64();
                 after_snapshot.clear();
                 if snapshot_seq >= Some(last) {
@@ -1032,9 +1059,7 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
             }
             Some("event") => {
                 let seq = m["seq"].as_u64().expect("seq");
-                if snapshot_seq.is_some() {
-                    after_snapshot.push(seq);
-                }
+                after_snapshot.push(seq);
                 if seq == last {
                     break;
                 }
@@ -1042,11 +1067,8 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
             _ => {}
         }
     }
-    assert!(saw_resync, "the slow client was told to resync");
-    let from = snapshot_seq.expect("a snapshot followed the resync");
-    let expected: Vec<u64> = (from + 1..=last).collect();
-    assert_eq!(after_snapshot, expected);
     s.stop().await;
+    (saw_resync, snapshot_seq, after_snapshot, last)
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The control plane: the WebSocket protocol (`protocol`), one task per connection
-//! (`session`), the path every command takes whatever brought it (`commands`, shared with
+//! (`session`), the tasks writing each sitting's commits to its connections (`fanout`), the
+//! path every command takes whatever brought it (`commands`, shared with
 //! the REST API), and the settings they use.
 //!
 //! A connection is authenticated at the handshake (bearer token, allowed Origin), then
@@ -8,6 +9,7 @@
 //! carry a client id and are acknowledged only once durable.
 
 pub mod commands;
+pub mod fanout;
 pub mod protocol;
 pub mod session;
 
@@ -33,6 +35,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Largest resume gap served from the log.
     pub max_resume_gap: u64,
+    /// Tasks writing each sitting's commits to its connections (0: one per core).
+    pub fanout_tasks: usize,
 }
 
 impl From<&ControlConfig> for Limits {
@@ -46,6 +50,7 @@ impl From<&ControlConfig> for Limits {
             ping: Duration::from_secs(c.ping_secs),
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             max_resume_gap: c.max_resume_gap,
+            fanout_tasks: c.fanout_tasks,
         }
     }
 }

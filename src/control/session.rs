@@ -8,23 +8,25 @@
 //! gets a fresh snapshot, so a slow client never holds back the others or grows memory.
 
 use super::commands::valid_client_id;
+use super::fanout::{CatchUp, Conn, catch_up_step};
 use super::protocol::{
     ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
 };
 use super::{Limits, TokenBucket};
 use crate::auth::Claims;
-use crate::server::writer::{Committed, event_message_of, events_frame, visible_entry};
+use crate::server::writer::{event_message_of, events_frame, visible_entry};
 use crate::server::{App, SittingHandle, SubmitError};
 use crate::sitting::{ActorId, Millis, SittingId};
 use crate::stages::{self, Stage};
 use crate::telemetry;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
-use futures_util::stream::{FuturesUnordered, SplitSink};
-use futures_util::{SinkExt, StreamExt};
-use std::future::Future;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
@@ -50,13 +52,9 @@ struct Session {
     app: Arc<App>,
     claims: Claims,
     limits: Limits,
-    sink: SplitSink<WebSocket, Message>,
+    /// The socket, shared with the sitting's fan-out, and where the events stand.
+    conn: Arc<Conn>,
     handle: Option<SittingHandle>,
-    events: Option<broadcast::Receiver<Arc<Committed>>>,
-    /// The client subscribed with version 2 or later: events go in `events` messages, as
-    /// many as one commit made per message.
-    batched: bool,
-    last_sent: u64,
     bucket: TokenBucket,
     violations: u32,
     in_flight: FuturesUnordered<Pending>,
@@ -79,7 +77,9 @@ fn now_millis() -> Millis {
 
 /// Runs a connection until it closes.
 pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limits) {
-    let (sink, mut stream) = socket.split();
+    // This task's waker: the fan-out wakes the session with it.
+    let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    let conn = Conn::new(socket, claims.roles.clone(), waker);
     let actor = claims.sub.clone();
     let mut kicked = app.authority().kicked(&actor);
     let expires_in =
@@ -93,11 +93,8 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         app,
         claims,
         limits,
-        sink,
+        conn,
         handle: None,
-        events: None,
-        batched: false,
-        last_sent: 0,
         violations: 0,
         in_flight: FuturesUnordered::new(),
         media_legs: Vec::new(),
@@ -114,18 +111,20 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
     };
     let end = match s.send(&welcome).await {
         Err(end) => end,
-        Ok(()) => s.main_loop(&mut stream, &mut kicked, expires_in).await,
+        Ok(()) => s.main_loop(&mut kicked, expires_in).await,
     };
+    s.conn.lock().leave_direct();
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(SEND_TIMEOUT, s.sink.send(Message::Close(Some(frame)))).await;
+        let _ = s.send_raw(Message::Close(Some(frame))).await;
         // Finish the closing handshake: read (and drop) what the client still sends until
         // its Close, so the socket is not reset with our Close frame unread.
+        let conn = s.conn.clone();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(m)) = stream.next().await {
+            while let Some(Ok(m)) = poll_fn(|cx| conn.poll_next(cx)).await {
                 if matches!(m, Message::Close(_)) {
                     break;
                 }
@@ -133,6 +132,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         })
         .await;
     }
+    s.conn.close();
     if let Some(media) = s.app.media()
         && !s.media_legs.is_empty()
     {
@@ -163,19 +163,9 @@ async fn next_levels(
     }
 }
 
-async fn next_batch(
-    rx: &mut Option<broadcast::Receiver<Arc<Committed>>>,
-) -> Result<Arc<Committed>, broadcast::error::RecvError> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Session {
     async fn main_loop(
         &mut self,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
         kicked: &mut tokio::sync::watch::Receiver<u64>,
         expires_in: Duration,
     ) -> End {
@@ -198,10 +188,10 @@ impl Session {
                     stages::record(Stage::Ack, answered.elapsed());
                     sent
                 }
-                batch = next_batch(&mut self.events) => self.on_batch(batch).await,
+                () = poll_fn(|_| self.conn.poll_needs_session()) => self.on_fanout().await,
                 offer = next_offer(&mut self.media_offers) => self.on_offer(offer).await,
                 levels = next_levels(&mut self.media_levels) => self.on_levels(levels).await,
-                incoming = stream.next() => {
+                incoming = poll_fn(|cx| self.conn.poll_next(cx)) => {
                     idle.as_mut().reset(tokio::time::Instant::now() + self.limits.idle_timeout);
                     match incoming {
                         None => Err(End::Gone),
@@ -229,7 +219,9 @@ impl Session {
     }
 
     async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(msg)).await {
+        let mut msg = Some(msg);
+        let conn = &self.conn;
+        match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut msg, cx))).await {
             Ok(Ok(())) => {
                 telemetry::message_sent();
                 Ok(())
@@ -244,7 +236,7 @@ impl Session {
         self.send_raw(Message::Text(text.into())).await
     }
 
-    async fn send_text(&mut self, text: &str) -> Result<(), End> {
+    async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), End> {
         self.send_raw(Message::Text(text.into())).await
     }
 
@@ -314,10 +306,7 @@ impl Session {
                 sitting,
                 resume_from,
                 epoch,
-            } => {
-                self.batched = v >= 2;
-                self.subscribe(&sitting, resume_from, epoch).await
-            }
+            } => self.subscribe(&sitting, resume_from, epoch, v >= 2).await,
             ClientMessage::MediaPublish { .. }
             | ClientMessage::MediaSubscribe { .. }
             | ClientMessage::MediaAnswer { .. }
@@ -617,11 +606,22 @@ impl Session {
         }
     }
 
+    /// Starts a new subscription on this connection: the share of an earlier one lets go.
+    fn subscribe_as(&mut self, batched: bool) {
+        let mut st = self.conn.lock();
+        st.leave_direct();
+        st.subscription += 1;
+        st.batched = batched;
+        st.attention = false;
+        st.resync = false;
+    }
+
     async fn subscribe(
         &mut self,
         sitting: &str,
         resume_from: Option<u64>,
         epoch: Option<String>,
+        batched: bool,
     ) -> Result<(), End> {
         let Some(handle) = self.app.sitting(&SittingId::new(sitting)) else {
             return self
@@ -637,8 +637,7 @@ impl Session {
                 )
                 .await;
         }
-        // Subscribe first, so nothing committed from here on can be missed.
-        self.events = Some(handle.subscribe());
+        self.subscribe_as(batched);
         self.handle = Some(handle.clone());
         let head = handle.summary().seq;
         let resumable = match (resume_from, epoch.as_deref()) {
@@ -649,10 +648,100 @@ impl Session {
         };
         match resume_from {
             Some(n) if resumable => {
-                self.last_sent = n;
-                self.fill_from_log(None).await
+                self.set_last_sent(n);
+                self.fill_from_log().await?;
             }
-            _ => self.send_snapshot().await,
+            _ => self.send_snapshot().await?,
+        }
+        // From here the sitting's fan-out writes the new events, once it holds the
+        // connection and the session has caught up with what was committed meanwhile.
+        let subscription = self.conn.lock().subscription;
+        handle
+            .fanout(self.limits.fanout_tasks)
+            .join(self.conn.clone(), subscription);
+        Ok(())
+    }
+
+    fn last_sent(&self) -> u64 {
+        self.conn.lock().last_sent
+    }
+
+    fn set_last_sent(&self, seq: u64) {
+        self.conn.lock().last_sent = seq;
+    }
+
+    /// What the fan-out asked of the session: end (the peer is gone or the writer
+    /// stopped), finish a write the socket did not take at once, or catch up.
+    async fn on_fanout(&mut self) -> Result<(), End> {
+        let (gone, ended, unflushed) = {
+            let st = self.conn.lock();
+            (st.gone, st.ended, st.unflushed)
+        };
+        if gone {
+            return Err(End::Gone);
+        }
+        if ended {
+            return Err(End::Close(close_code::RESTART, "server restarting"));
+        }
+        if unflushed {
+            let conn = &self.conn;
+            let mut nothing = None;
+            match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut nothing, cx)))
+                .await
+            {
+                Ok(Ok(())) => {}
+                _ => return Err(End::Gone),
+            }
+        }
+        self.catch_up().await
+    }
+
+    /// Sends what was committed since the last event sent (from the log, or a snapshot
+    /// when too far behind), then hands the connection to the fan-out
+    /// ([`super::fanout`] says why nothing is lost or sent twice).
+    async fn catch_up(&mut self) -> Result<(), End> {
+        let Some(handle) = self.handle.clone() else {
+            self.conn.lock().attention = false;
+            return Ok(());
+        };
+        loop {
+            let step = {
+                let mut st = self.conn.lock();
+                st.attention = false;
+                let step = catch_up_step(
+                    st.resync,
+                    handle.summary().seq,
+                    st.last_sent,
+                    self.limits.max_resume_gap,
+                    st.joined(),
+                );
+                match step {
+                    CatchUp::Direct => st.go_direct(),
+                    CatchUp::Resync => st.resync = false,
+                    CatchUp::ReadLog | CatchUp::WaitForShare => {}
+                }
+                step
+            };
+            match step {
+                CatchUp::Direct | CatchUp::WaitForShare => return Ok(()),
+                // A page at a time, so that a reader falling further behind is resynced.
+                CatchUp::ReadLog => {
+                    if !self.send_log_page().await? {
+                        // The head is published after the commit, so the log has it; should
+                        // a read still come back empty, try again shortly, not at once.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                CatchUp::Resync => {
+                    tracing::info!(actor = %self.claims.sub, "slow connection told to resync");
+                    self.send(&ServerMessage::Resync {
+                        v: PROTOCOL_VERSION,
+                        reason: "too far behind".into(),
+                    })
+                    .await?;
+                    self.send_snapshot().await?;
+                }
+            }
         }
     }
 
@@ -664,139 +753,66 @@ impl Session {
             Ok(s) => s,
             Err(_) => return Err(End::Close(close_code::RESTART, "sitting unavailable")),
         };
-        self.last_sent = seq;
-        self.send_text(&text).await
+        self.set_last_sent(seq);
+        self.send_text(&*text).await
     }
 
-    /// Sends events from the log after `last_sent`, up to `until` (or to the end).
-    async fn fill_from_log(&mut self, until: Option<u64>) -> Result<(), End> {
+    /// Sends the events in the log after the last one sent, to its end.
+    async fn fill_from_log(&mut self) -> Result<(), End> {
+        while self.send_log_page().await? {}
+        Ok(())
+    }
+
+    /// Sends the next page of events from the log after the last one sent; false when
+    /// there was none.
+    async fn send_log_page(&mut self) -> Result<bool, End> {
         let Some(handle) = self.handle.clone() else {
-            return Ok(());
+            return Ok(false);
         };
-        loop {
-            if until.is_some_and(|u| self.last_sent >= u) {
-                return Ok(());
+        let page = match self
+            .app
+            .store()
+            .events_after(handle.id(), self.last_sent(), LOG_PAGE)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the log for a client failed");
+                return Err(End::Close(close_code::ERROR, "log unavailable"));
             }
-            let page = match self
-                .app
-                .store()
-                .events_after(handle.id(), self.last_sent, LOG_PAGE)
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the log for a client failed");
-                    return Err(End::Close(close_code::ERROR, "log unavailable"));
-                }
-            };
-            if page.is_empty() {
-                return Ok(());
-            }
-            let access = handle.document_access();
-            let roles = &self.claims.roles;
-            let entries: Vec<(u64, Arc<str>)> = page
-                .iter()
-                .filter(|e| until.is_none_or(|u| e.seq <= u))
-                .map(|e| (e.seq, visible_entry(e, roles, &access)))
-                .collect();
-            let complete = entries.len() == page.len();
-            self.send_entries(&entries).await?;
-            if !complete {
-                return Ok(());
-            }
+        };
+        if page.is_empty() {
+            return Ok(false);
         }
+        let access = handle.document_access();
+        let roles = &self.claims.roles;
+        let entries: Vec<(u64, Arc<str>)> = page
+            .iter()
+            .map(|e| (e.seq, visible_entry(e, roles, &access)))
+            .collect();
+        self.send_entries(&entries).await?;
+        Ok(true)
     }
 
-    /// Sends events after `last_sent`, in order: in `events` messages of at most
+    /// Sends events after the last one sent, in order: in `events` messages of at most
     /// [`FRAME_EVENTS`] on a batched connection, one `event` message each otherwise.
     async fn send_entries(&mut self, entries: &[(u64, Arc<str>)]) -> Result<(), End> {
-        if self.batched {
+        if self.conn.lock().batched {
             for chunk in entries.chunks(FRAME_EVENTS) {
                 let Some(&(last, _)) = chunk.last() else {
                     continue;
                 };
-                self.send_text(&events_frame(chunk.iter().map(|(_, e)| &**e)))
+                self.send_text(events_frame(chunk.iter().map(|(_, e)| &**e)))
                     .await?;
-                self.last_sent = last;
+                self.set_last_sent(last);
             }
         } else {
             for (seq, entry) in entries {
-                self.send_text(&event_message_of(entry)).await?;
-                self.last_sent = *seq;
+                self.send_text(event_message_of(entry)).await?;
+                self.set_last_sent(*seq);
             }
         }
         Ok(())
-    }
-
-    /// Sends version-1 `event` messages serialized by the writer.
-    async fn send_events(&mut self, events: &[(u64, Arc<str>)]) -> Result<(), End> {
-        for (seq, text) in events {
-            self.send_text(text).await?;
-            self.last_sent = *seq;
-        }
-        Ok(())
-    }
-
-    async fn on_batch(
-        &mut self,
-        batch: Result<Arc<Committed>, broadcast::error::RecvError>,
-    ) -> Result<(), End> {
-        match batch {
-            Ok(batch) => {
-                // What this connection's roles may not see is replaced, numbers kept.
-                let batch = match batch.for_roles(&self.claims.roles) {
-                    Some(redacted) => Arc::new(redacted),
-                    None => batch,
-                };
-                let (Some(&(first, _)), Some(&(last, _))) =
-                    (batch.entries.first(), batch.entries.last())
-                else {
-                    return Ok(());
-                };
-                if last <= self.last_sent {
-                    return Ok(());
-                }
-                if first > self.last_sent + 1 {
-                    // A hole (this connection resumed from the log meanwhile): fill it.
-                    self.fill_from_log(Some(first - 1)).await?;
-                }
-                if first == self.last_sent + 1 {
-                    // The usual case: the whole commit, serialized once for everyone.
-                    stages::record(Stage::Fanout, batch.at.elapsed());
-                    let writing = Instant::now();
-                    if !self.batched {
-                        self.send_events(&batch.events).await?;
-                    } else {
-                        self.send_text(&batch.frame).await?;
-                        self.last_sent = last;
-                    }
-                    stages::record(Stage::Write, writing.elapsed());
-                    return Ok(());
-                }
-                let rest: Vec<(u64, Arc<str>)> = batch
-                    .entries
-                    .iter()
-                    .filter(|(seq, _)| *seq > self.last_sent)
-                    .cloned()
-                    .collect();
-                self.send_entries(&rest).await
-            }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::info!(actor = %self.claims.sub, skipped = n, "slow connection told to resync");
-                if let Some(h) = &self.handle {
-                    self.events = Some(h.subscribe());
-                }
-                self.send(&ServerMessage::Resync {
-                    v: PROTOCOL_VERSION,
-                    reason: "too far behind".into(),
-                })
-                .await?;
-                self.send_snapshot().await
-            }
-            Err(broadcast::error::RecvError::Closed) => {
-                Err(End::Close(close_code::RESTART, "server restarting"))
-            }
-        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::sitting::{
 };
 use crate::stages::{self, Stage};
 use crate::store::{Head, Recorded, Store, StoreError};
+use axum::extract::ws::Utf8Bytes;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,9 +70,10 @@ pub struct Committed {
     /// chain event.
     pub entries: Vec<(u64, Arc<str>)>,
     /// The same as version-1 `event` messages, one per event.
-    pub events: Vec<(u64, Arc<str>)>,
-    /// All of them as one version-2 `events` message.
-    pub frame: Arc<str>,
+    pub events: Vec<(u64, Utf8Bytes)>,
+    /// All of them as one version-2 `events` message (shared, not copied, by every
+    /// connection it is written to).
+    pub frame: Utf8Bytes,
     /// The entries about documents not everyone may read: (index in `entries`, when, the
     /// access level). Empty in the usual case.
     pub limited: Vec<(usize, Millis, Access)>,
@@ -196,9 +198,25 @@ pub struct SittingHandle {
     /// The latest snapshot message per set of withheld documents (empty: the full view).
     snapshot_json: Arc<std::sync::Mutex<HashMap<Vec<DocumentId>, SnapshotText>>>,
     document_access: watch::Receiver<Arc<BTreeMap<DocumentId, Access>>>,
+    /// The tasks writing the commits to the connections, started by the first subscriber.
+    fanout: Arc<std::sync::OnceLock<crate::control::fanout::Hub>>,
 }
 
 impl SittingHandle {
+    /// The sitting's fan-out, started on first use with `tasks` tasks (0: one per core of
+    /// the runtime).
+    pub fn fanout(&self, tasks: usize) -> &crate::control::fanout::Hub {
+        self.fanout.get_or_init(|| {
+            let tasks = if tasks == 0 {
+                tokio::runtime::Handle::current().metrics().num_workers()
+            } else {
+                tasks
+            };
+            let committed = self.committed.clone();
+            crate::control::fanout::Hub::start(tasks, || committed.subscribe())
+        })
+    }
+
     /// The roster (fixed at creation).
     pub fn roster(&self) -> &sitting::Roster {
         &self.roster
@@ -435,20 +453,20 @@ pub fn event_entry(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<
 }
 
 /// The `event` message (version 1) of an entry: the entry's fields after `type` and `v`.
-pub fn event_message_of(entry: &str) -> Arc<str> {
+pub fn event_message_of(entry: &str) -> Utf8Bytes {
     let fields = entry.strip_prefix('{').unwrap_or(entry);
-    Arc::from(format!(
+    Utf8Bytes::from(format!(
         r#"{{"type":"event","v":{PROTOCOL_VERSION},{fields}"#
     ))
 }
 
 /// Serializes a stored or committed event as the version-1 `event` message.
-pub fn event_message(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Arc<str> {
+pub fn event_message(seq: u64, at: Millis, actor: &ActorId, event: &Event) -> Utf8Bytes {
     event_message_of(&event_entry(seq, at, actor, event))
 }
 
 /// One version-2 `events` message of entries, in order.
-pub fn events_frame<'a>(entries: impl IntoIterator<Item = &'a str>) -> Arc<str> {
+pub fn events_frame<'a>(entries: impl IntoIterator<Item = &'a str>) -> Utf8Bytes {
     let mut frame = format!(r#"{{"type":"events","v":{PROTOCOL_VERSION},"events":["#);
     for (i, e) in entries.into_iter().enumerate() {
         if i > 0 {
@@ -457,7 +475,7 @@ pub fn events_frame<'a>(entries: impl IntoIterator<Item = &'a str>) -> Arc<str> 
         frame.push_str(e);
     }
     frame.push_str("]}");
-    Arc::from(frame)
+    Utf8Bytes::from(frame)
 }
 
 /// Starts the writer of a sitting from the store: replays its log and its command ids.
@@ -502,6 +520,7 @@ fn spawn(
         committed: committed.clone(),
         roster: Arc::new(state.roster.clone()),
         snapshot_json: Arc::default(),
+        fanout: Arc::default(),
     };
     let dedup = outcomes
         .into_iter()
