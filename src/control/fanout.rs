@@ -433,7 +433,7 @@ async fn run_share(
                         conns.push((conn, subscription));
                         // Connections that ended are forgotten at each commit; between
                         // commits, now and then as others join.
-                        if conns.len() % 1024 == 0 {
+                        if conns.len().is_multiple_of(1024) {
                             conns.retain(|(c, s)| {
                                 let st = c.lock();
                                 !st.closed && st.subscription == *s
