@@ -9,7 +9,8 @@
 #
 # Environment: BACKENDS ("sqlite postgres"), PROTOCOLS ("1 2"), CONNECTIONS (10000; 0 skips
 # the fan-out), PG (postgres://postgres@127.0.0.1:5432), OUT (a new temporary directory),
-# CARGO_TARGET_DIR ($HOME/.cache/dienhong-target).
+# CARGO_TARGET_DIR ($HOME/.cache/dienhong-target), PREBUILT (a directory holding `dienhong`
+# and `dienhong-load`: nothing is built, so two builds can be compared in the same hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,12 +23,16 @@ OUT="${OUT:-$(mktemp -d /tmp/control-load.XXXXXX)}"
 mkdir -p "$OUT"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-echo "== building (release) into $CARGO_TARGET_DIR" >&2
-cargo build --release -p dienhong --bin dienhong --bin dienhong-load >&2
+FROM="${PREBUILT:-$CARGO_TARGET_DIR/release}"
+if [ -z "${PREBUILT:-}" ]; then
+  echo "== building (release) into $CARGO_TARGET_DIR" >&2
+  cargo build --release -p dienhong --bin dienhong --bin dienhong-load >&2
+fi
+# Copies, so another build in the shared target directory cannot swap them mid-run.
 BIN="$OUT/bin"
 mkdir -p "$BIN"
 for b in dienhong dienhong-load; do
-  cp "$CARGO_TARGET_DIR/release/$b" "$BIN/$b"
+  cp "$FROM/$b" "$BIN/$b"
 done
 
 SERVER_PID=""

@@ -276,10 +276,12 @@ impl Conn {
                 Route::Send => {}
             }
             stages::record(Stage::Fanout, commit.at.elapsed());
-            let messages: Vec<(u64, &Utf8Bytes)> = if st.batched {
-                vec![(last, &commit.frame)]
+            let single: [(u64, Utf8Bytes); 1];
+            let messages: &[(u64, Utf8Bytes)] = if st.batched {
+                single = [(last, commit.frame.clone())];
+                &single
             } else {
-                commit.events.iter().map(|(s, m)| (*s, m)).collect()
+                &commit.events
             };
             for (seq, text) in messages {
                 match Pin::new(&mut *ws).poll_ready(&mut cx) {
@@ -304,7 +306,7 @@ impl Conn {
                     return true;
                 }
                 telemetry::message_sent();
-                st.last_sent = seq;
+                st.last_sent = *seq;
                 wrote = true;
             }
             if !st.direct {
