@@ -148,6 +148,11 @@ impl ConnState {
         self.joined == Some(self.subscription)
     }
 
+    /// Whether the share writes the commits to the connection.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
     /// Makes the connection direct (see the module's rule: only when caught up and joined).
     pub fn go_direct(&mut self) {
         self.direct = true;

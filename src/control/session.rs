@@ -708,6 +708,10 @@ impl Session {
             let step = {
                 let mut st = self.conn.lock();
                 st.attention = false;
+                if st.is_direct() {
+                    // Woken only to finish a write: the fan-out still holds the connection.
+                    return Ok(());
+                }
                 let step = catch_up_step(
                     st.resync,
                     handle.summary().seq,
