@@ -172,6 +172,10 @@ pub struct Store {
 
 /// Expands `$body` once per backend with `$pool` bound to the concrete pool, so each query
 /// is written once and runs on both databases (`$1` placeholders work on both).
+/// Events per `INSERT` statement: 9 bound values each, well under SQLite's 32,766 and
+/// PostgreSQL's 65,535 bound values per statement.
+const EVENT_ROWS_PER_INSERT: usize = 1000;
+
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
@@ -474,22 +478,24 @@ impl Store {
             if current.map_or(0, |(s,)| to_u64(s)) != expected.seq {
                 return Err(conflict());
             }
-            for (seq, at, actor, kind, command_id, body, prev, hash) in &rows {
-                let inserted = sqlx::query(
-                    "INSERT INTO events (sitting, seq, at_ms, actor, kind, command_id, body, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(sitting.as_str())
-                .bind(to_i64(*seq))
-                .bind(*at)
-                .bind(*actor)
-                .bind(*kind)
-                .bind(*command_id)
-                .bind(body.as_str())
-                .bind(prev.as_slice())
-                .bind(hash.as_slice())
-                .execute(&mut *tx)
-                .await;
+            // The commit's events in as few statements as the bind limits allow (one for
+            // any usual commit): one round trip to the database, not one per event.
+            for chunk in rows.chunks(EVENT_ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO events (sitting, seq, at_ms, actor, kind, command_id, body, prev_hash, hash) ",
+                );
+                insert.push_values(chunk, |mut row, (seq, at, actor, kind, command_id, body, prev, hash)| {
+                    row.push_bind(sitting.as_str())
+                        .push_bind(to_i64(*seq))
+                        .push_bind(*at)
+                        .push_bind(*actor)
+                        .push_bind(*kind)
+                        .push_bind(*command_id)
+                        .push_bind(body.as_str())
+                        .push_bind(prev.as_slice())
+                        .push_bind(hash.as_slice());
+                });
+                let inserted = insert.build().execute(&mut *tx).await;
                 match inserted {
                     Ok(_) => {}
                     Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(conflict()),
