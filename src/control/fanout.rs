@@ -36,8 +36,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::sync::{broadcast, mpsc};
 
-/// Connections a share writes to before it lets other tasks run.
-const YIELD_EVERY: usize = 64;
+/// How long a share writes before it lets other tasks run. Not a count of connections: a
+/// yield waits behind every task ready to run (during a vote, hundreds of sessions
+/// answering their ballots), so yielding every few dozen connections made a 564-connection
+/// commit take tens of milliseconds.
+const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What the fan-out does with a commit of events `first..=last` for a direct connection
 /// that last sent `last_sent`.
@@ -482,12 +485,14 @@ async fn run_share(
                 }
                 let mut views = Views::default();
                 let mut kept = Vec::with_capacity(conns.len());
-                for (i, (conn, subscription)) in std::mem::take(&mut conns).into_iter().enumerate() {
+                let mut since_yield = Instant::now();
+                for (conn, subscription) in std::mem::take(&mut conns) {
                     if conn.deliver(subscription, &run, &mut views) {
                         kept.push((conn, subscription));
                     }
-                    if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    if since_yield.elapsed() >= YIELD_AFTER {
                         tokio::task::yield_now().await;
+                        since_yield = Instant::now();
                     }
                 }
                 conns = kept;
