@@ -1,11 +1,13 @@
 //! One WebSocket connection: parse and limit what the client sends, authorize and submit
 //! its commands, and stream the sitting to it in order.
 //!
-//! Ordering without gaps or duplicates: the session subscribes to the writer's broadcast
-//! *before* it takes a snapshot (or reads the log from `resume_from`), remembers the last
-//! sequence number it sent, skips anything at or below it, and fills any hole from the log.
-//! A connection that falls further behind than the broadcast buffer is told to resync and
-//! gets a fresh snapshot, so a slow client never holds back the others or grows memory.
+//! Ordering without gaps or duplicates: the session sends the snapshot (or the log from
+//! `resume_from`), then gives the connection to the sitting's fan-out
+//! ([`super::fanout`]), which writes the new commits to it. When the fan-out hands it
+//! back (a full socket, a gap), the session sends what was missed from the log, a page at
+//! a time, and gives it back once caught up. A connection more than `max_resume_gap`
+//! events behind is told to resync and gets a fresh snapshot, so a slow client never
+//! holds back the others or grows memory.
 
 use super::commands::valid_client_id;
 use super::fanout::{CatchUp, Conn, catch_up_step};
@@ -219,15 +221,17 @@ impl Session {
     }
 
     async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        let mut msg = Some(msg);
+        self.write(Some(msg)).await?;
+        telemetry::message_sent();
+        Ok(())
+    }
+
+    /// Writes `msg` (if any) and flushes what the socket holds, within [`SEND_TIMEOUT`].
+    async fn write(&mut self, mut msg: Option<Message>) -> Result<(), End> {
         let conn = &self.conn;
         match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut msg, cx))).await {
-            Ok(Ok(())) => {
-                telemetry::message_sent();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Gone),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(End::Gone),
         }
     }
 
@@ -684,14 +688,7 @@ impl Session {
             return Err(End::Close(close_code::RESTART, "server restarting"));
         }
         if unflushed {
-            let conn = &self.conn;
-            let mut nothing = None;
-            match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut nothing, cx)))
-                .await
-            {
-                Ok(Ok(())) => {}
-                _ => return Err(End::Gone),
-            }
+            self.write(None).await?;
         }
         self.catch_up().await
     }
