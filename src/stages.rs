@@ -1,7 +1,8 @@
 //! Where a command's and an event's time goes, per stage, measured in the running server:
-//! parsing a client's message, waiting for the writer, deciding, committing, serializing a
-//! commit, the wait of an answer and of a commit for the fan-out to reach a connection, and
-//! writing to the socket. Each stage is a histogram of durations in fixed buckets (each power of two
+//! parsing a client's message, waiting for the writer, deciding, committing (and within it,
+//! waiting for a database connection), serializing a commit, the wait of an answer and of a
+//! commit for the fan-out to reach a connection, writing to the socket, and the log reads of
+//! connections catching up. Each stage is a histogram of durations in fixed buckets (each power of two
 //! of microseconds cut in four, so within 25 %), counted with atomics from any task.
 //! `GET /healthz/stages` serves the cumulative counts; a measuring tool reads them before
 //! and after a run and takes the difference.
@@ -21,6 +22,8 @@ pub enum Stage {
     Decide,
     /// Appending a batch's events durably (the transaction).
     Commit,
+    /// Within the commit: waiting for a database connection and the transaction to begin.
+    Begin,
     /// Serializing a commit's events for every connection.
     Serialize,
     /// From the writer's answer to the ack written to the client's socket.
@@ -30,19 +33,24 @@ pub enum Stage {
     /// Writing a connection's new events to its socket (one write for the commits that
     /// arrived together).
     Write,
+    /// A connection behind the fan-out reading a page of the log to catch up (or to
+    /// resume): how many there were, and how long each read took.
+    LogRead,
 }
 
 impl Stage {
     /// Every stage, in the order a command goes through them.
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Parse,
         Stage::Queue,
         Stage::Decide,
+        Stage::Begin,
         Stage::Commit,
         Stage::Serialize,
         Stage::Ack,
         Stage::Fanout,
         Stage::Write,
+        Stage::LogRead,
     ];
 
     /// The stage's name, as served and exported.
@@ -51,11 +59,13 @@ impl Stage {
             Stage::Parse => "parse",
             Stage::Queue => "queue",
             Stage::Decide => "decide",
+            Stage::Begin => "begin",
             Stage::Commit => "commit",
             Stage::Serialize => "serialize",
             Stage::Ack => "ack",
             Stage::Fanout => "fanout",
             Stage::Write => "write",
+            Stage::LogRead => "log_read",
         }
     }
 }

@@ -13,8 +13,11 @@
 //! - the writer publishes a commit's head (the sitting's summary) before it broadcasts
 //!   the commit;
 //! - a share writes a commit to a connection only if it is direct and the commit starts
-//!   right after the last event sent; on a gap, a full socket or a share that fell behind
-//!   the broadcast, it hands the connection back to its session ([`ConnState::attention`]);
+//!   right after the last event sent; when the socket is full it queues the commit's
+//!   messages (shared, not copied) behind what the socket holds, and the session writes
+//!   them as the socket drains; on a gap, a full queue ([`MAX_QUEUED`]) or a share that
+//!   fell behind the broadcast, it hands the connection back to its session
+//!   ([`ConnState::attention`]), which writes the queue before it reads the log;
 //! - a session makes its connection direct only under the connection's lock, once the
 //!   share has taken the connection in and the published head is no further than the last
 //!   event it sent. A commit the share passed over before that has a head the session
@@ -28,7 +31,7 @@ use crate::stages::{self, Stage};
 use crate::telemetry;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{Sink, Stream};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -41,6 +44,12 @@ use tokio::sync::{broadcast, mpsc};
 /// answering their ballots), so yielding every few dozen connections made a 564-connection
 /// commit take tens of milliseconds.
 const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How many messages a share queues for a connection whose socket is full before it hands
+/// the connection back to its session to be served from the log. The queue holds the
+/// commits' shared frames, not copies: a burst (a vote's ballots) waits in memory for a
+/// reader that is only briefly behind, and the log serves those that stay behind.
+pub const MAX_QUEUED: usize = 256;
 
 /// What the fan-out does with a commit of events `first..=last` for a direct connection
 /// that last sent `last_sent`.
@@ -130,8 +139,12 @@ pub struct ConnState {
     pub attention: bool,
     /// The share fell behind the broadcast: the session must send `resync` and a snapshot.
     pub resync: bool,
-    /// The share wrote and the socket did not take it all yet: the session must flush.
+    /// The share wrote and the socket did not take it all yet, or it queued messages: the
+    /// session must write the queue and flush.
     pub unflushed: bool,
+    /// Messages for the connection that its socket could not take yet, in order, after
+    /// what the socket holds ([`MAX_QUEUED`] at most); `last_sent` counts them as sent.
+    queued: VecDeque<Utf8Bytes>,
     /// A write failed: the peer is gone.
     pub gone: bool,
     /// The sitting's writer stopped.
@@ -166,6 +179,17 @@ impl ConnState {
     pub fn leave_direct(&mut self) {
         self.direct = false;
     }
+
+    /// Whether messages wait in the queue, to be written before anything else of the
+    /// stream of events.
+    pub fn has_queued(&self) -> bool {
+        !self.queued.is_empty()
+    }
+
+    /// Forgets the queue (a new subscription, or a snapshot that replaces what it held).
+    pub fn clear_queue(&mut self) {
+        self.queued.clear();
+    }
 }
 
 impl Conn {
@@ -182,6 +206,7 @@ impl Conn {
                 attention: false,
                 resync: false,
                 unflushed: false,
+                queued: VecDeque::new(),
                 gone: false,
                 ended: false,
                 closed: false,
@@ -209,16 +234,20 @@ impl Conn {
         let mut st = self.lock();
         st.closed = true;
         st.direct = false;
+        st.queued.clear();
         st.ws = None;
     }
 
-    /// Polls sending `msg` (taken on the first poll that finds room) and flushing it.
+    /// Polls sending `msg` (taken on the first poll that finds room), then the queue, and
+    /// flushing them. The session's own message goes before the queued events: an answer
+    /// never waits behind other people's events.
     pub fn poll_send(
         &self,
         msg: &mut Option<Message>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), axum::Error>> {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let Some(ws) = st.ws.as_mut() else {
             return Poll::Ready(Err(axum::Error::new(std::io::Error::from(
                 std::io::ErrorKind::NotConnected,
@@ -230,6 +259,21 @@ impl Conn {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
                     *msg = Some(m);
+                    return Poll::Pending;
+                }
+            }
+        }
+        while !st.queued.is_empty() {
+            match Pin::new(&mut *ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    if let Some(text) = st.queued.pop_front() {
+                        Pin::new(&mut *ws).start_send(Message::Text(text))?;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Flush what was taken, so the peer reads on while the socket drains.
+                Poll::Pending => {
+                    let _ = Pin::new(&mut *ws).poll_flush(cx);
                     return Poll::Pending;
                 }
             }
@@ -268,6 +312,7 @@ impl Conn {
         let mut cx = Context::from_waker(&self.waker);
         let writing = Instant::now();
         let mut wrote = false;
+        let mut queued = false;
         for commit in commits {
             let commit = views.of(commit, &self.roles);
             let (Some(&(first, _)), Some(&(last, _))) =
@@ -292,15 +337,28 @@ impl Conn {
                 &commit.events
             };
             for (seq, text) in messages {
-                match Pin::new(&mut *ws).poll_ready(&mut cx) {
+                let ready = if st.queued.is_empty() {
+                    Pin::new(&mut *ws).poll_ready(&mut cx)
+                } else {
+                    Poll::Pending
+                };
+                match ready {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => {
                         st.gone = true;
                         self.waker.wake_by_ref();
                         return true;
                     }
+                    // The socket is full: the message waits in the queue, which the session
+                    // writes as the socket drains; a full queue, and the session goes on from
+                    // the log at its reader's pace.
+                    Poll::Pending if st.queued.len() < MAX_QUEUED => {
+                        st.queued.push_back(text.clone());
+                        st.last_sent = *seq;
+                        queued = true;
+                        continue;
+                    }
                     Poll::Pending => {
-                        // The socket is full: the session goes on from the log at its pace.
                         self.hand_back(&mut st.direct, &mut st.attention);
                         break;
                     }
@@ -320,6 +378,10 @@ impl Conn {
             if !st.direct {
                 break;
             }
+        }
+        if queued {
+            st.unflushed = true;
+            self.waker.wake_by_ref();
         }
         if wrote {
             match Pin::new(ws).poll_flush(&mut cx) {

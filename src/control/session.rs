@@ -614,6 +614,7 @@ impl Session {
     fn subscribe_as(&mut self, batched: bool) {
         let mut st = self.conn.lock();
         st.leave_direct();
+        st.clear_queue();
         st.subscription += 1;
         st.batched = batched;
         st.attention = false;
@@ -709,19 +710,32 @@ impl Session {
                     // Woken only to finish a write: the fan-out still holds the connection.
                     return Ok(());
                 }
-                let step = catch_up_step(
-                    st.resync,
-                    handle.summary().seq,
-                    st.last_sent,
-                    self.limits.max_resume_gap,
-                    st.joined(),
-                );
-                match step {
-                    CatchUp::Direct => st.go_direct(),
-                    CatchUp::Resync => st.resync = false,
-                    CatchUp::ReadLog | CatchUp::WaitForShare => {}
+                if st.has_queued() && !st.resync {
+                    // What the share queued comes before anything read from the log.
+                    None
+                } else {
+                    let step = catch_up_step(
+                        st.resync,
+                        handle.summary().seq,
+                        st.last_sent,
+                        self.limits.max_resume_gap,
+                        st.joined(),
+                    );
+                    match step {
+                        CatchUp::Direct => st.go_direct(),
+                        CatchUp::Resync => {
+                            // The snapshot replaces whatever waited.
+                            st.resync = false;
+                            st.clear_queue();
+                        }
+                        CatchUp::ReadLog | CatchUp::WaitForShare => {}
+                    }
+                    Some(step)
                 }
-                step
+            };
+            let Some(step) = step else {
+                self.write(None).await?;
+                continue;
             };
             match step {
                 CatchUp::Direct | CatchUp::WaitForShare => return Ok(()),
@@ -770,12 +784,14 @@ impl Session {
         let Some(handle) = self.handle.clone() else {
             return Ok(false);
         };
-        let page = match self
+        let reading = std::time::Instant::now();
+        let read = self
             .app
             .store()
             .events_after(handle.id(), self.last_sent(), LOG_PAGE)
-            .await
-        {
+            .await;
+        stages::record(Stage::LogRead, reading.elapsed());
+        let page = match read {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reading the log for a client failed");

@@ -24,6 +24,7 @@
 
 use crate::checkpoint::{Checkpoint, LogFacts};
 use crate::sitting::{self, ActorId, Choice, Event, Millis, SittingId, SittingState, VoteId};
+use crate::stages::{self, Stage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -164,11 +165,23 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// The event store. Cheap to clone (a pool handle).
+/// The event store. Cheap to clone (pool handles).
+///
+/// Appends to the log have connections of their own ([`APPEND_CONNECTIONS`]), apart from
+/// the pool every other query shares: a writer about to commit a vote never queues behind
+/// readers (connections catching up from the log, exports, the minutes).
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    appends: Backend,
 }
+
+/// Connections kept for the log's appends: one per sitting writing at the same moment is
+/// enough, and on SQLite only one transaction writes at a time anyway.
+pub const APPEND_CONNECTIONS: u32 = 2;
+
+/// Connections for everything else.
+const READ_CONNECTIONS: [u32; 2] = [4, 8]; // SQLite, PostgreSQL
 
 /// Expands `$body` once per backend with `$pool` bound to the concrete pool, so each query
 /// is written once and runs on both databases (`$1` placeholders work on both).
@@ -179,6 +192,16 @@ const EVENT_ROWS_PER_INSERT: usize = 1000;
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// As [`with_pool!`], on the connections kept for the log's appends.
+macro_rules! with_append_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.appends {
             Backend::Sqlite($pool) => $body,
             Backend::Postgres($pool) => $body,
         }
@@ -299,35 +322,42 @@ fn check_row(row: &Row0, expect_seq: u64, prev: &[u8; 32]) -> Result<ChainRecord
 impl Store {
     /// Opens (and creates, for SQLite) the database at `url` and runs the migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
-                .await?;
-            sqlx::migrate!("src/store/migrations/postgres")
-                .run(&pool)
-                .await?;
-            Backend::Postgres(pool)
-        } else if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
-                .await?;
-            sqlx::migrate!("src/store/migrations/sqlite")
-                .run(&pool)
-                .await?;
-            Backend::Sqlite(pool)
-        } else {
-            return Err(StoreError::InvalidUrl(url.to_owned()));
-        };
-        Ok(Store { backend })
+        let (backend, appends) =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                let pool = |n: u32| {
+                    PgPoolOptions::new()
+                        .max_connections(n)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect(url)
+                };
+                let shared = pool(READ_CONNECTIONS[1]).await?;
+                sqlx::migrate!("src/store/migrations/postgres")
+                    .run(&shared)
+                    .await?;
+                let appends = pool(APPEND_CONNECTIONS).await?;
+                (Backend::Postgres(shared), Backend::Postgres(appends))
+            } else if url.starts_with("sqlite:") {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = |n: u32| {
+                    SqlitePoolOptions::new()
+                        .max_connections(n)
+                        .connect_with(options.clone())
+                };
+                let shared = pool(READ_CONNECTIONS[0]).await?;
+                sqlx::migrate!("src/store/migrations/sqlite")
+                    .run(&shared)
+                    .await?;
+                let appends = pool(APPEND_CONNECTIONS).await?;
+                (Backend::Sqlite(shared), Backend::Sqlite(appends))
+            } else {
+                return Err(StoreError::InvalidUrl(url.to_owned()));
+            };
+        Ok(Store { backend, appends })
     }
 
     /// "sqlite" or "postgres".
@@ -338,8 +368,9 @@ impl Store {
         }
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
+        with_append_pool!(self, pool => pool.close().await);
         with_pool!(self, pool => pool.close().await)
     }
 
@@ -467,8 +498,10 @@ impl Store {
             sitting: sitting.0.clone(),
             expected: expected.seq,
         };
-        with_pool!(self, pool => {
+        with_append_pool!(self, pool => {
+            let beginning = std::time::Instant::now();
             let mut tx = begin_write(pool).await?;
+            stages::record(Stage::Begin, beginning.elapsed());
             let current: Option<(i64,)> = sqlx::query_as(
                 "SELECT seq FROM events WHERE sitting = $1 ORDER BY seq DESC LIMIT 1",
             )
