@@ -29,7 +29,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -127,8 +127,9 @@ struct Seen {
     seqs: Vec<u64>,
     /// Fan-out latencies in ms (arrival − commit time).
     fanout_ms: Vec<i64>,
-    /// Ack/error replies by command id: (type, seq or code).
-    replies: HashMap<String, Value>,
+    /// Commands waiting for their ack or error, by command id: each is told the reply and
+    /// when it arrived (taken as it is read, not when its sender next looks).
+    replies: HashMap<String, oneshot::Sender<(Value, Instant)>>,
     epoch: String,
     /// When each event arrived, kept only where asked for (fan-out mode).
     arrivals: Option<Vec<(u64, Instant)>>,
@@ -235,8 +236,8 @@ impl Client {
                                 }
                             }
                             "ack" | "error" => {
-                                if let (Some(id), Ok(v)) = (m.command_id, serde_json::from_str::<Value>(&t)) {
-                                    s.replies.insert(id.into_owned(), v);
+                                if let (Some(waiting), Ok(v)) = (m.command_id.and_then(|id| s.replies.remove(id.as_ref())), serde_json::from_str::<Value>(&t)) {
+                                    let _ = waiting.send((v, instant));
                                 }
                             }
                             _ => {}
@@ -261,20 +262,21 @@ impl Client {
     async fn command(&self, command: Value) -> Result<(Value, Duration)> {
         let id = format!("{}-{}", self.code, self.n.fetch_add(1, Ordering::Relaxed));
         let msg = json!({"type": "command", "v": 1, "command_id": id, "command": command});
+        let (tell, reply) = oneshot::channel();
+        self.seen.lock().await.replies.insert(id.clone(), tell);
         let start = Instant::now();
         self.tx
             .as_ref()
             .context("not connected")?
             .send(Message::text(msg.to_string()))
             .context("connection closed")?;
-        loop {
-            if let Some(r) = self.seen.lock().await.replies.remove(&id) {
-                return Ok((r, start.elapsed()));
+        match tokio::time::timeout(Duration::from_secs(60), reply).await {
+            Ok(Ok((r, arrived))) => Ok((r, arrived.saturating_duration_since(start))),
+            Ok(Err(_)) => bail!("the connection closed before the reply to {id}"),
+            Err(_) => {
+                self.seen.lock().await.replies.remove(&id);
+                bail!("no reply to {id} within 60 s")
             }
-            if start.elapsed() > Duration::from_secs(60) {
-                bail!("no reply to {id} within 60 s");
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
