@@ -2,7 +2,8 @@
 //! parsing a client's message, waiting for the writer, deciding, committing (and within it,
 //! waiting for a database connection), serializing a commit, the wait of an answer and of a
 //! commit for the fan-out to reach a connection, writing to the socket, and the log reads of
-//! connections catching up. Each stage is a histogram of durations in fixed buckets (each power of two
+//! connections catching up; and a command's whole time in the server, from its message read
+//! to its ack written. Each stage is a histogram of durations in fixed buckets (each power of two
 //! of microseconds cut in four, so within 25 %), counted with atomics from any task.
 //! `GET /healthz/stages` serves the cumulative counts; a measuring tool reads them before
 //! and after a run and takes the difference.
@@ -33,6 +34,9 @@ pub enum Stage {
     /// Writing a connection's new events to its socket (one write for the commits that
     /// arrived together).
     Write,
+    /// A command in the server as a whole: from its message read from the socket to its
+    /// ack written to it.
+    Command,
     /// A connection behind the fan-out reading a page of the log to catch up (or to
     /// resume): how many there were, and how long each read took.
     LogRead,
@@ -40,7 +44,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order a command goes through them.
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 11] = [
         Stage::Parse,
         Stage::Queue,
         Stage::Decide,
@@ -51,6 +55,7 @@ impl Stage {
         Stage::Fanout,
         Stage::Write,
         Stage::LogRead,
+        Stage::Command,
     ];
 
     /// The stage's name, as served and exported.
@@ -66,6 +71,7 @@ impl Stage {
             Stage::Fanout => "fanout",
             Stage::Write => "write",
             Stage::LogRead => "log_read",
+            Stage::Command => "command",
         }
     }
 }

@@ -40,7 +40,10 @@ const LOG_PAGE: u32 = 1000;
 const FRAME_EVENTS: usize = 250;
 
 /// A command submitted: its id, its outcome, and when the writer answered.
-type Pending = Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>, Instant)> + Send>>;
+/// A command on its way through the writer: its id, its outcome, when the writer answered
+/// and when its message was read.
+type Pending =
+    Pin<Box<dyn Future<Output = (String, Result<u64, SubmitError>, Instant, Instant)> + Send>>;
 
 /// Why the session ends.
 enum End {
@@ -185,9 +188,10 @@ impl Session {
                 biased;
                 _ = kicked.changed() => Err(End::Close(close_code::POLICY, "logged out")),
                 _ = &mut expiry => Err(End::Close(close_code::POLICY, "token expired")),
-                Some((command_id, outcome, answered)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                Some((command_id, outcome, answered, read)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
                     let sent = self.answer(command_id, outcome).await;
                     stages::record(Stage::Ack, answered.elapsed());
+                    stages::record(Stage::Command, read.elapsed());
                     sent
                 }
                 () = poll_fn(|_| self.conn.poll_needs_session()) => self.on_fanout().await,
@@ -358,7 +362,7 @@ impl Session {
                         step_up.map(|b| *b),
                     )
                     .await;
-                    (command_id, outcome.map(|ack| ack.seq), answered)
+                    (command_id, outcome.map(|ack| ack.seq), answered, parsing)
                 }));
                 Ok(())
             }
