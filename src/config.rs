@@ -147,6 +147,8 @@ pub struct ControlConfig {
     pub max_resume_gap: u64,
     /// Tasks writing each sitting's commits to its connections (0: one per core).
     pub fanout_tasks: usize,
+    /// Messages queued in memory for a connection whose socket is full.
+    pub fanout_queue: usize,
     /// Concurrent password checks.
     pub login_concurrency: usize,
     /// Lifetime of a WebSocket ticket, seconds.
@@ -472,6 +474,11 @@ impl Config {
         if self.writer.max_batch == 0 || self.writer.max_batch > 10_000 {
             return Err(ConfigError::Invalid(
                 "writer.max_batch must be 1 to 10000".into(),
+            ));
+        }
+        if self.control.fanout_queue > 65_536 {
+            return Err(ConfigError::Invalid(
+                "control.fanout_queue must be at most 65536".into(),
             ));
         }
         if self.writer.tick_ms == 0 {

@@ -118,6 +118,7 @@ async fn a_dropped_client_resumes_with_exactly_the_events_it_missed() {
         n: 100,
         version: 1,
         frames: 0,
+        batches: Vec::new(),
     };
     assert_eq!(d.next().await["type"], "welcome");
     d.subscribe(Some(last_seen)).await;
@@ -138,6 +139,7 @@ async fn a_dropped_client_resumes_with_exactly_the_events_it_missed() {
         n: 0,
         version: 1,
         frames: 0,
+        batches: Vec::new(),
     };
     assert_eq!(e.next().await["type"], "welcome");
     e.subscribe(Some(1)).await;
@@ -206,6 +208,7 @@ async fn a_version_2_client_gets_each_commit_in_one_message_and_a_version_1_clie
         n: 100,
         version: 2,
         frames: 0,
+        batches: Vec::new(),
     };
     assert_eq!(back.next().await["type"], "welcome");
     back.subscribe(Some(last_seen)).await;
@@ -819,6 +822,7 @@ async fn each_role_sees_only_the_documents_it_may_read() {
         n: 0,
         version: 2,
         frames: 0,
+        batches: Vec::new(),
     };
     assert_eq!(late.next().await["type"], "welcome");
     late.subscribe(Some(last - 3)).await;
@@ -960,7 +964,13 @@ async fn a_silent_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_back() {
     // 3,000 events behind is beyond this server's resume gap.
-    let (saw_resync, snapshot_seq, after, last) = a_client_stops_reading("500").await;
+    let Stopped {
+        saw_resync,
+        snapshot_seq,
+        after,
+        last,
+        ..
+    } = a_client_stops_reading("500", "256", 1).await;
     assert!(saw_resync, "the slow client was told to resync");
     let from = snapshot_seq.expect("a snapshot followed the resync");
     let expected: Vec<u64> = (from + 1..=last).collect();
@@ -969,8 +979,15 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_others_are_not_held_b
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_while_gets_every_event_from_the_log_in_order() {
-    // 3,000 events behind is within the default resume gap (20,000): no resync, nothing lost.
-    let (saw_resync, snapshot_seq, after, last) = a_client_stops_reading("20000").await;
+    // 3,000 events behind is within the default resume gap (20,000), and beyond what the
+    // fan-out queues in memory (256 messages): read back from the log, nothing lost.
+    let Stopped {
+        saw_resync,
+        snapshot_seq,
+        after,
+        last,
+        ..
+    } = a_client_stops_reading("20000", "256", 1).await;
     assert!(
         !saw_resync,
         "a reader within the resume gap is not resynced"
@@ -981,14 +998,54 @@ async fn a_client_that_stops_reading_a_while_gets_every_event_from_the_log_in_or
     assert_eq!(after, expected);
 }
 
+#[tokio::test]
+async fn a_client_behind_by_less_than_the_queue_gets_the_commits_as_they_were_made() {
+    // The fan-out queues up to 5,000 messages for a full socket: the 3,000 events (in
+    // fewer commits) wait in memory, and the slow client gets the very messages a client
+    // reading all along got, one per commit. Served from the log, they would come in pages
+    // of up to 250 events, cut elsewhere.
+    let stopped = a_client_stops_reading("20000", "5000", 2).await;
+    assert!(!stopped.saw_resync);
+    let from = stopped.snapshot_seq.expect("the subscription's snapshot");
+    let expected: Vec<u64> = (from + 1..=stopped.last).collect();
+    assert_eq!(stopped.after, expected);
+    let first = stopped
+        .clerk_batches
+        .first()
+        .expect("the clerk got batches")
+        .0;
+    let slow: Vec<(u64, u64)> = stopped
+        .slow_batches
+        .iter()
+        .copied()
+        .filter(|(f, _)| *f >= first)
+        .collect();
+    assert_eq!(slow, stopped.clerk_batches);
+}
+
+/// What a client that stopped reading got, and what a client reading all along got.
+struct Stopped {
+    /// Whether the slow one was told to resync.
+    saw_resync: bool,
+    /// The sequence number of the last snapshot it got.
+    snapshot_seq: Option<u64>,
+    /// The events it got after that snapshot.
+    after: Vec<u64>,
+    /// The last event committed.
+    last: u64,
+    /// The first and last event of each `events` message the slow one got (protocol 2).
+    slow_batches: Vec<(u64, u64)>,
+    /// The same for the client reading all along.
+    clerk_batches: Vec<(u64, u64)>,
+}
+
 /// A client with a tiny receive buffer subscribes and stops reading while 3,000 events
-/// (about 6 MB) are committed, then reads everything. Checks that a client reading all
-/// along was never held back nor resynced; returns whether the slow one was told to
-/// resync, the sequence number of the last snapshot it got, the events after it, and the
-/// last event committed.
-async fn a_client_stops_reading(max_resume_gap: &str) -> (bool, Option<u64>, Vec<u64>, u64) {
+/// (about 6 MB) are committed, then reads everything; both clients speak `version`.
+/// Checks that a client reading all along was never held back nor resynced.
+async fn a_client_stops_reading(max_resume_gap: &str, fanout_queue: &str, version: u32) -> Stopped {
     let s = start_with(&[
         ("DIENHONG__CONTROL__FANOUT_BUFFER", "16"),
+        ("DIENHONG__CONTROL__FANOUT_QUEUE", fanout_queue),
         ("DIENHONG__CONTROL__MAX_RESUME_GAP", max_resume_gap),
         ("DIENHONG__CONTROL__COMMANDS_PER_SEC", "10000"),
         ("DIENHONG__CONTROL__COMMAND_BURST", "10000"),
@@ -1010,13 +1067,14 @@ async fn a_client_stops_reading(max_resume_gap: &str) -> (bool, Option<u64>, Vec
         token,
         epoch: String::new(),
         n: 0,
-        version: 1,
+        version,
         frames: 0,
+        batches: Vec::new(),
     };
     assert_eq!(slow.next().await["type"], "welcome");
     let first_snapshot = slow.subscribe(None).await["seq"].as_u64();
 
-    let mut clerk = s.client("CLERK1").await;
+    let mut clerk = s.client_speaking("CLERK1", version).await;
     // About 6 MB of events in 3,000 commits: more than the kernel buffers on the way to the
     // slow client can hold, so its socket fills and the fan-out hands it back to its session.
     let title = "𝕋".repeat(490);
@@ -1064,11 +1122,25 @@ async fn a_client_stops_reading(max_resume_gap: &str) -> (bool, Option<u64>, Vec
                     break;
                 }
             }
+            Some("events") => {
+                let events = m["events"].as_array().expect("events");
+                after_snapshot.extend(events.iter().filter_map(|e| e["seq"].as_u64()));
+                if after_snapshot.last() == Some(&last) {
+                    break;
+                }
+            }
             _ => {}
         }
     }
     s.stop().await;
-    (saw_resync, snapshot_seq, after_snapshot, last)
+    Stopped {
+        saw_resync,
+        snapshot_seq,
+        after: after_snapshot,
+        last,
+        slow_batches: slow.batches,
+        clerk_batches: clerk.batches,
+    }
 }
 
 #[tokio::test]

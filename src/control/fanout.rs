@@ -15,7 +15,7 @@
 //! - a share writes a commit to a connection only if it is direct and the commit starts
 //!   right after the last event sent; when the socket is full it queues the commit's
 //!   messages (shared, not copied) behind what the socket holds, and the session writes
-//!   them as the socket drains; on a gap, a full queue ([`MAX_QUEUED`]) or a share that
+//!   them as the socket drains; on a gap, a full queue ([`Conn::new`]) or a share that
 //!   fell behind the broadcast, it hands the connection back to its session
 //!   ([`ConnState::attention`]), which writes the queue before it reads the log;
 //! - a session makes its connection direct only under the connection's lock, once the
@@ -44,12 +44,6 @@ use tokio::sync::{broadcast, mpsc};
 /// answering their ballots), so yielding every few dozen connections made a 564-connection
 /// commit take tens of milliseconds.
 const YIELD_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// How many messages a share queues for a connection whose socket is full before it hands
-/// the connection back to its session to be served from the log. The queue holds the
-/// commits' shared frames, not copies: a burst (a vote's ballots) waits in memory for a
-/// reader that is only briefly behind, and the log serves those that stay behind.
-pub const MAX_QUEUED: usize = 256;
 
 /// What the fan-out does with a commit of events `first..=last` for a direct connection
 /// that last sent `last_sent`.
@@ -117,6 +111,11 @@ pub struct Conn {
     waker: Waker,
     /// The roles of the connection's account (what it may see).
     roles: Vec<Role>,
+    /// How many messages the share queues when the socket is full before it hands the
+    /// connection back to its session to be served from the log. The queue holds the
+    /// commits' shared frames, not copies: a burst (a vote's ballots) waits in memory for
+    /// a reader that is only briefly behind, and the log serves those that stay behind.
+    max_queued: usize,
 }
 
 /// The part of a [`Conn`] that changes, behind its lock.
@@ -143,7 +142,8 @@ pub struct ConnState {
     /// session must write the queue and flush.
     pub unflushed: bool,
     /// Messages for the connection that its socket could not take yet, in order, after
-    /// what the socket holds ([`MAX_QUEUED`] at most); `last_sent` counts them as sent.
+    /// what the socket holds (at most [`Conn::max_queued`]); `last_sent` counts them as
+    /// sent.
     queued: VecDeque<Utf8Bytes>,
     /// A write failed: the peer is gone.
     pub gone: bool,
@@ -193,8 +193,9 @@ impl ConnState {
 }
 
 impl Conn {
-    /// A connection around `ws`, whose session runs in the task `waker` wakes.
-    pub fn new(ws: WebSocket, roles: Vec<Role>, waker: Waker) -> Arc<Conn> {
+    /// A connection around `ws`, whose session runs in the task `waker` wakes, queueing
+    /// up to `max_queued` messages when its socket is full.
+    pub fn new(ws: WebSocket, roles: Vec<Role>, waker: Waker, max_queued: usize) -> Arc<Conn> {
         Arc::new(Conn {
             state: Mutex::new(ConnState {
                 ws: Some(ws),
@@ -213,6 +214,7 @@ impl Conn {
             }),
             waker,
             roles,
+            max_queued,
         })
     }
 
@@ -352,7 +354,7 @@ impl Conn {
                     // The socket is full: the message waits in the queue, which the session
                     // writes as the socket drains; a full queue, and the session goes on from
                     // the log at its reader's pace.
-                    Poll::Pending if st.queued.len() < MAX_QUEUED => {
+                    Poll::Pending if st.queued.len() < self.max_queued => {
                         st.queued.push_back(text.clone());
                         st.last_sent = *seq;
                         queued = true;

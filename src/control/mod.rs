@@ -37,6 +37,9 @@ pub struct Limits {
     pub max_resume_gap: u64,
     /// Tasks writing each sitting's commits to its connections (0: one per core).
     pub fanout_tasks: usize,
+    /// Messages queued in memory for a connection whose socket is full, before it is
+    /// served from the log.
+    pub fanout_queue: usize,
 }
 
 impl From<&ControlConfig> for Limits {
@@ -51,6 +54,7 @@ impl From<&ControlConfig> for Limits {
             idle_timeout: Duration::from_secs(c.idle_timeout_secs),
             max_resume_gap: c.max_resume_gap,
             fanout_tasks: c.fanout_tasks,
+            fanout_queue: c.fanout_queue,
         }
     }
 }

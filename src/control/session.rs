@@ -84,7 +84,7 @@ fn now_millis() -> Millis {
 pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limits) {
     // This task's waker: the fan-out wakes the session with it.
     let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-    let conn = Conn::new(socket, claims.roles.clone(), waker);
+    let conn = Conn::new(socket, claims.roles.clone(), waker, limits.fanout_queue);
     let actor = claims.sub.clone();
     let mut kicked = app.authority().kicked(&actor);
     let expires_in =

@@ -91,6 +91,7 @@ impl Server {
             n: 0,
             version,
             frames: 0,
+            batches: Vec::new(),
         };
         let welcome = c.next().await;
         assert_eq!(welcome["type"], "welcome");
@@ -152,6 +153,8 @@ pub struct Client {
     pub version: u32,
     /// `event` and `events` messages received.
     pub frames: u32,
+    /// The first and last sequence number of each `events` message received.
+    pub batches: Vec<(u64, u64)>,
 }
 
 impl Client {
@@ -185,6 +188,12 @@ impl Client {
                         for e in events {
                             assert!(e["event"].is_object(), "{e}");
                             self.seen.push(e["seq"].as_u64().expect("seq"));
+                        }
+                        let seq_of = |e: Option<&Value>| e.and_then(|e| e["seq"].as_u64());
+                        if let (Some(first), Some(last)) =
+                            (seq_of(events.first()), seq_of(events.last()))
+                        {
+                            self.batches.push((first, last));
                         }
                         self.frames += 1;
                     }
