@@ -145,6 +145,8 @@ pub struct ConnState {
     /// what the socket holds (at most [`Conn::max_queued`]); `last_sent` counts them as
     /// sent.
     queued: VecDeque<Utf8Bytes>,
+    /// Messages taken from the queue by the socket so far (a slow reader's progress).
+    drained: u64,
     /// A write failed: the peer is gone.
     pub gone: bool,
     /// The sitting's writer stopped.
@@ -186,6 +188,11 @@ impl ConnState {
         !self.queued.is_empty()
     }
 
+    /// How many queued messages the socket has taken so far.
+    pub fn drained(&self) -> u64 {
+        self.drained
+    }
+
     /// Forgets the queue (a new subscription, or a snapshot that replaces what it held).
     pub fn clear_queue(&mut self) {
         self.queued.clear();
@@ -208,6 +215,7 @@ impl Conn {
                 resync: false,
                 unflushed: false,
                 queued: VecDeque::new(),
+                drained: 0,
                 gone: false,
                 ended: false,
                 closed: false,
@@ -270,6 +278,7 @@ impl Conn {
                 Poll::Ready(Ok(())) => {
                     if let Some(text) = st.queued.pop_front() {
                         Pin::new(&mut *ws).start_send(Message::Text(text))?;
+                        st.drained += 1;
                     }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

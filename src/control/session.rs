@@ -230,12 +230,26 @@ impl Session {
         Ok(())
     }
 
-    /// Writes `msg` (if any) and flushes what the socket holds, within [`SEND_TIMEOUT`].
+    /// Writes `msg` (if any), then the fan-out's queue, and flushes what the socket holds.
+    /// The peer is gone when the socket takes nothing for [`SEND_TIMEOUT`]: a reader that
+    /// is slow but takes the queue message by message is not cut off.
     async fn write(&mut self, mut msg: Option<Message>) -> Result<(), End> {
         let conn = &self.conn;
-        match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut msg, cx))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(End::Gone),
+        let mut drained = conn.lock().drained();
+        loop {
+            match tokio::time::timeout(SEND_TIMEOUT, poll_fn(|cx| conn.poll_send(&mut msg, cx)))
+                .await
+            {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(_)) => return Err(End::Gone),
+                Err(_) => {
+                    let now = conn.lock().drained();
+                    if msg.is_some() || now == drained {
+                        return Err(End::Gone);
+                    }
+                    drained = now;
+                }
+            }
         }
     }
 
