@@ -180,31 +180,39 @@ pub struct Store {
 /// enough, and on SQLite only one transaction writes at a time anyway.
 pub const APPEND_CONNECTIONS: u32 = 2;
 
-/// Connections for everything else.
-const READ_CONNECTIONS: [u32; 2] = [4, 8]; // SQLite, PostgreSQL
+/// Connections every other query shares, on SQLite.
+const SHARED_CONNECTIONS_SQLITE: u32 = 4;
 
-/// Expands `$body` once per backend with `$pool` bound to the concrete pool, so each query
-/// is written once and runs on both databases (`$1` placeholders work on both).
+/// Connections every other query shares, on PostgreSQL.
+const SHARED_CONNECTIONS_POSTGRES: u32 = 8;
+
 /// Events per `INSERT` statement: 9 bound values each, well under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bound values per statement.
 const EVENT_ROWS_PER_INSERT: usize = 1000;
 
-macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.backend {
+/// Expands `$body` once per backend with `$pool` bound to the concrete pool of `$backend`,
+/// so each query is written once and runs on both databases (`$1` placeholders work on
+/// both).
+macro_rules! with_backend {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
             Backend::Sqlite($pool) => $body,
             Backend::Postgres($pool) => $body,
         }
     };
 }
 
-/// As [`with_pool!`], on the connections kept for the log's appends.
+/// [`with_backend!`] on the pool every query but the log's appends shares.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        with_backend!(&$store.backend, $pool => $body)
+    };
+}
+
+/// [`with_backend!`] on the connections kept for the log's appends.
 macro_rules! with_append_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match &$store.appends {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
-        }
+        with_backend!(&$store.appends, $pool => $body)
     };
 }
 
@@ -330,7 +338,7 @@ impl Store {
                         .acquire_timeout(Duration::from_secs(10))
                         .connect(url)
                 };
-                let shared = pool(READ_CONNECTIONS[1]).await?;
+                let shared = pool(SHARED_CONNECTIONS_POSTGRES).await?;
                 sqlx::migrate!("src/store/migrations/postgres")
                     .run(&shared)
                     .await?;
@@ -348,7 +356,7 @@ impl Store {
                         .max_connections(n)
                         .connect_with(options.clone())
                 };
-                let shared = pool(READ_CONNECTIONS[0]).await?;
+                let shared = pool(SHARED_CONNECTIONS_SQLITE).await?;
                 sqlx::migrate!("src/store/migrations/sqlite")
                     .run(&shared)
                     .await?;
