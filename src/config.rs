@@ -910,6 +910,17 @@ mod tests {
         let env = vec![("DIENHONG__MEDIA__IO_THREADS".to_owned(), "4".to_owned())];
         let c = Config::load_with_env(None, env).expect("4 threads");
         assert_eq!(c.media.io_threads, 4);
+        let env = vec![(
+            "DIENHONG__CONTROL__FANOUT_QUEUE".to_owned(),
+            "70000".to_owned(),
+        )];
+        match Config::load_with_env(None, env) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("fanout_queue"), "{m}"),
+            other => panic!("a queue of 70,000 was accepted: {other:?}"),
+        }
+        let env = vec![("DIENHONG__CONTROL__FANOUT_QUEUE".to_owned(), "0".to_owned())];
+        let c = Config::load_with_env(None, env).expect("no queue");
+        assert_eq!(c.control.fanout_queue, 0);
     }
 
     #[test]
