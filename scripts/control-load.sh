@@ -10,7 +10,9 @@
 # Environment: BACKENDS ("sqlite postgres"), PROTOCOLS ("1 2"), CONNECTIONS (10000; 0 skips
 # the fan-out), PG (postgres://postgres@127.0.0.1:5432), OUT (a new temporary directory),
 # CARGO_TARGET_DIR ($HOME/.cache/dienhong-target), PREBUILT (a directory holding `dienhong`
-# and `dienhong-load`: nothing is built, so two builds can be compared in the same hour).
+# and `dienhong-load`: nothing is built, so two builds can be compared in the same hour),
+# SERVER_CPU and LOAD_CPU (pin the server and the load tool to these CPUs, e.g. 0 and 1;
+# unset: not pinned).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +36,11 @@ mkdir -p "$BIN"
 for b in dienhong dienhong-load; do
   cp "$FROM/$b" "$BIN/$b"
 done
+
+SERVER_PIN=""
+LOAD_PIN=""
+[ -n "${SERVER_CPU:-}" ] && SERVER_PIN="taskset -c $SERVER_CPU"
+[ -n "${LOAD_CPU:-}" ] && LOAD_PIN="taskset -c $LOAD_CPU"
 
 SERVER_PID=""
 stop_server() {
@@ -61,7 +68,7 @@ fresh_database() {
 
 start_server() {
   local db="$1" log="$OUT/$2.server.log"
-  RUST_LOG="${SERVER_LOG:-info}" "$BIN/dienhong" demo --listen 127.0.0.1:0 --database "$db" >/dev/null 2>"$log" &
+  RUST_LOG="${SERVER_LOG:-info}" $SERVER_PIN "$BIN/dienhong" demo --listen 127.0.0.1:0 --database "$db" >/dev/null 2>"$log" &
   SERVER_PID=$!
   for _ in $(seq 300); do
     ADDR="$(sed -n 's/\x1b\[[0-9;]*m//g; s/.*listening on \(http:\/\/\)\{0,1\}\([0-9.:]*\).*/\2/p' "$log" | head -n1)"
@@ -79,7 +86,7 @@ for backend in $BACKENDS; do
     run="sitting-$backend-v$p"
     echo "== the full sitting on $backend, protocol $p"
     start_server "$(fresh_database "$backend" "$run")" "$run"
-    "$BIN/dienhong-load" --url "http://$ADDR" --protocol "$p" 2>"$OUT/$run.err" | tee "$OUT/$run.out" || echo "(dienhong-load failed: $(tail -n3 "$OUT/$run.err"))"
+    $LOAD_PIN "$BIN/dienhong-load" --url "http://$ADDR" --protocol "$p" 2>"$OUT/$run.err" | tee "$OUT/$run.out" || echo "(dienhong-load failed: $(tail -n3 "$OUT/$run.err"))"
     stop_server
   done
 done
@@ -88,7 +95,7 @@ if [ "$CONNECTIONS" -gt 0 ]; then
     run="fanout-sqlite-v$p"
     echo "== fan-out to $CONNECTIONS connections on sqlite, protocol $p"
     start_server "$(fresh_database sqlite "$run")" "$run"
-    "$BIN/dienhong-load" --url "http://$ADDR" --protocol "$p" --connections "$CONNECTIONS" \
+    $LOAD_PIN "$BIN/dienhong-load" --url "http://$ADDR" --protocol "$p" --connections "$CONNECTIONS" \
       --server-pid "$SERVER_PID" 2>"$OUT/$run.err" | tee "$OUT/$run.out" || echo "(dienhong-load failed: $(tail -n3 "$OUT/$run.err"))"
     stop_server
   done

@@ -11,13 +11,15 @@
 //! reports (the timing browsers need for lip sync), and two ways to learn what the subscriber
 //! can receive: REMB, the subscriber's own estimate, and transport-wide sequence numbers on
 //! every packet sent, whose feedback (TWCC) drives the SFU's own estimator (GCC), read
-//! through [`SenderEstimate`]. A subscriber leg only sends media, so it carries no NACK
-//! generator and no receiver reports: every forwarded packet would walk them for nothing.
+//! through [`SenderEstimate`]. All of that is one interceptor, [`SubscriberSide`], since a
+//! forwarded packet pays for every interceptor it passes. A subscriber leg only sends media,
+//! so it carries no NACK generator and no receiver reports.
 
-use rtc::interceptor::{
-    Attribute, BandwidthEstimator, Gcc, Interceptor, NackResponderBuilder, Packet, PacketReport,
-    Registry, SenderReportBuilder, Slot, StreamInfo, TaggedPacket, convert_twcc,
-};
+mod subscriber;
+
+pub use subscriber::SubscriberSide;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
 };
@@ -25,12 +27,10 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::shared::marshal::MarshalSize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,24 +122,6 @@ impl Estimates {
             (a, b) => a.or(b),
         }
     }
-}
-
-/// Packets sent on one leg whose fate its feedback may still report: enough for a chair
-/// console's thumbnails (about 1,000 packets/s) for the second that feedback may take.
-const SENT_HISTORY: usize = 1_024;
-
-/// One packet sent with a transport-wide sequence number (24 bytes: the ring is kept for
-/// every subscriber connection).
-#[derive(Debug, Clone, Copy, Default)]
-struct Sent {
-    /// When it left, µs after the leg's first packet.
-    departure_us: u64,
-    ssrc: u32,
-    size: u16,
-    rtp_sequence_number: u16,
-    twcc_sequence_number: u16,
-    /// Still waiting for the feedback that reports it.
-    pending: bool,
 }
 
 /// Share of a subscriber's estimate its retransmissions may take.
@@ -280,183 +262,23 @@ fn nack_pairs(seqs: &[u16]) -> Vec<NackPair> {
     pairs
 }
 
-/// Send-side bandwidth estimation for one subscriber leg: stamps every packet sent with a
-/// transport-wide sequence number (the stream's negotiated extension), keeps what left and
-/// when in a ring indexed by that number, resolves the subscriber's transport-wide feedback
-/// (TWCC) against it and drives webrtc-rs's GCC estimator, whose target it hands to a
-/// [`SenderEstimate`].
-///
-/// webrtc-rs has this as two interceptors (sequence numbering and congestion control) whose
-/// send history is three hash maps: on a forwarded packet's path they cost a quarter of the
-/// SFU's time per packet. A ring indexed by the sequence number does the same work for a
-/// store and a compare. Wire-most, so retransmissions are numbered and counted too; and,
-/// as it reads the subscriber's NACKs before the responder does, it rations them to what
-/// the estimate leaves room for ([`ResendBudget`]).
-pub struct TransportCc {
-    /// The extension id of each stream that negotiated transport-wide sequence numbers.
-    streams: Vec<(u32, u8)>,
-    next_sequence_number: u16,
-    /// The instant departures count from: the first packet sent.
-    epoch: Option<Instant>,
-    sent: Vec<Sent>,
-    estimator: Gcc,
-    last_target: f64,
-    estimate: SenderEstimate,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-    reports: Vec<PacketReport>,
-    resends: Resends,
-    /// The media streams the leg sends (not their retransmission streams).
-    media: Vec<u32>,
-    /// Average size of the packets sent, bytes (what a resend will cost).
-    packet_size: f64,
-}
-
-impl TransportCc {
-    /// Numbering and estimation for one leg, reporting to `estimate`.
-    pub fn new(estimate: SenderEstimate) -> TransportCc {
-        let (min, max) = ESTIMATE_RANGE;
-        TransportCc {
-            streams: Vec::new(),
-            next_sequence_number: 0,
-            epoch: None,
-            sent: vec![Sent::default(); SENT_HISTORY],
-            estimator: Gcc::new(INITIAL_ESTIMATE, min, max),
-            last_target: INITIAL_ESTIMATE,
-            estimate,
-            read: VecDeque::new(),
-            write: VecDeque::new(),
-            reports: Vec::new(),
-            resends: Resends::default(),
-            media: Vec::new(),
-            packet_size: 1_000.0,
+/// Keeps, of an inbound RTCP packet, only what the SFU acts on (PLI, FIR, REMB) and marks
+/// it for the application: the core routes a compound packet by its first part, and a
+/// report it has no stream for would take the request down with it.
+fn mark_requests(msg: &mut TaggedPacket) {
+    if let Packet::Rtcp(packets) = &mut msg.message.packet
+        && !packets.is_empty()
+    {
+        packets.retain(|p| {
+            let a = p.as_any();
+            a.is::<PictureLossIndication>()
+                || a.is::<FullIntraRequest>()
+                || a.is::<ReceiverEstimatedMaximumBitrate>()
+        });
+        if !packets.is_empty() {
+            msg.message.add(Attribute::DeliverToApplication);
         }
     }
-
-    fn ingest(&mut self, feedback: &TransportLayerCc) {
-        let Some(epoch) = self.epoch else {
-            return;
-        };
-        for ack in convert_twcc(feedback) {
-            let slot = usize::from(ack.sequence_number) % SENT_HISTORY;
-            let Some(sent) = self.sent.get_mut(slot) else {
-                continue;
-            };
-            if !sent.pending || sent.twcc_sequence_number != ack.sequence_number {
-                continue;
-            }
-            sent.pending = false;
-            self.reports.push(PacketReport {
-                ssrc: sent.ssrc,
-                id: u64::from(sent.twcc_sequence_number),
-                rtp_sequence_number: sent.rtp_sequence_number,
-                is_twcc: true,
-                twcc_sequence_number: sent.twcc_sequence_number,
-                size: usize::from(sent.size),
-                arrived: ack.arrived,
-                departure: epoch + std::time::Duration::from_micros(sent.departure_us),
-                arrival: ack.arrival,
-                ecn: ack.ecn,
-            });
-        }
-    }
-}
-
-impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for TransportCc {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &mut msg.message.packet {
-            let media = &self.media;
-            self.resends.ration(
-                packets,
-                msg.now,
-                self.last_target,
-                self.packet_size,
-                |ssrc| media.contains(&ssrc),
-            );
-            for p in packets {
-                if let Some(feedback) = p.as_any().downcast_ref::<TransportLayerCc>() {
-                    self.ingest(feedback);
-                }
-            }
-            if !self.reports.is_empty() {
-                self.estimator.on_reports(msg.now, &self.reports);
-                self.reports.clear();
-                let target = self.estimator.target_bitrate();
-                if target != self.last_target {
-                    self.last_target = target;
-                    self.estimate.set(target);
-                }
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(pkt) = &mut msg.message.packet
-            && let Some(&(_, id)) = self.streams.iter().find(|(s, _)| *s == pkt.header.ssrc)
-        {
-            let seq = self.next_sequence_number;
-            self.next_sequence_number = seq.wrapping_add(1);
-            let number = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
-            if pkt.header.set_extension(id, number).is_ok() {
-                let size = pkt.header.marshal_size() + pkt.payload.len();
-                self.packet_size = 0.9 * self.packet_size + 0.1 * size as f64;
-                let epoch = *self.epoch.get_or_insert(msg.now);
-                let since = msg.now.saturating_duration_since(epoch).as_micros();
-                if let Some(slot) = self.sent.get_mut(usize::from(seq) % SENT_HISTORY) {
-                    *slot = Sent {
-                        departure_us: u64::try_from(since).unwrap_or(u64::MAX),
-                        ssrc: pkt.header.ssrc,
-                        size: u16::try_from(size).unwrap_or(u16::MAX),
-                        rtp_sequence_number: pkt.header.sequence_number,
-                        twcc_sequence_number: seq,
-                        pending: true,
-                    };
-                }
-            }
-        }
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for TransportCc {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
-        if !self.media.contains(&info.ssrc) {
-            self.media.push(info.ssrc);
-        }
-        let id = info
-            .rtp_header_extensions
-            .iter()
-            .find(|e| e.uri == rtc::sdp::extmap::TRANSPORT_CC_URI)
-            .and_then(|e| u8::try_from(e.id).ok())
-            .filter(|id| (1..=14).contains(id));
-        if let Some(id) = id {
-            self.streams.retain(|(s, _)| *s != info.ssrc);
-            self.streams.push((info.ssrc, id));
-        }
-    }
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.streams.retain(|(s, _)| *s != info.ssrc);
-        self.media.retain(|s| *s != info.ssrc);
-    }
-    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
 /// Marks inbound PLI, FIR and REMB for the application; passes everything through.
@@ -474,21 +296,7 @@ impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for Feedback {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &mut msg.message.packet
-            && !packets.is_empty()
-        {
-            // Only what the SFU acts on: the core routes a compound packet by its first part,
-            // and a report it has no stream for would take the request down with it.
-            packets.retain(|p| {
-                let a = p.as_any();
-                a.is::<PictureLossIndication>()
-                    || a.is::<FullIntraRequest>()
-                    || a.is::<ReceiverEstimatedMaximumBitrate>()
-            });
-            if !packets.is_empty() {
-                msg.message.add(Attribute::DeliverToApplication);
-            }
-        }
+        mark_requests(&mut msg);
         self.read.push_back(msg);
         Ok(())
     }
@@ -512,6 +320,13 @@ impl Interceptor for Feedback {
     fn unbind_local_stream(&mut self, _: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+/// Whether the receiver of a stream asks for lost packets again (generic NACK).
+fn stream_supports_nack(info: &StreamInfo) -> bool {
+    info.rtcp_feedback
+        .iter()
+        .any(|f| f.typ == "nack" && f.parameter.is_empty())
 }
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
@@ -549,11 +364,10 @@ pub fn subscriber_chain(
         )?;
     }
     let estimate = SenderEstimate::default();
-    let registry = Registry::new()
-        .with(Slot::CongestionControl, TransportCc::new(estimate.clone()))
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(FEEDBACK_SLOT), Feedback::default());
+    let registry = Registry::new().with(
+        Slot::CongestionControl,
+        SubscriberSide::new(estimate.clone()),
+    );
     Ok((registry, estimate))
 }
 
@@ -669,11 +483,6 @@ mod tests {
             |s| s == 2,
         );
         assert!(other.is_empty());
-    }
-
-    #[test]
-    fn a_sent_packet_is_kept_in_24_bytes() {
-        assert_eq!(std::mem::size_of::<Sent>(), 24);
     }
 
     #[test]

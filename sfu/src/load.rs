@@ -43,6 +43,12 @@ pub struct LoadTuning {
     pub calm: Millis,
     /// Capacity assumed (forwarded packets/s at full utilisation) until one is measured.
     pub initial_capacity_pps: f64,
+    /// What a new receiver is assumed to cost, packets/s, while no programme has been
+    /// measured in the last few seconds (nothing published yet, or a publisher that has
+    /// just started): sound and a picture. Costed at nothing, a burst of receivers arriving
+    /// before the programme would all be admitted at once, and pictures shed for most of
+    /// them as soon as it starts.
+    pub unmeasured_receiver_pps: f64,
     /// How long a receiver that connected still counts as load to come (it shows in the
     /// smoothed samples after about this long).
     pub measured_after: Millis,
@@ -61,6 +67,7 @@ impl Default for LoadTuning {
             settle: 500,
             calm: 5_000,
             initial_capacity_pps: 30_000.0,
+            unmeasured_receiver_pps: 300.0,
             measured_after: 1_000,
             handshake_timeout: 15_000,
             retry_after_s: 5,
@@ -294,9 +301,15 @@ impl Governor {
     /// What a new receiver of the programme will cost, packets/s: the most one got in any
     /// of the last [`RECEIVER_PEAK_INTERVALS`] intervals. Not the last interval alone: a
     /// thread behind on its reading counts fewer packets from the publishers than they
-    /// send, and receivers would look cheapest exactly when it can least afford them.
+    /// send, and receivers would look cheapest exactly when it can least afford them. With
+    /// no programme in that window, [`LoadTuning::unmeasured_receiver_pps`].
     pub fn receiver_cost(&self) -> f64 {
-        self.recent_receiver_pps.iter().copied().fold(0.0, f64::max)
+        let peak = self.recent_receiver_pps.iter().copied().fold(0.0, f64::max);
+        if peak > 0.0 {
+            peak
+        } else {
+            self.tuning.unmeasured_receiver_pps
+        }
     }
 
     /// Whether a new receiver getting `receiver_pps` packets/s may join now; `protected`

@@ -294,7 +294,11 @@ fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
 #[test]
 fn a_new_receiver_is_costed_at_the_programmes_recent_peak_not_a_short_sample() {
     let mut g = Governor::new(LoadTuning::default());
-    assert_eq!(g.receiver_cost(), 0.0, "nothing measured yet");
+    assert_eq!(
+        g.receiver_cost(),
+        LoadTuning::default().unmeasured_receiver_pps,
+        "nothing measured yet"
+    );
     // A second of the programme at 300 packets/s per receiver.
     let t = hold(&mut g, 0, 1_000, 0.5, 20_000.0, 64);
     assert_eq!(g.receiver_cost(), 300.0);
@@ -327,4 +331,31 @@ fn a_new_receiver_is_costed_at_the_programmes_recent_peak_not_a_short_sample() {
         g.sample(&s);
     }
     assert_eq!(g.receiver_cost(), 60.0);
+}
+
+#[test]
+fn receivers_arriving_before_the_programme_is_measured_are_not_all_admitted() {
+    // 400 ask at once, the moment the server starts: nothing published, nothing measured.
+    let mut g = Governor::new(LoadTuning::default());
+    let cost = g.receiver_cost();
+    let admitted = (0..400)
+        .take_while(|k| g.admit(0, *k, false, cost) == Admission::Admit)
+        .count();
+    // The starting guess (30k packets/s) under the ceiling, at 300 packets/s each: 75.
+    assert_eq!(admitted, 74, "cost {cost}");
+    // The same once a sound-only programme (50 packets/s) is measured: more fit.
+    let mut g = Governor::new(LoadTuning::default());
+    let mut t = 0;
+    for _ in 0..4 {
+        t += 250;
+        let mut s = at(t, 0.05, 1_000.0, 0);
+        s.receiver_pps = 50.0;
+        g.sample(&s);
+    }
+    assert_eq!(g.receiver_cost(), 50.0);
+    let cost = g.receiver_cost();
+    let admitted = (0..1_000)
+        .take_while(|k| g.admit(t, *k, false, cost) == Admission::Admit)
+        .count();
+    assert!(admitted > 300, "{admitted}");
 }
