@@ -26,6 +26,10 @@ use crate::routing::{Millis, Shed};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 
+/// What the server assumes a receiver costs before the programme is measured, packets/s:
+/// sound (50) and a picture of about 2 Mbit/s.
+pub const UNMEASURED_RECEIVER_PPS: f64 = 300.0;
+
 /// Thresholds and periods of the governor.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadTuning {
@@ -45,9 +49,9 @@ pub struct LoadTuning {
     pub initial_capacity_pps: f64,
     /// What a new receiver is assumed to cost, packets/s, while no programme has been
     /// measured in the last few seconds (nothing published yet, or a publisher that has
-    /// just started): sound and a picture. Costed at nothing, a burst of receivers arriving
-    /// before the programme would all be admitted at once, and pictures shed for most of
-    /// them as soon as it starts.
+    /// just started). Costed at nothing (the default here), a burst of receivers arriving
+    /// before the programme is all admitted at once, and pictures are shed for most of them
+    /// as soon as it starts; the server sets [`UNMEASURED_RECEIVER_PPS`].
     pub unmeasured_receiver_pps: f64,
     /// How long a receiver that connected still counts as load to come (it shows in the
     /// smoothed samples after about this long).
@@ -67,7 +71,7 @@ impl Default for LoadTuning {
             settle: 500,
             calm: 5_000,
             initial_capacity_pps: 30_000.0,
-            unmeasured_receiver_pps: 300.0,
+            unmeasured_receiver_pps: 0.0,
             measured_after: 1_000,
             handshake_timeout: 15_000,
             retry_after_s: 5,

@@ -237,6 +237,7 @@ impl Media {
             high: config.shed_above,
             low: config.restore_below,
             admit_ceiling: config.admit_ceiling,
+            unmeasured_receiver_pps: dienhong_sfu::load::UNMEASURED_RECEIVER_PPS,
             ..LoadTuning::default()
         };
         let options = Options {

@@ -336,7 +336,11 @@ fn a_new_receiver_is_costed_at_the_programmes_recent_peak_not_a_short_sample() {
 #[test]
 fn receivers_arriving_before_the_programme_is_measured_are_not_all_admitted() {
     // 400 ask at once, the moment the server starts: nothing published, nothing measured.
-    let mut g = Governor::new(LoadTuning::default());
+    let tuning = LoadTuning {
+        unmeasured_receiver_pps: UNMEASURED_RECEIVER_PPS,
+        ..LoadTuning::default()
+    };
+    let mut g = Governor::new(tuning);
     let cost = g.receiver_cost();
     let admitted = (0..400)
         .take_while(|k| g.admit(0, *k, false, cost) == Admission::Admit)
@@ -344,7 +348,7 @@ fn receivers_arriving_before_the_programme_is_measured_are_not_all_admitted() {
     // The starting guess (30k packets/s) under the ceiling, at 300 packets/s each: 75.
     assert_eq!(admitted, 74, "cost {cost}");
     // The same once a sound-only programme (50 packets/s) is measured: more fit.
-    let mut g = Governor::new(LoadTuning::default());
+    let mut g = Governor::new(tuning);
     let mut t = 0;
     for _ in 0..4 {
         t += 250;
