@@ -10,7 +10,11 @@
 #
 #   scripts/media-load.sh [COUNT ...]        default: 32 64 128 200 400 600
 #
-# Environment: TARGETS ("sfu bare"; any of sfu, bare, webrtc), SERVER_CPU (0; "0,1" for
+# Against the SFU, a deputy (FLOOR, DB450; empty: nobody) is given the floor first and
+# publishes beside the chamber, as in most of a sitting: the receivers get the speaker, and
+# the report says whether both publishers stayed up.
+#
+# Environment: TARGETS ("sfu bare"; any of sfu, bare, webrtc), FLOOR, SERVER_CPU (0; "0,1" for
 # two cores), IO_THREADS (the SFU's media I/O threads, 1), GEN_CPU (1), WINDOW (10 s), WARMUP
 # (5 s), CONNECT_TIMEOUT (30 s), OUT (a new temporary directory), GEN_ARGS (more generator
 # flags, e.g. "--video-packets 6"), CARGO_TARGET_DIR ($HOME/.cache/dienhong-target),
@@ -31,6 +35,7 @@ WARMUP="${WARMUP:-5}"
 CONNECT_TIMEOUT="${CONNECT_TIMEOUT:-30}"
 OUT="${OUT:-$(mktemp -d /tmp/media-load.XXXXXX)}"
 GEN_ARGS="${GEN_ARGS:-}"
+FLOOR="${FLOOR-DB450}"
 mkdir -p "$OUT"
 
 FROM="${PREBUILT:-$CARGO_TARGET_DIR/release}"
@@ -104,10 +109,12 @@ for target in $TARGETS; do
         done ) >"$OUT/$target-$n.health.jsonl" &
       HEALTH_PID=$!
     fi
+    FLOOR_ARGS=""
+    [ "$target" = sfu ] && [ -n "$FLOOR" ] && FLOOR_ARGS="--floor $FLOOR"
     # shellcheck disable=SC2086
     "$BIN/dienhong-media-load" --url "http://$ADDR" --receivers "$n" --cpu "$GEN_CPU" \
       --server-pid "$SERVER_PID" --label "$target" --warmup "$WARMUP" --seconds "$WINDOW" \
-      --connect-timeout "$CONNECT_TIMEOUT" $GEN_ARGS >"$OUT/$target-$n.out" 2>"$OUT/$target-$n.err" || true
+      --connect-timeout "$CONNECT_TIMEOUT" $FLOOR_ARGS $GEN_ARGS >"$OUT/$target-$n.out" 2>"$OUT/$target-$n.err" || true
     [ -n "$HEALTH_PID" ] && kill "$HEALTH_PID" 2>/dev/null || true
     cat "$OUT/$target-$n.out" >&2
     grep '^{' "$OUT/$target-$n.out" | tail -n1 >>"$RESULTS" || echo "{\"label\":\"$target\",\"asked\":$n,\"error\":\"no report\"}" >>"$RESULTS"
@@ -123,7 +130,7 @@ echo
 echo "Results in $OUT (results.jsonl, *.out, *.server.log)"
 jq -r -s '
   def r(x; d): if x == null then "-" else ((x * pow(10; d) | round) / pow(10; d) | tostring) end;
-  (["target","asked","conn","refused","failed","setup p50/p99 ms","rx pkt/s","loss a/v %","lat a p50/p99 ms","lat v p50/p99 ms","srv CPU %","srv µs/pkt","UDP drops gen/else","gen CPU %","other cores","publisher"] | @tsv),
+  (["target","asked","conn","refused","failed","setup p50/p99 ms","rx pkt/s","loss a/v %","lat a p50/p99 ms","lat v p50/p99 ms","srv CPU %","srv µs/pkt","UDP drops gen/else","gen CPU %","other cores","publisher","floor holder"] | @tsv),
   (.[] | if .error then [.label, (.asked|tostring), "error: \(.error)"] | @tsv else
    [ .label, (.asked|tostring), (.connected|tostring), (.refused|tostring), ((.failed + .never_connected)|tostring),
      "\(r(.setup_ms.p50;0))/\(r(.setup_ms.p99;0))", r(.received_pps;0),
@@ -134,5 +141,7 @@ jq -r -s '
      "\(.udp.at_generator)/\(.udp.elsewhere)",
      (r(.generator.cpu_pct;0) + (if .generator.saturated then " SAT" else "" end)),
      r(.others_cores;2),
-     (if .publisher.connected_at_end then "ok" else "LOST at \(r(.publisher.lost_at_s;1)) s" end) + " DELETE \(.publisher.whip_delete_status)"
+     (if .publisher.connected_at_end then "ok" else "LOST at \(r(.publisher.lost_at_s;1)) s" end) + " DELETE \(.publisher.whip_delete_status)",
+     (if .floor == null then "-" elif .floor.connected_at_end then "ok" else "LOST at \(r(.floor.lost_at_s;1)) s" end)
+       + (if .floor == null then "" else " DELETE \(.floor.whip_delete_status), \(r(.from_floor_pct;1)) % of rx" end)
    ] | @tsv end)' "$RESULTS" | column -t -s $'\t'

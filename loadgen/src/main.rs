@@ -7,9 +7,9 @@ use dienhong_media_load::{cpu, publisher, report, run};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// Publishes synthetic audio and video over WHIP as the chamber and pulls it with N WHEP
-/// receivers, each on its own socket; reports throughput, loss, latency, set-up time and
-/// what it cost the server.
+/// Publishes synthetic audio and video over WHIP as the chamber (and, with `--floor`, as a
+/// deputy given the floor) and pulls the programme with N WHEP receivers, each on its own
+/// socket; reports throughput, loss, latency, set-up time and what it cost the server.
 #[derive(Debug, Parser)]
 #[command(name = "dienhong-media-load", version)]
 struct Args {
@@ -22,6 +22,18 @@ struct Args {
     /// The account that publishes (the chamber's programme account).
     #[arg(long, default_value = "CHAMBER")]
     publisher: String,
+    /// A deputy to give the floor to before the receivers join (the chair opens the sitting
+    /// if needed, sets the current item and gives the floor, over the REST commands); the
+    /// deputy publishes too, and the receivers get the speaker. Left out of the receivers'
+    /// accounts.
+    #[arg(long)]
+    floor: Option<String>,
+    /// The chair's account, which gives the floor.
+    #[arg(long, default_value = "CHAIR")]
+    chair: String,
+    /// The sitting in which the floor is given.
+    #[arg(long, default_value = "demo-2026-11")]
+    sitting: String,
     /// Receiver accounts, comma-separated (default: DB001, DB002, … as many as needed).
     #[arg(long, value_delimiter = ',')]
     accounts: Vec<String>,
@@ -89,7 +101,7 @@ fn main() -> anyhow::Result<()> {
         cpu::pin(&a.cpu).with_context(|| format!("pinning to CPUs {:?}", a.cpu))?;
     }
     let accounts = if a.accounts.is_empty() {
-        run::default_accounts(a.receivers, a.legs_per_account)
+        run::default_accounts(a.receivers, a.legs_per_account, a.floor.as_deref())
     } else {
         a.accounts.clone()
     };
@@ -97,6 +109,9 @@ fn main() -> anyhow::Result<()> {
         url: a.url.clone(),
         label: a.label.clone(),
         publisher: a.publisher.clone(),
+        floor: a.floor.clone(),
+        chair: a.chair.clone(),
+        sitting: a.sitting.clone(),
         password: a.password.clone(),
         receivers: a.receivers,
         accounts,

@@ -1,14 +1,49 @@
 //! The synthetic media: Opus-typed audio payloads and VP8 RTP payloads (RFC 7741 payload
-//! descriptor, then the VP8 payload header), each ending in a trailer that carries the
-//! send time, so a receiver measures send→arrival latency. The trailer sits at the end of
-//! the payload, well after the descriptor the SFU may rewrite.
+//! descriptor, then the VP8 payload header), each ending in a trailer that carries which
+//! publisher sent it and when, so a receiver measures send→arrival latency and tells the
+//! chamber's programme from the floor holder's. The trailer sits at the end of the
+//! payload, well after the descriptor the SFU may rewrite.
 //!
 //! Times are CLOCK_MONOTONIC nanoseconds: the same clock in every process on the machine.
 
 /// Marks the trailer.
-pub const MAGIC: [u8; 4] = *b"DHLG";
-/// Trailer size: magic, then the send time (big-endian nanoseconds).
+pub const MAGIC: [u8; 3] = *b"DHL";
+/// Trailer size: magic, the source, then the send time (big-endian nanoseconds).
 pub const TRAILER: usize = 12;
+
+/// Which publisher sent a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The chamber's programme.
+    Chamber,
+    /// The deputy holding the floor.
+    Floor,
+}
+
+impl Source {
+    fn byte(self) -> u8 {
+        match self {
+            Source::Chamber => b'G',
+            Source::Floor => b'F',
+        }
+    }
+
+    fn from_byte(b: u8) -> Option<Source> {
+        match b {
+            b'G' => Some(Source::Chamber),
+            b'F' => Some(Source::Floor),
+            _ => None,
+        }
+    }
+}
+
+/// What a payload's trailer says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    pub source: Source,
+    /// CLOCK_MONOTONIC nanoseconds when it was sent.
+    pub sent_ns: u64,
+}
 
 /// CLOCK_MONOTONIC, in nanoseconds.
 pub fn monotonic_ns() -> u64 {
@@ -21,7 +56,7 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn finish(mut out: Vec<u8>, size: usize, sent_ns: u64) -> Vec<u8> {
+fn finish(mut out: Vec<u8>, size: usize, t: Trailer) -> Vec<u8> {
     let body = size.max(out.len() + TRAILER) - TRAILER;
     // Filler that is not all zeroes, as an encoder's output would not be.
     let mut x = 0x5au8;
@@ -30,14 +65,15 @@ fn finish(mut out: Vec<u8>, size: usize, sent_ns: u64) -> Vec<u8> {
         out.push(x);
     }
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&sent_ns.to_be_bytes());
+    out.push(t.source.byte());
+    out.extend_from_slice(&t.sent_ns.to_be_bytes());
     out
 }
 
 /// An Opus-typed payload of `size` bytes: a TOC byte (SILK wideband, 20 ms, one frame),
 /// filler and the trailer.
-pub fn opus(size: usize, sent_ns: u64) -> Vec<u8> {
-    finish(vec![0x48], size, sent_ns)
+pub fn opus(size: usize, t: Trailer) -> Vec<u8> {
+    finish(vec![0x48], size, t)
 }
 
 /// One packet of a VP8 picture.
@@ -54,7 +90,7 @@ pub struct Vp8Packet {
 /// A VP8 RTP payload of `size` bytes: descriptor with a 15-bit PictureID; on the first
 /// packet of a picture the payload header (keyframes with the start code and 640×360);
 /// filler; the trailer.
-pub fn vp8(p: Vp8Packet, size: usize, sent_ns: u64) -> Vec<u8> {
+pub fn vp8(p: Vp8Packet, size: usize, t: Trailer) -> Vec<u8> {
     let picture = p.picture & 0x7fff;
     let mut out = Vec::with_capacity(size.max(32));
     out.push(0x80 | if p.first { 0x10 } else { 0x00 });
@@ -71,19 +107,23 @@ pub fn vp8(p: Vp8Packet, size: usize, sent_ns: u64) -> Vec<u8> {
             out.extend_from_slice(&360u16.to_le_bytes());
         }
     }
-    finish(out, size, sent_ns)
+    finish(out, size, t)
 }
 
-/// The send time a payload carries, if it ends in a trailer.
-pub fn sent_ns(payload: &[u8]) -> Option<u64> {
+/// The trailer a payload ends in, if it does.
+pub fn trailer(payload: &[u8]) -> Option<Trailer> {
     let at = payload.len().checked_sub(TRAILER)?;
     let trailer = payload.get(at..)?;
-    if trailer[..4] != MAGIC {
+    if trailer[..3] != MAGIC {
         return None;
     }
+    let source = Source::from_byte(trailer[3])?;
     let mut ns = [0u8; 8];
     ns.copy_from_slice(&trailer[4..]);
-    Some(u64::from_be_bytes(ns))
+    Some(Trailer {
+        source,
+        sent_ns: u64::from_be_bytes(ns),
+    })
 }
 
 /// Whether a VP8 payload starts a keyframe (as the SFU reads it).
@@ -112,19 +152,25 @@ pub fn vp8_keyframe(payload: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn at(source: Source, sent_ns: u64) -> Trailer {
+        Trailer { source, sent_ns }
+    }
+
     #[test]
-    fn payloads_carry_their_send_time_and_size() {
-        let a = opus(120, 42);
+    fn payloads_carry_their_source_send_time_and_size() {
+        let a = opus(120, at(Source::Chamber, 42));
         assert_eq!(a.len(), 120);
-        assert_eq!(sent_ns(&a), Some(42));
+        assert_eq!(trailer(&a), Some(at(Source::Chamber, 42)));
+        let f = opus(120, at(Source::Floor, 43));
+        assert_eq!(trailer(&f), Some(at(Source::Floor, 43)));
         let k = Vp8Packet {
             picture: 0x1234,
             first: true,
             keyframe: true,
         };
-        let v = vp8(k, 1000, 7);
+        let v = vp8(k, 1000, at(Source::Floor, 7));
         assert_eq!(v.len(), 1000);
-        assert_eq!(sent_ns(&v), Some(7));
+        assert_eq!(trailer(&v), Some(at(Source::Floor, 7)));
         assert_eq!(&v[..4], &[0x90, 0x80, 0x92, 0x34]);
         assert!(vp8_keyframe(&v));
         let inter = vp8(
@@ -133,12 +179,19 @@ mod tests {
                 ..k
             },
             1000,
-            7,
+            at(Source::Chamber, 7),
         );
         assert!(!vp8_keyframe(&inter));
-        let middle = vp8(Vp8Packet { first: false, ..k }, 1000, 7);
+        let middle = vp8(
+            Vp8Packet { first: false, ..k },
+            1000,
+            at(Source::Chamber, 7),
+        );
         assert!(!vp8_keyframe(&middle));
-        assert_eq!(sent_ns(&[1, 2, 3]), None);
-        assert_eq!(sent_ns(&[0; 20]), None);
+        assert_eq!(trailer(&[1, 2, 3]), None);
+        assert_eq!(trailer(&[0; 20]), None);
+        let mut unknown_source = opus(120, at(Source::Chamber, 1));
+        unknown_source[120 - TRAILER + 3] = b'X';
+        assert_eq!(trailer(&unknown_source), None);
     }
 }

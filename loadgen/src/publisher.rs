@@ -1,9 +1,10 @@
-//! The chamber's publisher: one str0m peer on its own socket and thread that publishes over
-//! WHIP and sends, once connected, synthetic Opus (one packet per 20 ms) and VP8 (pictures
-//! of several packets at a fixed rate, a keyframe periodically and on request). Every
-//! payload carries its send time ([`crate::payload`]).
+//! A publisher (the chamber's programme, or the deputy holding the floor): one str0m peer
+//! on its own socket and thread that publishes over WHIP and sends, once connected,
+//! synthetic Opus (one packet per 20 ms) and VP8 (pictures of several packets at a fixed
+//! rate, a keyframe periodically and on request). Every payload carries its source and send
+//! time ([`crate::payload`]).
 
-use crate::payload::{self, Vp8Packet};
+use crate::payload::{self, Source, Trailer, Vp8Packet};
 use crate::peer;
 use crate::signal::{self, Posted, Server};
 use anyhow::{Context, bail};
@@ -70,30 +71,34 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Publishes over WHIP; the media starts once connected.
+    /// Publishes over WHIP as `source`; the media starts once connected.
     pub fn start(
         server: &Server,
         token: &str,
         bind: IpAddr,
         config: Config,
+        source: Source,
     ) -> anyhow::Result<Publisher> {
         let socket = UdpSocket::bind(SocketAddr::new(bind, 0)).context("publisher socket")?;
         let local = socket.local_addr()?;
         let mut rtc = peer::new_rtc(local, Instant::now())?;
         let mut api = rtc.sdp_api();
-        let stream = Some("chamber".to_owned());
+        let name = match source {
+            Source::Chamber => "chamber",
+            Source::Floor => "floor",
+        };
         let audio = api.add_media(
             MediaKind::Audio,
             Direction::SendOnly,
-            stream.clone(),
-            Some("chamber-audio".into()),
+            Some(name.to_owned()),
+            Some(format!("{name}-audio")),
             None,
         );
         let video = api.add_media(
             MediaKind::Video,
             Direction::SendOnly,
-            stream,
-            Some("chamber-video".into()),
+            Some(name.to_owned()),
+            Some(format!("{name}-video")),
             None,
         );
         let (offer, pending) = api.apply().context("no offer")?;
@@ -130,13 +135,14 @@ impl Publisher {
             audio: (audio, Pt::from(audio_pt)),
             video: (video, Pt::from(video_pt)),
             config,
+            source,
             counters: counters.clone(),
             started: Instant::now(),
             force_keyframe: true,
         };
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("publisher".into())
+            .name(format!("publisher-{name}"))
             .spawn(move || sender.run(&stop2))?;
         Ok(Publisher {
             location,
@@ -162,12 +168,20 @@ struct Sender {
     audio: (Mid, Pt),
     video: (Mid, Pt),
     config: Config,
+    source: Source,
     counters: Arc<Counters>,
     started: Instant,
     force_keyframe: bool,
 }
 
 impl Sender {
+    fn trailer(&self) -> Trailer {
+        Trailer {
+            source: self.source,
+            sent_ns: payload::monotonic_ns(),
+        }
+    }
+
     fn drain(&mut self) -> Option<Instant> {
         let counters = self.counters.clone();
         let started = self.started;
@@ -236,7 +250,7 @@ impl Sender {
             let now = Instant::now();
             if self.counters.connected.load(Ordering::Relaxed) {
                 if now >= next_audio {
-                    let data = payload::opus(self.config.audio_size, payload::monotonic_ns());
+                    let data = payload::opus(self.config.audio_size, self.trailer());
                     self.write(self.audio, audio_seq, audio_ts, false, data);
                     audio_seq += 1;
                     audio_ts = audio_ts.wrapping_add(960);
@@ -259,7 +273,7 @@ impl Sender {
                             first: i == 0,
                             keyframe,
                         };
-                        let data = payload::vp8(p, self.config.video_size, payload::monotonic_ns());
+                        let data = payload::vp8(p, self.config.video_size, self.trailer());
                         self.write(self.video, video_seq, video_ts, i + 1 == n, data);
                         video_seq += 1;
                         next_rtc = self.drain().unwrap_or(next_rtc);

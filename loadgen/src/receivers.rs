@@ -94,6 +94,17 @@ pub struct ReceiverReport {
     /// Packets at or below the highest sequence number already seen: retransmissions,
     /// duplicates or reordering.
     pub repeated: u64,
+    /// Packets received in the window from the chamber and from the floor holder, as their
+    /// trailers say.
+    pub by_source: [u64; 2],
+}
+
+/// Index of [`ReceiverReport::by_source`].
+pub fn source_index(s: payload::Source) -> usize {
+    match s {
+        payload::Source::Chamber => 0,
+        payload::Source::Floor => 1,
+    }
 }
 
 /// One I/O thread's account.
@@ -231,9 +242,10 @@ fn feed(
                 report.setup_ms = Some(posted_at.elapsed().as_secs_f64() * 1e3);
                 shared.first_media.fetch_add(1, Ordering::Relaxed);
             }
-            match payload::sent_ns(&p.payload) {
-                Some(sent) if phase == MEASURE => {
-                    latency[kind].record(arrived_ns.saturating_sub(sent));
+            match payload::trailer(&p.payload) {
+                Some(t) if phase == MEASURE => {
+                    latency[kind].record(arrived_ns.saturating_sub(t.sent_ns));
+                    report.by_source[source_index(t.source)] += 1;
                 }
                 Some(_) => {}
                 None => *unknown += 1,

@@ -45,7 +45,8 @@ pub struct Report {
     /// server and delivered).
     pub received_pps: f64,
     pub received_pps_by_kind: PerKind<f64>,
-    /// What the publisher sent per second in the window.
+    /// What the programme's publisher (the floor holder if any, else the chamber) sent per
+    /// second in the window.
     pub published_pps: PerKind<f64>,
     /// Loss by sequence-number gaps at receivers that got packets of that kind in the
     /// window, in %.
@@ -59,7 +60,13 @@ pub struct Report {
     pub server: ServerCost,
     pub udp: UdpDrops,
     pub generator: Generator,
+    /// The chamber's publisher.
     pub publisher: PublisherState,
+    /// The deputy holding the floor, publishing too (`--floor`).
+    pub floor: Option<PublisherState>,
+    /// Of the packets received in the window, the share the floor holder sent, in %
+    /// (receivers of the programme get the speaker while someone holds the floor).
+    pub from_floor_pct: Option<f64>,
     /// ICE disconnections seen by the receivers over the run; receivers str0m gave up on.
     pub receiver_ice_disconnects: u64,
     pub receivers_dead: usize,
@@ -225,23 +232,26 @@ pub fn table(r: &Report) -> String {
             }
         ),
     );
-    row(
-        "publisher connected at end / lost at",
-        format!(
-            "{} / {}",
-            r.publisher.connected_at_end,
-            r.publisher
-                .lost_at_s
-                .map_or_else(|| "never".into(), |s| format!("{s:.1} s"))
-        ),
-    );
-    row(
-        "publisher ICE disconnects / DELETE",
-        format!(
-            "{} / {}",
-            r.publisher.ice_disconnects, r.publisher.whip_delete_status
-        ),
-    );
+    let mut publisher = |who: &str, p: &PublisherState| {
+        row(
+            &format!("{who} connected at end / lost at"),
+            format!(
+                "{} / {}",
+                p.connected_at_end,
+                p.lost_at_s
+                    .map_or_else(|| "never".into(), |s| format!("{s:.1} s"))
+            ),
+        );
+        row(
+            &format!("{who} ICE disconnects / DELETE"),
+            format!("{} / {}", p.ice_disconnects, p.whip_delete_status),
+        );
+    };
+    publisher("chamber", &r.publisher);
+    if let Some(floor) = &r.floor {
+        publisher("floor holder", floor);
+        row("received from the floor holder %", f(r.from_floor_pct, 1));
+    }
     row(
         "receiver ICE disconnects / dead",
         format!("{} / {}", r.receiver_ice_disconnects, r.receivers_dead),

@@ -1,13 +1,15 @@
-//! The generator's sequence: log in, publish as the chamber, open the WHEP receivers in
-//! parallel, wait for them to connect, warm up, measure a window (the server's CPU, the
+//! The generator's sequence: log in, publish as the chamber (and, if asked, give a deputy
+//! the floor and publish as them too), open the WHEP receivers in parallel, wait for them to connect, warm up, measure a window (the server's CPU, the
 //! kernel's UDP counters and the generator's own CPU read at both ends), end the sessions
 //! and build the [`Report`].
 
 use crate::cpu;
+use crate::floor;
+use crate::payload::Source;
 use crate::peer;
 use crate::publisher::{self, Publisher};
 use crate::receivers::{self, AUDIO, DONE, MEASURE, NewReceiver, Shared, VIDEO};
-use crate::report::{PerKind, Report, Spread};
+use crate::report::{PerKind, PublisherState, Report, Spread};
 use crate::signal::{self, Posted, Server};
 use crate::stats::{self, Histogram};
 use anyhow::{Context, bail};
@@ -25,6 +27,13 @@ pub struct Options {
     pub url: String,
     pub label: String,
     pub publisher: String,
+    /// A deputy to give the floor to, who then publishes too: the receivers get the
+    /// speaker's sound and picture, the chamber keeps publishing.
+    pub floor: Option<String>,
+    /// The chair's account, which gives the floor.
+    pub chair: String,
+    /// The sitting the floor is given in.
+    pub sitting: String,
     pub password: String,
     pub receivers: usize,
     /// Accounts the receivers log in as, in turn, `legs_per_account` each.
@@ -51,10 +60,15 @@ enum Outcome {
     Failed(String),
 }
 
-/// The accounts `DB001`, `DB002`, … enough for `receivers` at `per_account` each.
-pub fn default_accounts(receivers: usize, per_account: usize) -> Vec<String> {
+/// The accounts `DB001`, `DB002`, … enough for `receivers` at `per_account` each, leaving
+/// out `except` (the floor holder's).
+pub fn default_accounts(receivers: usize, per_account: usize, except: Option<&str>) -> Vec<String> {
     let n = receivers.div_ceil(per_account.max(1)).max(1);
-    (1..=n).map(|i| format!("DB{i:03}")).collect()
+    (1..)
+        .map(|i| format!("DB{i:03}"))
+        .filter(|a| Some(a.as_str()) != except)
+        .take(n)
+        .collect()
 }
 
 fn login_all(server: &Server, codes: &[String], password: &str) -> anyhow::Result<Vec<String>> {
@@ -149,11 +163,18 @@ struct Marks {
     drops: (u64, u64),
     audio_sent: u64,
     video_sent: u64,
-    late: u64,
+    /// Per publisher, the programme's first.
+    late: [u64; 2],
 }
 
-fn marks(o: &Options, p: &Publisher, ports: &HashSet<u16>) -> Marks {
+/// The publishers: the programme's (the floor holder if any, else the chamber) first.
+fn marks(o: &Options, publishers: &[&Publisher], ports: &HashSet<u16>) -> Marks {
     use std::sync::atomic::Ordering::Relaxed;
+    let p = publishers[0];
+    let mut late = [0; 2];
+    for (l, p) in late.iter_mut().zip(publishers) {
+        *l = p.counters.late.load(Relaxed);
+    }
     Marks {
         at: Instant::now(),
         server_cpu: o
@@ -165,8 +186,56 @@ fn marks(o: &Options, p: &Publisher, ports: &HashSet<u16>) -> Marks {
         drops: stats::socket_drops(ports),
         audio_sent: p.counters.audio_sent.load(Relaxed),
         video_sent: p.counters.video_sent.load(Relaxed),
-        late: p.counters.late.load(Relaxed),
+        late,
     }
+}
+
+/// Waits up to 10 s for a publisher to connect; if it does not, ends its session.
+fn wait_connected(
+    server: &Server,
+    publisher: Publisher,
+    token: &str,
+    who: &str,
+) -> anyhow::Result<Publisher> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !publisher.counters.connected.load(Ordering::Relaxed) {
+        if Instant::now() > deadline {
+            let status = server.delete(&publisher.location, token);
+            publisher.stop();
+            bail!("{who} did not connect within 10 s (DELETE answered {status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{who} connected");
+    Ok(publisher)
+}
+
+/// A publisher's state at the end of the window; ends its session and stops it.
+fn finish(
+    server: &Server,
+    p: Publisher,
+    token: &str,
+    late_in_window: u64,
+) -> (PublisherState, u64) {
+    let c = &p.counters;
+    let connected_at_end = c.connected.load(Ordering::Relaxed);
+    let dead = c.dead.load(Ordering::Relaxed);
+    let whip_delete_status = server.delete(&p.location, token);
+    let state = PublisherState {
+        connected_at_end,
+        ice_disconnects: c.ice_disconnects.load(Ordering::Relaxed),
+        lost_at_s: match c.lost_at_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(ms as f64 / 1e3),
+        },
+        dead,
+        keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
+        late_in_window,
+        whip_delete_status,
+    };
+    let refused = c.refused_sends.load(Ordering::Relaxed);
+    p.stop();
+    (state, refused)
 }
 
 /// Runs the generator once.
@@ -186,18 +255,40 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         started.elapsed().as_secs_f64()
     );
 
-    let publisher = Publisher::start(&server, &pub_token, o.bind, o.media.clone())
-        .context("publishing as the chamber")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !publisher.counters.connected.load(Ordering::Relaxed) {
-        if Instant::now() > deadline {
-            let status = server.delete(&publisher.location, &pub_token);
-            publisher.stop();
-            bail!("the publisher did not connect within 10 s (DELETE answered {status})");
+    let publisher = Publisher::start(
+        &server,
+        &pub_token,
+        o.bind,
+        o.media.clone(),
+        Source::Chamber,
+    )
+    .context("publishing as the chamber")?;
+    let publisher = wait_connected(&server, publisher, &pub_token, "the chamber's publisher")?;
+    let floor = match &o.floor {
+        Some(deputy) => {
+            let token = floor::give(&server, &o.sitting, &o.chair, deputy, &o.password)
+                .context("giving the floor")?;
+            let p = Publisher::start(&server, &token, o.bind, o.media.clone(), Source::Floor)
+                .with_context(|| format!("publishing as {deputy}, holding the floor"));
+            let p = match p {
+                Ok(p) => wait_connected(&server, p, &token, "the floor holder's publisher"),
+                Err(e) => Err(e),
+            };
+            match p {
+                Ok(p) => Some((p, token)),
+                Err(e) => {
+                    let _ = finish(&server, publisher, &pub_token, 0);
+                    return Err(e);
+                }
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        None => None,
+    };
+    let mut publishers = Vec::new();
+    if let Some((p, _)) = &floor {
+        publishers.push(p);
     }
-    eprintln!("publisher connected");
+    publishers.push(&publisher);
 
     let shared = Arc::new(Shared::default());
     let (senders, handles) = receivers::spawn(o.io_threads, shared.clone())?;
@@ -302,31 +393,24 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     );
     std::thread::sleep(o.warmup);
 
-    let m0 = marks(o, &publisher, &ports);
+    let m0 = marks(o, &publishers, &ports);
     shared.phase.store(MEASURE, Ordering::Relaxed);
     std::thread::sleep(o.window);
     shared.phase.store(DONE, Ordering::Relaxed);
-    let m1 = marks(o, &publisher, &ports);
+    let m1 = marks(o, &publishers, &ports);
     std::thread::sleep(Duration::from_millis(100));
 
-    let c = &publisher.counters;
-    let pub_connected = c.connected.load(Ordering::Relaxed);
-    let pub_dead = c.dead.load(Ordering::Relaxed);
-    let whip_delete_status = server.delete(&publisher.location, &pub_token);
-    let pstate = crate::report::PublisherState {
-        connected_at_end: pub_connected,
-        ice_disconnects: c.ice_disconnects.load(Ordering::Relaxed),
-        lost_at_s: match c.lost_at_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(ms as f64 / 1e3),
-        },
-        dead: pub_dead,
-        keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
-        late_in_window: m1.late - m0.late,
-        whip_delete_status,
+    let late = |i: usize| m1.late[i].saturating_sub(m0.late[i]);
+    let (floor_state, mut pub_refused) = match floor {
+        Some((p, token)) => {
+            let (state, refused) = finish(&server, p, &token, late(0));
+            (Some(state), refused)
+        }
+        None => (None, 0),
     };
-    let pub_refused = c.refused_sends.load(Ordering::Relaxed);
-    publisher.stop();
+    let chamber_late = late(usize::from(floor_state.is_some()));
+    let (pstate, refused) = finish(&server, publisher, &pub_token, chamber_late);
+    pub_refused += refused;
     shared.stop.store(true, Ordering::Relaxed);
     let mut thread_reports = Vec::new();
     for h in handles {
@@ -358,7 +442,7 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         &outcomes,
         thread_reports,
         (m0, m1),
-        pstate,
+        (pstate, floor_state),
         pub_refused,
     ))
 }
@@ -368,7 +452,7 @@ fn build(
     outcomes: &[Outcome],
     threads: Vec<receivers::ThreadReport>,
     (m0, m1): (Marks, Marks),
-    publisher: crate::report::PublisherState,
+    (publisher, floor): (PublisherState, Option<PublisherState>),
     pub_refused: u64,
 ) -> Report {
     let window = m1.at.duration_since(m0.at).as_secs_f64().max(1e-3);
@@ -377,6 +461,7 @@ fn build(
         asked: o.receivers,
         window_s: window,
         publisher,
+        floor,
         ..Default::default()
     };
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -406,12 +491,15 @@ fn build(
     let mut seq_received = [0u64; 2];
     let mut seq_expected = [0u64; 2];
     let mut refused_sends = pub_refused;
+    let mut by_source = [0u64; 2];
     for t in &threads {
         latency[AUDIO].merge(&t.latency[AUDIO]);
         latency[VIDEO].merge(&t.latency[VIDEO]);
         r.unknown_packets += t.unknown;
         for rx in &t.receivers {
             refused_sends += rx.refused_sends;
+            by_source[0] += rx.by_source[0];
+            by_source[1] += rx.by_source[1];
             r.repeated_packets += rx.repeated;
             r.receiver_ice_disconnects += rx.ice_disconnects;
             r.receivers_dead += usize::from(rx.dead);
@@ -471,6 +559,10 @@ fn build(
         video: received[VIDEO] as f64 / window,
     };
     r.received_pps = (received[AUDIO] + received[VIDEO]) as f64 / window;
+    if r.floor.is_some() {
+        let all = by_source[0] + by_source[1];
+        r.from_floor_pct = (all > 0).then(|| by_source[1] as f64 * 100.0 / all as f64);
+    }
     let sent = [m1.audio_sent - m0.audio_sent, m1.video_sent - m0.video_sent];
     r.published_pps = PerKind {
         audio: sent[AUDIO] as f64 / window,
@@ -525,12 +617,14 @@ fn build(
     if let (Some(a), Some(b)) = (m0.own_cpu, m1.own_cpu) {
         r.generator.cpu_pct = b.saturating_sub(a).as_secs_f64() * 100.0 / window / cpus as f64;
     }
+    let publishers_late =
+        r.publisher.late_in_window + r.floor.as_ref().map_or(0, |f| f.late_in_window);
     r.generator.saturated =
-        r.generator.cpu_pct >= 90.0 || r.udp.at_generator > 0 || r.publisher.late_in_window > 0;
+        r.generator.cpu_pct >= 90.0 || r.udp.at_generator > 0 || publishers_late > 0;
     if r.generator.saturated {
         r.notes.push(format!(
-            "the generator is saturated (CPU {:.0} %, {} drops at its sockets, publisher late {} times): loss and throughput may be its own",
-            r.generator.cpu_pct, r.udp.at_generator, r.publisher.late_in_window
+            "the generator is saturated (CPU {:.0} %, {} drops at its sockets, publishers late {} times): loss and throughput may be its own",
+            r.generator.cpu_pct, r.udp.at_generator, publishers_late
         ));
     }
     if !r.publisher.connected_at_end {
@@ -543,5 +637,32 @@ fn build(
             r.publisher.whip_delete_status
         ));
     }
+    if let Some(f) = &r.floor {
+        if !f.connected_at_end {
+            r.notes
+                .push("the floor holder's publisher was not connected at the end".into());
+        }
+        if f.whip_delete_status != 200 {
+            r.notes.push(format!(
+                "DELETE of the floor holder's WHIP session answered {}",
+                f.whip_delete_status
+            ));
+        }
+    }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_accounts;
+
+    #[test]
+    fn receivers_accounts_leave_out_the_floor_holder() {
+        assert_eq!(default_accounts(5, 2, None), ["DB001", "DB002", "DB003"]);
+        assert_eq!(
+            default_accounts(5, 2, Some("DB002")),
+            ["DB001", "DB003", "DB004"]
+        );
+        assert_eq!(default_accounts(0, 2, Some("DB500")), ["DB001"]);
+    }
 }

@@ -1,7 +1,8 @@
-//! Signalling with the server under test: login (`POST /api/login`), WHIP and WHEP offers
-//! (`POST /whip`, `/whep`) and ending a session (`DELETE` its `Location`). A WHEP answered
-//! 503 is admission control saying no (refused, with its `Retry-After`), anything else
-//! that is not 201 a failure with its reason.
+//! Signalling with the server under test: login (`POST /api/login`), a sitting's commands
+//! (`POST /api/sittings/{id}/commands`), WHIP and WHEP offers (`POST /whip`, `/whep`) and
+//! ending a session (`DELETE` its `Location`). A WHEP answered 503 is admission control
+//! saying no (refused, with its `Retry-After`), anything else that is not 201 a failure
+//! with its reason.
 
 use crate::http;
 use anyhow::{Context, bail};
@@ -28,6 +29,23 @@ pub enum Posted {
     /// Anything else: the status (0: no HTTP answer) and why.
     Failed { status: u16, reason: String },
 }
+
+/// A command the server refused (or did not answer: status 0).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: u16,
+    /// The server's error code (`wrong_phase`, `not_permitted`, …).
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP {} {}: {}", self.status, self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 fn short(s: &str) -> String {
     let s = s.trim();
@@ -79,6 +97,47 @@ impl Server {
             .and_then(|t| t.as_str())
             .map(str::to_owned)
             .with_context(|| format!("login {code}: no token in the answer"))
+    }
+
+    /// Sends one command of a sitting as `token`'s account, under the idempotency key
+    /// `key`; `Err` with the server's code and message when it is refused.
+    pub fn command(
+        &self,
+        sitting: &str,
+        token: &str,
+        key: &str,
+        command: &serde_json::Value,
+    ) -> Result<(), Refusal> {
+        let auth = format!("Bearer {token}");
+        let body = serde_json::json!({ "command": command }).to_string();
+        let path = format!("/api/sittings/{sitting}/commands");
+        let r = http::request(
+            &self.addr,
+            "POST",
+            &path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+                ("Idempotency-Key", key),
+            ],
+            body.as_bytes(),
+            self.timeout,
+        )
+        .map_err(|e| Refusal {
+            status: 0,
+            code: String::new(),
+            message: format!("no answer: {e}"),
+        })?;
+        if r.status == 200 {
+            return Ok(());
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        let text = |k: &str| v.get(k).and_then(|c| c.as_str()).map(str::to_owned);
+        Err(Refusal {
+            status: r.status,
+            code: text("code").unwrap_or_default(),
+            message: text("message").unwrap_or_else(|| short(&r.text())),
+        })
     }
 
     /// Posts an SDP offer to `path` (`/whip` or `/whep`).

@@ -1,15 +1,17 @@
 //! The load generator end to end, briefly: against the real server started in-process (the
-//! demo sitting, the chamber publishing) and against the bare forwarding loops (str0m and
-//! webrtc-rs). Every receiver must get audio and video with little loss, and the publisher
-//! must stay up.
+//! demo sitting, the chamber publishing, and with a deputy given the floor publishing too)
+//! and against the bare forwarding loops (str0m and webrtc-rs). Every receiver must get
+//! audio and video with little loss, and the publishers must stay up.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-/// Runs the generator with 4 receivers for a few seconds; its JSON report.
-fn generate(url: &str) -> Value {
+/// Runs the generator with 4 receivers for a few seconds, with `more` flags; its JSON
+/// report.
+fn generate(url: &str, more: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_dienhong-media-load"))
+        .args(more)
         .args([
             "--url",
             url,
@@ -58,8 +60,9 @@ fn assert_served(r: &Value) {
     assert_eq!(r["publisher"]["whip_delete_status"], 200, "{r}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_receiver_of_the_sfu_gets_audio_and_video() {
+/// Runs the generator with `more` flags against the server started in-process on a new
+/// database; its JSON report.
+async fn generate_against_the_server(more: &'static [&'static str]) -> Value {
     let dir = tempfile::tempdir().expect("temporary directory");
     let env = [
         (
@@ -86,12 +89,33 @@ async fn every_receiver_of_the_sfu_gets_audio_and_video() {
     let server = tokio::spawn(dienhong::server::run(listener, app, async move {
         let _ = stopped.await;
     }));
-    let report = tokio::task::spawn_blocking(move || generate(&format!("http://{addr}")))
+    let report = tokio::task::spawn_blocking(move || generate(&format!("http://{addr}"), more))
         .await
         .expect("generator thread");
     let _ = stop.send(());
     server.await.expect("join").expect("served");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_receiver_of_the_sfu_gets_audio_and_video() {
+    let report = generate_against_the_server(&[]).await;
     assert_served(&report);
+    assert!(report["floor"].is_null(), "{report}");
+    assert!(report["from_floor_pct"].is_null(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_deputy_given_the_floor_the_receivers_get_the_speaker() {
+    let report = generate_against_the_server(&["--floor", "DB100"]).await;
+    assert_served(&report);
+    assert_eq!(report["floor"]["connected_at_end"], true, "{report}");
+    assert_eq!(report["floor"]["whip_delete_status"], 200, "{report}");
+    let share = report["from_floor_pct"].as_f64().expect("share measured");
+    assert!(
+        share > 99.0,
+        "the programme is the speaker's: {share} % from the floor holder: {report}"
+    );
 }
 
 /// Kills a bare loop however the test ends.
@@ -128,11 +152,11 @@ fn start_bare(exe: &str) -> (Child, String) {
 #[test]
 fn every_receiver_of_the_bare_loop_gets_audio_and_video() {
     let (_child, url) = start_bare(env!("CARGO_BIN_EXE_bare-forward"));
-    assert_served(&generate(&url));
+    assert_served(&generate(&url, &[]));
 }
 
 #[test]
 fn every_receiver_of_the_bare_webrtc_loop_gets_audio_and_video() {
     let (_child, url) = start_bare(env!("CARGO_BIN_EXE_bare-forward-webrtc"));
-    assert_served(&generate(&url));
+    assert_served(&generate(&url, &[]));
 }
