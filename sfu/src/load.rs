@@ -7,12 +7,13 @@
 //!   time spent forwarding alone (a starting guess until the first real measurement), so a
 //!   burst of handshakes, which costs time but forwards nothing, does not make the thread
 //!   look slower at forwarding than it is;
-//! - what is shed ([`Shed`]): above a high-water mark it sheds one step at a time, once per
-//!   settling period (first the lowest layers for ordinary receivers, then the picture for
-//!   more and more of the least important ones: the order is the router's); it gives a
-//!   step back when, for a calm period, the load with what that step would add (as
-//!   estimated) stays under a low-water mark, so it settles under the high one instead of
-//!   keeping pictures shed after a passing burst (of handshakes, say);
+//! - what is shed ([`Shed`]): once the load has stayed above a high-water mark for a while
+//!   (so that a passing burst, of handshakes say, which shedding would not relieve, sheds
+//!   nothing), it sheds one step at a time, once per settling period (first the lowest
+//!   layers for ordinary receivers, then the picture for more and more of the least
+//!   important ones: the order is the router's); after a calm period it gives pictures
+//!   back, as many as fit under a low-water mark with what they add (as estimated), so it
+//!   settles under the high one instead of keeping pictures shed that it could carry;
 //! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
 //!   chamber, the chair, the floor holder) always; others only while no picture is being
 //!   shed and the projected load, counting receivers admitted but not yet measured, stays
@@ -41,6 +42,8 @@ pub struct LoadTuning {
     pub low: f64,
     /// Projected utilisation from which new ordinary receivers are refused (0: all are).
     pub admit_ceiling: f64,
+    /// How long the load must stay at or above `high` before the first step up.
+    pub sustain: Millis,
     /// Least time between two steps up.
     pub settle: Millis,
     /// How long load must stay low before a step is given back (and between two such).
@@ -68,6 +71,7 @@ impl Default for LoadTuning {
             high: 0.85,
             low: 0.75,
             admit_ceiling: 0.75,
+            sustain: 1_000,
             settle: 500,
             calm: 5_000,
             initial_capacity_pps: 30_000.0,
@@ -188,6 +192,8 @@ pub struct Governor {
     shed: Shed,
     last_step: Option<Millis>,
     calm_since: Option<Millis>,
+    /// Since when the load has been at or above the high mark without a break.
+    high_since: Option<Millis>,
     /// Receivers admitted and not yet measured, by the caller's key.
     pending: HashMap<u64, Pending>,
 }
@@ -224,6 +230,7 @@ impl Governor {
             shed: Shed::default(),
             last_step: None,
             calm_since: None,
+            high_since: None,
             pending: HashMap::new(),
         }
     }
@@ -264,7 +271,8 @@ impl Governor {
             |g: &Governor, period: Millis| g.last_step.is_none_or(|t| s.at >= t + period);
         if self.utilisation >= self.tuning.high {
             self.calm_since = None;
-            if since_step(self, self.tuning.settle) {
+            let since = *self.high_since.get_or_insert(s.at);
+            if s.at >= since + self.tuning.sustain && since_step(self, self.tuning.settle) {
                 if !self.shed.low_layers {
                     self.shed.low_layers = true;
                 } else {
@@ -273,16 +281,24 @@ impl Governor {
                 self.last_step = Some(s.at);
             }
         } else if self.shed.active() {
-            // Pictures come back a step at a time while the load, with what the step adds,
-            // stays under the mark; the layers (whose cost is not known) once the load
-            // itself does. Either held for a calm period.
-            let back = step.min(self.shed.video_off);
-            let after = if back > 0 {
-                self.utilisation + back as f64 * s.receiver_video_pps / self.capacity_pps
+            self.high_since = None;
+            // Pictures come back, at most a step at a time, as many as fit under the mark
+            // with what they add; the layers (whose cost is not known) once the load itself
+            // is under it. Either after a calm period.
+            let picture = s.receiver_video_pps / self.capacity_pps;
+            let room = self.tuning.low - self.utilisation;
+            let fit = if picture > 0.0 {
+                (room / picture).floor().max(0.0) as usize
             } else {
-                self.utilisation
+                usize::MAX
             };
-            if after <= self.tuning.low {
+            let back = step.min(self.shed.video_off).min(fit);
+            let fits = if self.shed.video_off > 0 {
+                back > 0
+            } else {
+                room >= 0.0
+            };
+            if fits {
                 let since = *self.calm_since.get_or_insert(s.at);
                 if s.at >= since + self.tuning.calm && since_step(self, self.tuning.calm) {
                     if back > 0 {
@@ -298,6 +314,7 @@ impl Governor {
             }
         } else {
             self.calm_since = None;
+            self.high_since = None;
         }
         (self.shed != before).then_some(self.shed)
     }

@@ -67,6 +67,7 @@ async fn under_overload_an_ordinary_receiver_keeps_the_sound_and_loses_the_pictu
     let sfu = start(LoadTuning {
         high: 0.0,
         low: 0.0,
+        sustain: 0,
         settle: 100,
         ..LoadTuning::default()
     });
