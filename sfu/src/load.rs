@@ -17,7 +17,10 @@
 //! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
 //!   chamber, the chair, the floor holder) always; others only while no picture is being
 //!   shed and the projected load, counting receivers admitted but not yet measured, stays
-//!   under a ceiling. A receiver admitted counts as load to come until it has connected and
+//!   under a ceiling. The projection costs a receiver at the thread's whole busy time per
+//!   packet forwarded, not the forwarding time alone: a receiver also brings its feedback,
+//!   its timers and its handshake, and costed at forwarding alone, receivers were admitted
+//!   past the ceiling, then had their pictures shed. A receiver admitted counts as load to come until it has connected and
 //!   had time to show in the samples, or until its handshake has plainly failed; one that
 //!   leaves first stops counting at once. A refusal says when to try again.
 //!
@@ -136,8 +139,12 @@ pub struct LoadReport {
     pub utilisation: f64,
     /// Packets forwarded per second, smoothed.
     pub forwarded_pps: f64,
-    /// Forwarded packets per second at full utilisation, as estimated.
+    /// Forwarded packets per second at full utilisation, as estimated from the time spent
+    /// forwarding.
     pub capacity_pps: f64,
+    /// The same from the whole busy time (with everything else a receiver brings): what
+    /// admission projects with.
+    pub admission_capacity_pps: f64,
     /// Whether `capacity_pps` comes from a measurement (not the starting guess).
     pub measured: bool,
     /// How many ordinary receivers of the programme fit under the admission ceiling, as
@@ -164,6 +171,7 @@ impl LoadReport {
             all.utilisation = all.utilisation.max(r.utilisation);
             all.forwarded_pps += r.forwarded_pps;
             all.capacity_pps += r.capacity_pps;
+            all.admission_capacity_pps += r.admission_capacity_pps;
             all.measured &= r.measured;
             all.capacity_receivers = match (all.capacity_receivers, r.capacity_receivers) {
                 (Some(a), Some(b)) => Some(a + b),
@@ -184,6 +192,8 @@ pub struct Governor {
     utilisation: f64,
     forwarded_pps: f64,
     capacity_pps: f64,
+    /// Forwarded packets per second at full utilisation, from the whole busy time.
+    busy_capacity_pps: f64,
     measured: bool,
     receiver_pps: f64,
     /// What one receiver of the programme got in each of the last intervals, newest last
@@ -224,6 +234,7 @@ impl Governor {
             utilisation: 0.0,
             forwarded_pps: 0.0,
             capacity_pps: tuning.initial_capacity_pps,
+            busy_capacity_pps: tuning.initial_capacity_pps,
             measured: false,
             receiver_pps: 0.0,
             recent_receiver_pps: VecDeque::with_capacity(RECEIVER_PEAK_INTERVALS),
@@ -251,12 +262,16 @@ impl Governor {
         self.recent_receiver_pps.push_back(s.receiver_pps);
         let forwarding = (s.forwarding_us as f64 / s.elapsed_us as f64).clamp(0.0, 1.0);
         if forwarding >= MEASURABLE && pps > 0.0 {
-            let c = pps / forwarding;
-            self.capacity_pps = if self.measured {
-                0.8 * self.capacity_pps + 0.2 * c
-            } else {
-                c
+            let smooth = |old: f64, new: f64| {
+                if self.measured {
+                    0.8 * old + 0.2 * new
+                } else {
+                    new
+                }
             };
+            // Busy time includes the forwarding time, so the second is at most the first.
+            self.capacity_pps = smooth(self.capacity_pps, pps / forwarding);
+            self.busy_capacity_pps = smooth(self.busy_capacity_pps, pps / u.max(forwarding));
             self.measured = true;
         }
         let (settled, timeout) = (self.tuning.measured_after, self.tuning.handshake_timeout);
@@ -359,7 +374,7 @@ impl Governor {
             return refuse;
         }
         let to_come: f64 = self.pending.values().map(|p| p.pps).sum();
-        let projected = self.utilisation + (to_come + receiver_pps) / self.capacity_pps;
+        let projected = self.utilisation + (to_come + receiver_pps) / self.busy_capacity_pps;
         if projected >= self.tuning.admit_ceiling {
             return refuse;
         }
@@ -393,11 +408,12 @@ impl Governor {
 
     /// The load as known now.
     pub fn report(&self) -> LoadReport {
-        let room = self.tuning.admit_ceiling * self.capacity_pps;
+        let room = self.tuning.admit_ceiling * self.busy_capacity_pps;
         LoadReport {
             utilisation: self.utilisation,
             forwarded_pps: self.forwarded_pps,
             capacity_pps: self.capacity_pps,
+            admission_capacity_pps: self.busy_capacity_pps,
             measured: self.measured,
             capacity_receivers: (self.receiver_pps > 0.0)
                 .then(|| (room / self.receiver_pps).floor() as u64),

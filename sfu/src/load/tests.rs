@@ -286,6 +286,7 @@ fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
         utilisation: 0.4,
         forwarded_pps: 10_000.0,
         capacity_pps: 25_000.0,
+        admission_capacity_pps: 20_000.0,
         measured: true,
         capacity_receivers: Some(30),
         pending_receivers: 2,
@@ -295,6 +296,7 @@ fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
         utilisation: 0.9,
         forwarded_pps: 20_000.0,
         capacity_pps: 22_000.0,
+        admission_capacity_pps: 18_000.0,
         measured: false,
         capacity_receivers: None,
         pending_receivers: 1,
@@ -307,6 +309,7 @@ fn threads_reports_combine_as_the_busiest_thread_and_the_sums() {
     assert!((all.utilisation - 0.9).abs() < 1e-9);
     assert!((all.forwarded_pps - 30_000.0).abs() < 1e-9);
     assert!((all.capacity_pps - 47_000.0).abs() < 1e-9);
+    assert!((all.admission_capacity_pps - 38_000.0).abs() < 1e-9);
     assert!(!all.measured);
     assert_eq!(all.capacity_receivers, Some(30));
     assert_eq!(all.pending_receivers, 3);
@@ -392,4 +395,27 @@ fn receivers_arriving_before_the_programme_is_measured_are_not_all_admitted() {
         .take_while(|k| g.admit(t, *k, false, cost) == Admission::Admit)
         .count();
     assert!(admitted > 300, "{admitted}");
+}
+
+#[test]
+fn admission_costs_a_receiver_at_the_whole_busy_time_not_the_forwarding_alone() {
+    // Forwarding 30k/s takes 0.4 of the thread, everything else the receivers bring
+    // another 0.2: 75k/s by the forwarding time, 50k/s by the busy time.
+    let mut g = Governor::new(LoadTuning::default());
+    let mut s = at(0, 0.6, 30_000.0, 100);
+    s.forwarding_us = 100_000;
+    for k in 1..=20 {
+        s.at = k * 250;
+        g.sample(&s);
+    }
+    let r = g.report();
+    assert!((r.capacity_pps - 75_000.0).abs() < 500.0, "{r:?}");
+    assert!((r.admission_capacity_pps - 50_000.0).abs() < 500.0, "{r:?}");
+    // Room under 0.75: 0.15 × 50k = 7,500 packets/s, 25 receivers of 300 (at 75k/s it
+    // would have been 37).
+    let admitted = (0..100)
+        .take_while(|k| g.admit(s.at, *k, false, 300.0) == Admission::Admit)
+        .count();
+    assert!((24..=25).contains(&admitted), "{admitted}");
+    assert_eq!(r.capacity_receivers, Some(125), "0.75 × 50k / 300");
 }
