@@ -31,6 +31,17 @@ pub(super) trait Wire: Send {
     fn send(&mut self, lane: Lane, datagrams: &mut Vec<(BytesMut, SocketAddr)>);
 }
 
+/// What a command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handled {
+    /// It may have given legs something to send.
+    Changed,
+    /// It answered without changing anything.
+    Unchanged,
+    /// The core is to stop.
+    Stop,
+}
+
 pub(super) struct Core {
     /// Which shard this core is (the home shard holds the publishers), and what it has to
     /// tell the others.
@@ -308,11 +319,15 @@ impl Core {
     }
 
     /// Carries out a command from the [`super::Driver`] handle at `now`, then sends what it
-    /// made; false once told to stop.
+    /// made; false once told to stop. A command that changed nothing (a receiver refused
+    /// for load, a question) sends nothing: emptying every leg after each of a wave of
+    /// refusals took the thread's time from forwarding exactly when it had none to spare.
     pub(super) fn handle_command(&mut self, cmd: Cmd, now: Instant) -> bool {
         self.now = now;
-        if !self.command(cmd) {
-            return false;
+        match self.command(cmd) {
+            Handled::Stop => return false,
+            Handled::Unchanged => return true,
+            Handled::Changed => {}
         }
         for i in 0..self.legs.len() {
             self.flush(i);
@@ -321,13 +336,23 @@ impl Core {
         true
     }
 
-    pub(super) fn command(&mut self, cmd: Cmd) -> bool {
+    pub(super) fn command(&mut self, cmd: Cmd) -> Handled {
+        let refused = |r: &Result<_, DriverError>| {
+            if matches!(r, Err(DriverError::Overloaded { .. })) {
+                Handled::Unchanged
+            } else {
+                Handled::Changed
+            }
+        };
         match cmd {
             Cmd::Publish(who, kind, presiding, offer, reply) => {
                 let _ = reply.send(self.publish(who, kind, presiding, offer));
             }
             Cmd::SubscribeOffer(who, kind, presiding, offer, reply) => {
-                let _ = reply.send(self.subscribe_with_offer(who, kind, presiding, offer));
+                let r = self.subscribe_with_offer(who, kind, presiding, offer);
+                let handled = refused(&r);
+                let _ = reply.send(r);
+                return handled;
             }
             Cmd::Candidate(leg, candidate, reply) => {
                 let _ = reply.send(self.add_candidate(leg, candidate));
@@ -349,6 +374,7 @@ impl Core {
                     _ => None,
                 });
                 let _ = reply.send(offer);
+                return Handled::Unchanged;
             }
             Cmd::Speaker(deputy, site, reply) => {
                 let now = self.now_ms();
@@ -358,7 +384,10 @@ impl Core {
                 let _ = reply.send(Ok(()));
             }
             Cmd::Subscribe(who, kind, presiding, reply) => {
-                let _ = reply.send(self.subscribe(who, kind, presiding));
+                let r = self.subscribe(who, kind, presiding);
+                let handled = refused(&r);
+                let _ = reply.send(r);
+                return handled;
             }
             Cmd::Answer(leg, answer, reply) => {
                 let _ = reply.send(self.answer(leg, answer));
@@ -393,6 +422,7 @@ impl Core {
                     .collect();
                 levels.sort_by(|a, b| a.participant.cmp(&b.participant));
                 let _ = reply.send(levels);
+                return Handled::Unchanged;
             }
             Cmd::Stats(reply) => {
                 let mut stats = self.stats.clone();
@@ -402,10 +432,11 @@ impl Core {
                     }
                 }
                 let _ = reply.send(stats);
+                return Handled::Unchanged;
             }
-            Cmd::Stop => return false,
+            Cmd::Stop => return Handled::Stop,
         }
-        true
+        Handled::Changed
     }
 
     /// Sends what a closing leg still has to say (DTLS close_notify).
