@@ -17,7 +17,10 @@
 //! - whether a new receiver is admitted ([`Governor::admit`]): protected participants (the
 //!   chamber, the chair, the floor holder) always; others only while no picture is being
 //!   shed and the projected load, counting receivers admitted but not yet measured, stays
-//!   under a ceiling. The projection costs a receiver at the thread's whole busy time per
+//!   under a ceiling. It starts from the utilisation averaged over the last 2 s, steadier
+//!   than the smoothed one shedding watches, so a round of requests arriving at a passing
+//!   peak or dip is not refused or admitted wholesale. The projection costs a receiver at
+//!   the thread's whole busy time per
 //!   packet forwarded, not the forwarding time alone: a receiver also brings its feedback,
 //!   its timers and its handshake, and costed at forwarding alone, receivers were admitted
 //!   past the ceiling, then had their pictures shed. A receiver admitted counts as load to come until it has connected and
@@ -79,7 +82,7 @@ impl Default for LoadTuning {
             calm: 5_000,
             initial_capacity_pps: 30_000.0,
             unmeasured_receiver_pps: 0.0,
-            measured_after: 1_000,
+            measured_after: 2_000,
             handshake_timeout: 15_000,
             retry_after_s: 5,
         }
@@ -196,6 +199,8 @@ pub struct Governor {
     busy_capacity_pps: f64,
     measured: bool,
     receiver_pps: f64,
+    /// The utilisation of each of the last [`ADMISSION_INTERVALS`] intervals.
+    recent_utilisation: VecDeque<f64>,
     /// What one receiver of the programme got in each of the last intervals, newest last
     /// ([`RECEIVER_PEAK_INTERVALS`] at most).
     recent_receiver_pps: VecDeque<f64>,
@@ -222,6 +227,10 @@ const ALPHA: f64 = 0.5;
 /// Intervals over which a new receiver is costed at the programme's peak rate (5 s of
 /// 250 ms).
 pub const RECEIVER_PEAK_INTERVALS: usize = 20;
+/// Intervals over which admission averages the utilisation (2 s of 250 ms); a receiver
+/// that connected counts as load to come for at least as long
+/// ([`LoadTuning::measured_after`]).
+pub const ADMISSION_INTERVALS: usize = 8;
 /// Least share of time spent forwarding at which capacity is estimated (below it, fixed
 /// costs dominate).
 const MEASURABLE: f64 = 0.1;
@@ -237,6 +246,7 @@ impl Governor {
             busy_capacity_pps: tuning.initial_capacity_pps,
             measured: false,
             receiver_pps: 0.0,
+            recent_utilisation: VecDeque::with_capacity(ADMISSION_INTERVALS),
             recent_receiver_pps: VecDeque::with_capacity(RECEIVER_PEAK_INTERVALS),
             shed: Shed::default(),
             last_step: None,
@@ -254,6 +264,10 @@ impl Governor {
         let u = (s.busy_us as f64 / s.elapsed_us as f64).clamp(0.0, 1.0);
         let pps = s.forwarded as f64 * 1e6 / s.elapsed_us as f64;
         self.utilisation = ALPHA * u + (1.0 - ALPHA) * self.utilisation;
+        if self.recent_utilisation.len() == ADMISSION_INTERVALS {
+            self.recent_utilisation.pop_front();
+        }
+        self.recent_utilisation.push_back(u);
         self.forwarded_pps = ALPHA * pps + (1.0 - ALPHA) * self.forwarded_pps;
         self.receiver_pps = s.receiver_pps;
         if self.recent_receiver_pps.len() == RECEIVER_PEAK_INTERVALS {
@@ -374,7 +388,11 @@ impl Governor {
             return refuse;
         }
         let to_come: f64 = self.pending.values().map(|p| p.pps).sum();
-        let projected = self.utilisation + (to_come + receiver_pps) / self.busy_capacity_pps;
+        let now_u = match self.recent_utilisation.len() {
+            0 => self.utilisation,
+            n => self.recent_utilisation.iter().sum::<f64>() / n as f64,
+        };
+        let projected = now_u + (to_come + receiver_pps) / self.busy_capacity_pps;
         if projected >= self.tuning.admit_ceiling {
             return refuse;
         }

@@ -242,7 +242,7 @@ fn new_receivers_are_admitted_while_there_is_room_counting_those_not_yet_measure
     for k in (1..admitted).chain([1_001, 1_003]) {
         g.connected(k, t);
     }
-    let t = hold(&mut g, t, 500, 0.25, 10_000.0, 30);
+    let t = hold(&mut g, t, 1_500, 0.25, 10_000.0, 30);
     assert!(matches!(
         g.admit(t, 1_005, false, 300.0),
         Admission::Refuse { .. }
@@ -418,4 +418,21 @@ fn admission_costs_a_receiver_at_the_whole_busy_time_not_the_forwarding_alone() 
         .count();
     assert!((24..=25).contains(&admitted), "{admitted}");
     assert_eq!(r.capacity_receivers, Some(125), "0.75 × 50k / 300");
+}
+
+#[test]
+fn admission_starts_from_the_utilisation_of_the_last_two_seconds_not_a_passing_peak() {
+    let mut g = Governor::new(LoadTuning::default());
+    // Steady at 0.5 forwarding 20k/s (40k/s at full load), then one interval at 0.9.
+    let t = hold(&mut g, 0, 5_000, 0.5, 20_000.0, 64);
+    let mut peak = at(t + 250, 0.9, 20_000.0, 64);
+    peak.forwarding_us = 125_000;
+    g.sample(&peak);
+    assert!(g.report().utilisation > 0.69, "the smoothed load jumps");
+    // Averaged over 2 s it is 0.55: room for (0.75 − 0.55) × ~36k / 300 ≈ 24 (the busy
+    // capacity dipped with the peak), not none.
+    let admitted = (0..100)
+        .take_while(|k| g.admit(peak.at, *k, false, 300.0) == Admission::Admit)
+        .count();
+    assert!((18..=26).contains(&admitted), "{admitted}");
 }
