@@ -38,29 +38,30 @@ pub fn give(
         Err(r) if r.code == "wrong_phase" => {}
         Err(r) => return Err(r).context("the chair's open_sitting was refused"),
     }
-    server
-        .command(
-            sitting,
+    let steps = [
+        (
             &chair_token,
-            &key("item"),
-            &json!({"command": "set_current_item", "item": ITEM}),
-        )
-        .context("the chair's set_current_item was refused")?;
-    server
-        .command(
-            sitting,
+            "item",
+            json!({"command": "set_current_item", "item": ITEM}),
+            "the chair's set_current_item".to_owned(),
+        ),
+        (
             &token,
-            &key("check-in"),
-            &json!({"command": "check_in", "deputy": deputy, "location": "remote"}),
-        )
-        .with_context(|| format!("{deputy}'s check_in was refused"))?;
-    server
-        .command(
-            sitting,
+            "check-in",
+            json!({"command": "check_in", "deputy": deputy, "location": "remote"}),
+            format!("{deputy}'s check_in"),
+        ),
+        (
             &chair_token,
-            &key("floor"),
-            &json!({"command": "give_floor", "deputy": deputy, "kind": "discussion"}),
-        )
-        .with_context(|| format!("the chair's give_floor to {deputy} was refused"))?;
+            "floor",
+            json!({"command": "give_floor", "deputy": deputy, "kind": "discussion"}),
+            format!("the chair's give_floor to {deputy}"),
+        ),
+    ];
+    for (as_who, what, command, said) in steps {
+        server
+            .command(sitting, as_who, &key(what), &command)
+            .with_context(|| format!("{said} was refused"))?;
+    }
     Ok(token)
 }
