@@ -21,6 +21,22 @@ pub enum Source {
 }
 
 impl Source {
+    /// The stream's name in the publisher's offer.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Chamber => "chamber",
+            Source::Floor => "floor",
+        }
+    }
+
+    /// A position for per-source counts: the chamber 0, the floor holder 1.
+    pub fn index(self) -> usize {
+        match self {
+            Source::Chamber => 0,
+            Source::Floor => 1,
+        }
+    }
+
     fn byte(self) -> u8 {
         match self {
             Source::Chamber => b'G',

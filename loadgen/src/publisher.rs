@@ -83,10 +83,7 @@ impl Publisher {
         let local = socket.local_addr()?;
         let mut rtc = peer::new_rtc(local, Instant::now())?;
         let mut api = rtc.sdp_api();
-        let name = match source {
-            Source::Chamber => "chamber",
-            Source::Floor => "floor",
-        };
+        let name = source.name();
         let audio = api.add_media(
             MediaKind::Audio,
             Direction::SendOnly,

@@ -95,16 +95,8 @@ pub struct ReceiverReport {
     /// duplicates or reordering.
     pub repeated: u64,
     /// Packets received in the window from the chamber and from the floor holder, as their
-    /// trailers say.
+    /// trailers say (by [`payload::Source::index`]).
     pub by_source: [u64; 2],
-}
-
-/// Index of [`ReceiverReport::by_source`].
-pub fn source_index(s: payload::Source) -> usize {
-    match s {
-        payload::Source::Chamber => 0,
-        payload::Source::Floor => 1,
-    }
 }
 
 /// One I/O thread's account.
@@ -245,7 +237,7 @@ fn feed(
             match payload::trailer(&p.payload) {
                 Some(t) if phase == MEASURE => {
                     latency[kind].record(arrived_ns.saturating_sub(t.sent_ns));
-                    report.by_source[source_index(t.source)] += 1;
+                    report.by_source[t.source.index()] += 1;
                 }
                 Some(_) => {}
                 None => *unknown += 1,

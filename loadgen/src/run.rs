@@ -1,6 +1,6 @@
 //! The generator's sequence: log in, publish as the chamber (and, if asked, give a deputy
-//! the floor and publish as them too), open the WHEP receivers in parallel, wait for them to connect, warm up, measure a window (the server's CPU, the
-//! kernel's UDP counters and the generator's own CPU read at both ends), end the sessions
+//! the floor and publish as them too), open the WHEP receivers in parallel, wait for them
+//! to connect, warm up, measure a window (the server's CPU, the kernel's UDP counters and the generator's own CPU read at both ends), end the sessions
 //! and build the [`Report`].
 
 use crate::cpu;
@@ -163,14 +163,15 @@ struct Marks {
     drops: (u64, u64),
     audio_sent: u64,
     video_sent: u64,
-    /// Per publisher, the programme's first.
+    /// Per publisher, by [`Source::index`].
     late: [u64; 2],
 }
 
-/// The publishers: the programme's (the floor holder if any, else the chamber) first.
+/// The publishers by [`Source::index`]: the chamber, then the floor holder if any. The
+/// programme's publisher is the last (the speaker's while someone holds the floor).
 fn marks(o: &Options, publishers: &[&Publisher], ports: &HashSet<u16>) -> Marks {
     use std::sync::atomic::Ordering::Relaxed;
-    let p = publishers[0];
+    let p = publishers[publishers.len() - 1];
     let mut late = [0; 2];
     for (l, p) in late.iter_mut().zip(publishers) {
         *l = p.counters.late.load(Relaxed);
@@ -284,11 +285,10 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
         }
         None => None,
     };
-    let mut publishers = Vec::new();
+    let mut publishers = vec![&publisher];
     if let Some((p, _)) = &floor {
         publishers.push(p);
     }
-    publishers.push(&publisher);
 
     let shared = Arc::new(Shared::default());
     let (senders, handles) = receivers::spawn(o.io_threads, shared.clone())?;
@@ -403,12 +403,12 @@ pub fn run(o: &Options) -> anyhow::Result<Report> {
     let late = |i: usize| m1.late[i].saturating_sub(m0.late[i]);
     let (floor_state, mut pub_refused) = match floor {
         Some((p, token)) => {
-            let (state, refused) = finish(&server, p, &token, late(0));
+            let (state, refused) = finish(&server, p, &token, late(Source::Floor.index()));
             (Some(state), refused)
         }
         None => (None, 0),
     };
-    let chamber_late = late(usize::from(floor_state.is_some()));
+    let chamber_late = late(Source::Chamber.index());
     let (pstate, refused) = finish(&server, publisher, &pub_token, chamber_late);
     pub_refused += refused;
     shared.stop.store(true, Ordering::Relaxed);

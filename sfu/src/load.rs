@@ -298,6 +298,9 @@ impl Governor {
         let step = (s.sheddable / 8).max(1);
         let since_step =
             |g: &Governor, period: Millis| g.last_step.is_none_or(|t| s.at >= t + period);
+        if self.utilisation < self.tuning.high {
+            self.high_since = None;
+        }
         if self.utilisation >= self.tuning.high {
             self.calm_since = None;
             let since = *self.high_since.get_or_insert(s.at);
@@ -310,7 +313,6 @@ impl Governor {
                 self.last_step = Some(s.at);
             }
         } else if self.shed.active() {
-            self.high_since = None;
             // Pictures come back, at most a step at a time, as many as fit under the mark
             // with what they add; the layers (whose cost is not known) once the load itself
             // is under it. Either after a calm period.
@@ -343,7 +345,6 @@ impl Governor {
             }
         } else {
             self.calm_since = None;
-            self.high_since = None;
         }
         (self.shed != before).then_some(self.shed)
     }

@@ -337,7 +337,7 @@ impl Core {
     }
 
     pub(super) fn command(&mut self, cmd: Cmd) -> Handled {
-        let refused = |r: &Result<_, DriverError>| {
+        let outcome = |r: &Result<_, DriverError>| {
             if matches!(r, Err(DriverError::Overloaded { .. })) {
                 Handled::Unchanged
             } else {
@@ -350,7 +350,7 @@ impl Core {
             }
             Cmd::SubscribeOffer(who, kind, presiding, offer, reply) => {
                 let r = self.subscribe_with_offer(who, kind, presiding, offer);
-                let handled = refused(&r);
+                let handled = outcome(&r);
                 let _ = reply.send(r);
                 return handled;
             }
@@ -385,7 +385,7 @@ impl Core {
             }
             Cmd::Subscribe(who, kind, presiding, reply) => {
                 let r = self.subscribe(who, kind, presiding);
-                let handled = refused(&r);
+                let handled = outcome(&r);
                 let _ = reply.send(r);
                 return handled;
             }
