@@ -665,7 +665,8 @@ pub async fn run_with(
     let router = http::router(app.clone(), tls.is_some());
     let result = match tls {
         None => {
-            axum::serve(listener, router)
+            use axum::serve::ListenerExt;
+            axum::serve(listener.tap_io(no_delay), router)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
@@ -683,6 +684,7 @@ pub async fn run_with(
                     match axum_server::from_tcp_rustls(std_listener, tls.rustls()) {
                         Ok(server) => {
                             server
+                                .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor))
                                 .handle(handle)
                                 .serve(router.into_make_service())
                                 .await
@@ -698,6 +700,17 @@ pub async fn run_with(
     };
     app.shutdown().await;
     result
+}
+
+/// Sends what is written to an accepted connection at once (`TCP_NODELAY`). With Nagle's
+/// algorithm on, a small message written while an earlier one is not yet acknowledged (an
+/// `ack` right after a commit's events, the tail of a large `events` frame) waits for the
+/// peer's acknowledgement, which a peer delaying its ACKs sends up to 40 ms later.
+/// Browsers set the same option on their side.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+    }
 }
 
 /// Reads the certificate and key again on each SIGHUP; a failed read keeps the old ones.
@@ -750,5 +763,23 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
         _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::no_delay;
+
+    #[tokio::test]
+    async fn an_accepted_connection_sends_without_waiting_for_acknowledgements() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut accepted, _) = listener.accept().await.expect("accept");
+        assert!(!accepted.nodelay().expect("read the option"));
+        no_delay(&mut accepted);
+        assert!(accepted.nodelay().expect("read the option"));
     }
 }

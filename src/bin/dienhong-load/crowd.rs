@@ -92,7 +92,8 @@ async fn follow_inner(
     let (ws, _) = tokio_tungstenite::connect_async_with_config(
         ws_request(args, token)?,
         Some(ws_config()),
-        false,
+        // Without Nagle's algorithm, as a browser's WebSocket.
+        true,
     )
     .await
     .with_context(|| format!("connect {code}"))?;

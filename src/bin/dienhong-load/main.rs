@@ -187,7 +187,8 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(
             ws_request(args, &self.token)?,
             Some(ws_config()),
-            false,
+            // Without Nagle's algorithm, as a browser's WebSocket.
+            true,
         )
         .await
         .with_context(|| format!("connect {}", self.code))?;
