@@ -15,11 +15,11 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use dienhong::config::Config;
 use dienhong::demo;
-use dienhong::server::writer::{self, WriterSettings};
 use dienhong::sitting::{
     self, ActorId, Choice, Command, ItemId, Method, Millis, SittingId, SittingState, VoteId,
 };
 use dienhong::store::{Head, Recorded, Store};
+use dienhong::writer::{self, WriterSettings};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,10 @@
 //!   events or a rejection, `apply(state, event)`. No I/O, no clock.
 //! - [`store`]: the durable, hash-chained event log on sqlx (SQLite by default, PostgreSQL
 //!   by URL): append in one transaction, replay at start, verify the chain.
-//! - [`server`]: one writer task per sitting (decide → append → apply → answer), the HTTP
-//!   routes (described by OpenAPI at `/api/openapi.json`), graceful shutdown.
+//! - [`writer`]: one writer task per sitting (decide → append → apply → answer, then the
+//!   commit serialized once for the fan-out), reached through its `SittingHandle`.
+//! - [`server`]: composition: starts the writers, the HTTP routes (described by OpenAPI at
+//!   `/api/openapi.json`), TLS, graceful shutdown.
 //! - [`audit`]: the audit trail (log-ins, refusals, logouts, clerk entries), hash-chained apart
 //!   from the sittings' logs.
 //! - [`auth`]: argon2 passwords, signed bearer tokens, logout, WebSocket tickets, passkeys
@@ -23,6 +25,7 @@
 //! - [`devcert`]: development certificates for trying the server over HTTPS on a LAN.
 //! - [`stages`]: where the control plane's time goes, per stage (`GET /healthz/stages`).
 //! - [`telemetry`]: metrics for Prometheus (`GET /metrics`).
+//! - [`clock`]: the wall clock, read in one place.
 //! - [`webhooks`]: signed deliveries of events to outside systems, in order and at least
 //!   once, with a delivery log and replays.
 //!
@@ -31,6 +34,7 @@
 pub mod audit;
 pub mod auth;
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -45,3 +49,4 @@ pub mod stages;
 pub mod store;
 pub mod telemetry;
 pub mod webhooks;
+pub mod writer;

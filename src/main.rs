@@ -497,7 +497,7 @@ async fn export(
     use dienhong::minutes::render::{self, Lang, Table};
     let url = database.unwrap_or(config.database.url);
     let store = Store::open(&url).await.context("opening the store")?;
-    let now = dienhong::server::now_millis();
+    let now = dienhong::clock::now_millis();
     let minutes =
         dienhong::minutes::load::load(&store, &dienhong::sitting::SittingId::new(sitting), now)
             .await

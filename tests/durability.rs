@@ -209,7 +209,7 @@ async fn mint(store: &Store, code: &str, roles: Vec<dienhong::sitting::Role>) ->
         .expect("store")
         .expect("the server made its key");
     let key = TokenKey::from_bytes(key.try_into().expect("32 bytes"));
-    let now = dienhong::server::now_millis();
+    let now = dienhong::clock::now_millis();
     key.sign(&Claims {
         sub: ActorId::new(code),
         roles,

@@ -4,8 +4,8 @@ mod support;
 
 use dienhong::config::Config;
 use dienhong::demo;
-use dienhong::server::SubmitError;
 use dienhong::sitting::{ActorId, Choice, Code, Command, Method, Phase, SittingId, VoteId};
+use dienhong::writer::SubmitError;
 use std::process::{Command as Process, Stdio};
 use support::{InProcess, sigterm, spawn_binary};
 

@@ -7,9 +7,10 @@
 
 use crate::audit::AuditEntry;
 use crate::auth::passkey::{BallotPurpose, StepUpProof, Verified};
-use crate::server::{Ack, App, SittingHandle, SubmitError};
+use crate::server::App;
 use crate::sitting::{self, ActorId, Role, SittingId};
 use crate::telemetry;
+use crate::writer::{Ack, SittingHandle, SubmitError};
 use std::time::Instant;
 
 /// A client-chosen id (`command_id`, `request_id`, `Idempotency-Key`): 1 to 64 printable
@@ -136,7 +137,7 @@ async fn check_step_up(
             purpose,
             proof,
             command_id,
-            crate::server::now_millis(),
+            crate::clock::now_millis(),
         )
         .await;
     let outcome = match &checked {

@@ -25,10 +25,10 @@
 //!
 //! The decisions are pure ([`route`], [`catch_up_step`]) and table-tested.
 
-use crate::server::writer::Committed;
 use crate::sitting::Role;
 use crate::stages::{self, Stage};
 use crate::telemetry;
+use crate::writer::Committed;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use futures_util::{Sink, Stream};
 use std::collections::{HashMap, VecDeque};

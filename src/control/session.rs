@@ -16,11 +16,12 @@ use super::protocol::{
 };
 use super::{Limits, TokenBucket};
 use crate::auth::Claims;
-use crate::server::writer::{event_message_of, events_frame, visible_entry};
-use crate::server::{App, SittingHandle, SubmitError};
-use crate::sitting::{ActorId, Millis, SittingId};
+use crate::clock::now_millis;
+use crate::server::App;
+use crate::sitting::{ActorId, SittingId};
 use crate::stages::{self, Stage};
 use crate::telemetry;
+use crate::writer::{SittingHandle, SubmitError, event_message_of, events_frame, visible_entry};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use dienhong_sfu::driver::{LegEvent, LegId, Level};
 use futures_util::StreamExt;
@@ -69,15 +70,6 @@ struct Session {
     media_offers: Option<broadcast::Receiver<LegEvent>>,
     /// Microphone levels, for a presiding account receiving media.
     media_levels: Option<tokio::sync::watch::Receiver<Arc<Vec<Level>>>>,
-}
-
-fn now_millis() -> Millis {
-    Millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
-    )
 }
 
 /// Runs a connection until it closes.

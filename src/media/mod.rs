@@ -13,8 +13,8 @@
 //! checked in remote only through their own device, so neither opens their room.
 
 use crate::config::{IceServerConfig, MediaConfig};
-use crate::server::SittingHandle;
 use crate::sitting::{ActorId, DelegationKind, Location, Millis, Phase, Role, Roster, SittingId};
+use crate::writer::{Committed, SittingHandle};
 use dienhong_sfu::driver::{
     Driver, DriverError, LegEvent, LegId, Level, Options, RTCSessionDescription,
 };
@@ -736,7 +736,7 @@ async fn sample_levels(media: Arc<Media>, mut stop: watch::Receiver<bool>) {
         if !(levels.is_empty() && media.levels.borrow().is_empty()) {
             media.levels.send_replace(Arc::new(levels));
         }
-        media.end_expired(crate::server::now_millis()).await;
+        media.end_expired(crate::clock::now_millis()).await;
     }
 }
 
@@ -753,7 +753,7 @@ async fn follow(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut current: Option<SittingHandle> = None;
-    let mut commits: Option<broadcast::Receiver<Arc<crate::server::Committed>>> = None;
+    let mut commits: Option<broadcast::Receiver<Arc<Committed>>> = None;
     let mut shown: Option<Option<(ActorId, Option<Location>)>> = None;
     loop {
         let list = sittings();
@@ -808,7 +808,7 @@ async fn follow(
 }
 
 async fn next_commit(
-    rx: &mut Option<broadcast::Receiver<Arc<crate::server::Committed>>>,
+    rx: &mut Option<broadcast::Receiver<Arc<Committed>>>,
 ) -> Result<(), broadcast::error::RecvError> {
     match rx {
         Some(r) => r.recv().await.map(|_| ()),

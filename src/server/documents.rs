@@ -278,7 +278,7 @@ async fn upload(
         return Err(upload_error(UploadError::TooLarge { limit }));
     }
     let record = docs
-        .receive(body.into_data_stream().boxed(), super::now_millis())
+        .receive(body.into_data_stream().boxed(), crate::clock::now_millis())
         .await
         .map_err(upload_error)?;
     Ok((
@@ -310,7 +310,7 @@ fn reader(
     at: (&SittingId, u32, u32),
 ) -> Result<ActorId, ApiError> {
     if let Some(token) = link_token {
-        let g = link::verify(app.link_key(), token, super::now_millis().0).map_err(|e| {
+        let g = link::verify(app.link_key(), token, crate::clock::now_millis().0).map_err(|e| {
             let code = match e {
                 LinkError::Expired => "link_expired",
                 LinkError::Invalid => "invalid_link",
@@ -544,7 +544,9 @@ async fn make_link(
     let claims = authenticate(&app, bearer(&headers))?;
     let sitting = SittingId::new(id);
     readable_version(&app, &sitting, &claims.sub, doc, version).await?;
-    let exp = super::now_millis().0.saturating_add(app.link_millis());
+    let exp = crate::clock::now_millis()
+        .0
+        .saturating_add(app.link_millis());
     let token = link::sign(
         app.link_key(),
         &Grant {

@@ -3,11 +3,11 @@
 //! upgrading), and the security headers on every response.
 
 use super::App;
-use super::summary::Summary;
 use crate::audit::AuditEntry;
 use crate::auth::authority::LoginError;
 use crate::auth::{Claims, TokenError};
 use crate::sitting::{Role, SittingId};
+use crate::writer::summary::Summary;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -399,7 +399,7 @@ async fn make_checkpoint(
         handle.epoch(),
         head.seq,
         &head.hash,
-        super::now_millis(),
+        crate::clock::now_millis(),
         crate::checkpoint::Reason::OnDemand,
     );
     app.store()
@@ -479,7 +479,7 @@ pub(super) fn keeps_a_record(
 /// Refuses, as `not_permitted`, anyone but the sitting's chair, vice-chairs and clerks (who
 /// keep its record) from doing `what`.
 pub(super) fn keeps_the_record(
-    handle: &super::SittingHandle,
+    handle: &crate::writer::SittingHandle,
     actor: &crate::sitting::ActorId,
     what: &str,
 ) -> Result<(), ApiError> {
@@ -569,7 +569,7 @@ async fn login(
     let roles = app.roles_of(&crate::sitting::ActorId::new(&req.code));
     match app
         .authority()
-        .login(&req.code, &req.password, roles, super::now_millis())
+        .login(&req.code, &req.password, roles, crate::clock::now_millis())
         .await
     {
         Ok((token, claims)) => {
@@ -633,7 +633,7 @@ pub(super) fn authenticate(app: &App, token: Option<&str>) -> Result<Claims, Api
     let token = token
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "log in first"))?;
     app.authority()
-        .verify(token, super::now_millis())
+        .verify(token, crate::clock::now_millis())
         .map_err(token_error)
 }
 
@@ -741,7 +741,7 @@ async fn ws_ticket(
     let token = token.unwrap_or_default();
     let ticket = app
         .tickets()
-        .issue(token, super::now_millis())
+        .issue(token, crate::clock::now_millis())
         .map_err(|_| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -784,15 +784,17 @@ async fn websocket(
     }
     let redeemed = match (bearer(&headers), query.ticket.as_deref()) {
         (Some(token), _) => Some(token.to_owned()),
-        (None, Some(ticket)) => Some(app.tickets().redeem(ticket, super::now_millis()).map_err(
-            |_| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_ticket",
-                    "the ticket is unknown, used or expired: ask for a new one",
-                )
-            },
-        )?),
+        (None, Some(ticket)) => Some(
+            app.tickets()
+                .redeem(ticket, crate::clock::now_millis())
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_ticket",
+                        "the ticket is unknown, used or expired: ask for a new one",
+                    )
+                })?,
+        ),
         (None, None) => None,
     };
     let claims = authenticate(&app, redeemed.as_deref())?;

@@ -74,7 +74,7 @@ async fn minutes(
     let sitting = SittingId::new(id);
     let handle = app.sitting(&sitting).ok_or_else(super::http::not_found)?;
     keeps_the_record(&handle, &claims.sub, "export the minutes")?;
-    let m = load(app.store(), &sitting, super::now_millis())
+    let m = load(app.store(), &sitting, crate::clock::now_millis())
         .await
         .map_err(|e| match e {
             LoadError::Store(e) => store_unavailable(e),

@@ -14,11 +14,9 @@ mod passkeys;
 mod registry;
 mod rest;
 mod sittings;
-pub mod summary;
 pub mod tls;
 mod webhooks;
 mod whip;
-pub mod writer;
 
 use crate::audit::{AuditEntry, Auditor};
 use crate::auth::authority::Authority;
@@ -39,10 +37,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::now_millis;
+use crate::writer::{self, SittingHandle};
 pub use openapi::description as openapi_description;
 pub use registry::Sittings;
 pub use tls::{Tls, TlsError};
-pub use writer::{Ack, Committed, SittingHandle, SubmitError};
 
 /// Most WebSocket tickets outstanding at once (a burst of 10,000 reconnecting pages fits).
 const MAX_TICKETS: usize = 100_000;
@@ -633,16 +632,6 @@ async fn collect_orphans(
             _ = stop.changed() => return,
         }
     }
-}
-
-/// The wall clock in milliseconds: the only place the server reads time for the core.
-pub fn now_millis() -> sitting::Millis {
-    sitting::Millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0),
-    )
 }
 
 /// Serves plain HTTP on `listener` until `shutdown` resolves, then shuts the app down.

@@ -144,7 +144,7 @@ async fn start_registration(
             &claims.sub,
             &name,
             body.step_up.as_ref(),
-            super::now_millis(),
+            crate::clock::now_millis(),
         )
         .await
         .map_err(refused)?;
@@ -188,7 +188,7 @@ async fn finish_registration(
             &claims.sub,
             &body.registration,
             &body.credential,
-            super::now_millis(),
+            crate::clock::now_millis(),
         )
         .await
         .map_err(refused)?;
@@ -286,7 +286,7 @@ async fn step_up(
     let purpose = purpose_of(&app, &claims.sub, json_body(body)?)?;
     let (challenge, options) = app
         .passkeys()
-        .challenge(&claims.sub, purpose, super::now_millis())
+        .challenge(&claims.sub, purpose, crate::clock::now_millis())
         .await
         .map_err(refused)?;
     Ok(Json(StepUpChallenge {

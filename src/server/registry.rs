@@ -2,8 +2,8 @@
 //! added while the server runs. What follows the list (the media plane, the search index,
 //! webhooks, the collection of unused uploads) reads it when it changes.
 
-use super::SittingHandle;
 use crate::sitting::SittingId;
+use crate::writer::SittingHandle;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 use tokio::sync::watch;

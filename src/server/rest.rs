@@ -7,8 +7,8 @@ use super::App;
 use super::http::{ApiError, authenticate, bearer, json_body, no_such_sitting};
 use crate::auth::passkey::StepUpProof;
 use crate::control::commands;
-use crate::server::{SittingHandle, SubmitError};
 use crate::sitting::{self, ActorId, Code, SittingId};
+use crate::writer::{SittingHandle, SubmitError};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -321,7 +321,7 @@ async fn events(
         if i > 0 {
             entries.push(',');
         }
-        entries.push_str(&super::writer::visible_entry(e, &claims.roles, &access));
+        entries.push_str(&crate::writer::visible_entry(e, &claims.roles, &access));
     }
     entries.push(']');
     // The entries are JSON already: the page is put together around them, not re-parsed.

@@ -5,8 +5,8 @@
 use super::App;
 use super::StartError;
 use super::http::{ApiError, authenticate, bearer, json_body, keeps_a_record};
-use super::summary::Summary;
 use crate::sitting::{Command, Roster, SittingId};
+use crate::writer::summary::Summary;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};

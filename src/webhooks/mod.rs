@@ -196,7 +196,7 @@ impl Webhooks {
         loop {
             let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
             let before =
-                crate::sitting::Millis(crate::server::now_millis().0.saturating_sub(keep_ms));
+                crate::sitting::Millis(crate::clock::now_millis().0.saturating_sub(keep_ms));
             match self.store.prune_webhook_attempts(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
@@ -260,7 +260,7 @@ impl Webhooks {
                 first,
                 last,
                 asked_by,
-                crate::server::now_millis(),
+                crate::clock::now_millis(),
             )
             .await?;
         self.wake();
@@ -441,7 +441,7 @@ impl Webhooks {
         attempt: u32,
         body: &[u8],
     ) -> Option<String> {
-        let now = crate::server::now_millis();
+        let now = crate::clock::now_millis();
         let started = Instant::now();
         let sent = self
             .client

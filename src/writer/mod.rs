@@ -20,6 +20,11 @@
 //! Snapshots are answered in order with the other requests, so a snapshot at `seq` holds
 //! exactly the events up to `seq`. The state is shared copy-on-write: a snapshot costs one
 //! clone at the next change, not one per batch.
+//!
+//! The WebSocket sessions, the REST commands and the media glue reach a sitting through its
+//! [`SittingHandle`]; `server` starts the writers and hands the handles out.
+
+pub mod summary;
 
 use crate::checkpoint::{Reason, Signer};
 use crate::control::protocol::{EventEntry, PROTOCOL_VERSION};
@@ -36,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::summary::Summary;
+use summary::Summary;
 
 /// The outcome of an accepted command: durable at `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -662,12 +667,9 @@ impl Writer {
     }
 
     fn now(&mut self) -> Millis {
-        let wall = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let wall = crate::clock::now_millis();
         // Never let time run backwards inside a sitting, even if the wall clock does.
-        self.last_now = Millis(wall.max(self.last_now.0));
+        self.last_now = Millis(wall.0.max(self.last_now.0));
         self.last_now
     }
 
