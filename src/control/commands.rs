@@ -5,9 +5,9 @@
 //! The transports own their framing, limits and answers; what a command *does* and how its
 //! outcome is recorded is decided here once.
 
+use super::Host;
 use crate::audit::AuditEntry;
 use crate::auth::passkey::{BallotPurpose, StepUpProof, Verified};
-use crate::server::App;
 use crate::sitting::{self, ActorId, Role, SittingId};
 use crate::telemetry;
 use crate::writer::{Ack, SittingHandle, SubmitError};
@@ -26,7 +26,7 @@ pub fn valid_client_id(id: &str) -> bool {
 /// document's upload checked, then submitted; resolves once it is durable or refused, with
 /// when the writer answered.
 pub async fn execute(
-    app: &App,
+    host: &dyn Host,
     handle: &SittingHandle,
     actor: &ActorId,
     command_id: &str,
@@ -53,7 +53,7 @@ pub async fn execute(
         .is_some_and(|a| sitting::role_permits(a, &command));
     let assurance = match (step_up, purpose) {
         (Some(proof), Some(purpose)) if permitted => {
-            match check_step_up(app, actor, &purpose, &proof, command_id).await {
+            match check_step_up(host, actor, &purpose, &proof, command_id).await {
                 Ok(a) => a,
                 Err(r) => return refuse(r),
             }
@@ -62,7 +62,7 @@ pub async fn execute(
     };
     // A document must name content that was uploaded, as it is.
     if permitted {
-        match app.documents().check_command(&command).await {
+        match host.documents().check_command(&command).await {
             Ok(()) => {}
             Err(Ok(r)) => return refuse(r),
             Err(Err(e)) => {
@@ -84,7 +84,7 @@ pub async fn execute(
         )
         .await;
     telemetry::command(name, outcome_code(&outcome));
-    audit_outcome(app, actor, handle.id(), name, clerk, &outcome);
+    audit_outcome(host, actor, handle.id(), name, clerk, &outcome);
     (outcome, answered)
 }
 
@@ -124,13 +124,13 @@ fn ballot_purpose(
 
 /// Checks a ballot's passkey confirmation, and records the check in the audit trail.
 async fn check_step_up(
-    app: &App,
+    host: &dyn Host,
     actor: &ActorId,
     purpose: &BallotPurpose,
     proof: &StepUpProof,
     command_id: &str,
 ) -> Result<sitting::Assurance, sitting::Rejection> {
-    let checked = app
+    let checked = host
         .passkeys()
         .verify(
             actor,
@@ -145,7 +145,7 @@ async fn check_step_up(
         Ok(Verified::Retry) => "retry",
         Err(r) => r.code.as_str(),
     };
-    app.audit(AuditEntry::StepUp {
+    host.audit(AuditEntry::StepUp {
         actor: actor.clone(),
         sitting: purpose.sitting.clone(),
         vote: purpose.vote.0,
@@ -159,7 +159,7 @@ async fn check_step_up(
 /// Puts what the audit trail keeps of a command's outcome there: a refusal as not
 /// permitted, and every command a clerk got accepted.
 fn audit_outcome(
-    app: &App,
+    host: &dyn Host,
     actor: &ActorId,
     sitting: &SittingId,
     command: &str,
@@ -168,14 +168,14 @@ fn audit_outcome(
 ) {
     match outcome {
         Err(SubmitError::Rejected(r)) if r.code == sitting::Code::NotPermitted => {
-            app.audit(AuditEntry::Refused {
+            host.audit(AuditEntry::Refused {
                 actor: actor.clone(),
                 sitting: sitting.clone(),
                 command: command.to_owned(),
                 code: r.code.as_str().to_owned(),
             });
         }
-        Ok(ack) if clerk => app.audit(AuditEntry::ClerkEntry {
+        Ok(ack) if clerk => host.audit(AuditEntry::ClerkEntry {
             actor: actor.clone(),
             sitting: sitting.clone(),
             command: command.to_owned(),

@@ -7,14 +7,46 @@
 //! subscribes to a sitting: it gets a snapshot or the events after the sequence number it
 //! resumes from, then every committed event in order, with no gap and no duplicate. Commands
 //! carry a client id and are acknowledged only once durable.
+//!
+//! What the control plane uses of the rest of the server (the running sittings, the log,
+//! logouts, media, documents, passkeys, the audit trail) is handed to it as a [`Host`]: it
+//! never reaches up into the module that composes it.
 
 pub mod commands;
 pub mod fanout;
 pub mod protocol;
 pub mod session;
 
+use crate::audit::AuditEntry;
+use crate::auth::passkey::Passkeys;
 use crate::config::ControlConfig;
+use crate::documents::Documents;
+use crate::media::Media;
+use crate::sitting::{ActorId, SittingId};
+use crate::store::Store;
+use crate::writer::SittingHandle;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the control plane needs of the server that runs it, implemented by the server and
+/// handed to each session and to the path of every command.
+pub trait Host: Send + Sync {
+    /// The running sitting `id`, if there is one.
+    fn sitting(&self, id: &SittingId) -> Option<SittingHandle>;
+    /// The event log, which a connection catching up reads.
+    fn store(&self) -> &Store;
+    /// Changes when `actor` logs out everywhere: their connections close.
+    fn kicked(&self, actor: &ActorId) -> watch::Receiver<u64>;
+    /// The media plane, when it runs.
+    fn media(&self) -> Option<&Arc<Media>>;
+    /// The document store, which checks the upload a command names.
+    fn documents(&self) -> &Documents;
+    /// The passkeys, which check a ballot's confirmation.
+    fn passkeys(&self) -> &Passkeys;
+    /// Puts an entry in the audit trail.
+    fn audit(&self, entry: AuditEntry);
+}
 
 /// Limits of one connection.
 #[derive(Debug, Clone)]

@@ -14,10 +14,9 @@ use super::fanout::{CatchUp, Conn, catch_up_step};
 use super::protocol::{
     ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
 };
-use super::{Limits, TokenBucket};
+use super::{Host, Limits, TokenBucket};
 use crate::auth::Claims;
 use crate::clock::now_millis;
-use crate::server::App;
 use crate::sitting::{ActorId, SittingId};
 use crate::stages::{self, Stage};
 use crate::telemetry;
@@ -55,7 +54,7 @@ enum End {
 }
 
 struct Session {
-    app: Arc<App>,
+    host: Arc<dyn Host>,
     claims: Claims,
     limits: Limits,
     /// The socket, shared with the sitting's fan-out, and where the events stand.
@@ -73,12 +72,12 @@ struct Session {
 }
 
 /// Runs a connection until it closes.
-pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limits) {
+pub async fn run(socket: WebSocket, host: Arc<dyn Host>, claims: Claims, limits: Limits) {
     // This task's waker: the fan-out wakes the session with it.
     let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
     let conn = Conn::new(socket, claims.roles.clone(), waker, limits.fanout_queue);
     let actor = claims.sub.clone();
-    let mut kicked = app.authority().kicked(&actor);
+    let mut kicked = host.kicked(&actor);
     let expires_in =
         Duration::from_millis(u64::try_from(claims.exp.0 - now_millis().0).unwrap_or(0));
     let mut s = Session {
@@ -87,7 +86,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
             limits.command_burst,
             Instant::now(),
         ),
-        app,
+        host,
         claims,
         limits,
         conn,
@@ -130,7 +129,7 @@ pub async fn run(socket: WebSocket, app: Arc<App>, claims: Claims, limits: Limit
         .await;
     }
     s.conn.close();
-    if let Some(media) = s.app.media()
+    if let Some(media) = s.host.media()
         && !s.media_legs.is_empty()
     {
         media.close_all(&actor, &s.media_legs).await;
@@ -357,10 +356,10 @@ impl Session {
                         .await;
                 }
                 let actor = self.claims.sub.clone();
-                let app = self.app.clone();
+                let host = self.host.clone();
                 self.in_flight.push(Box::pin(async move {
                     let (outcome, answered) = super::commands::execute(
-                        &app,
+                        &*host,
                         &handle,
                         &actor,
                         &command_id,
@@ -418,7 +417,7 @@ impl Session {
         if let Some(over) = self.over_rate_limit(request_id.clone()).await {
             return over;
         }
-        let Some(media) = self.app.media().cloned() else {
+        let Some(media) = self.host.media().cloned() else {
             return self
                 .error(
                     request_id,
@@ -549,7 +548,7 @@ impl Session {
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 // Offers may have been missed: send again what still waits for an answer.
                 tracing::warn!(actor = %self.claims.sub, skipped = n, "media events missed");
-                let Some(media) = self.app.media().cloned() else {
+                let Some(media) = self.host.media().cloned() else {
                     return Ok(());
                 };
                 for leg in self.media_legs.clone() {
@@ -568,7 +567,7 @@ impl Session {
 
     async fn send_offer(&mut self, leg: LegId, sdp: String) -> Result<(), End> {
         let ice_servers = self
-            .app
+            .host
             .media()
             .map(|m| m.ice_servers().to_vec())
             .unwrap_or_default();
@@ -638,7 +637,7 @@ impl Session {
         epoch: Option<String>,
         batched: bool,
     ) -> Result<(), End> {
-        let Some(handle) = self.app.sitting(&SittingId::new(sitting)) else {
+        let Some(handle) = self.host.sitting(&SittingId::new(sitting)) else {
             return self
                 .error(None, "no_such_sitting", format!("no sitting {sitting:?}"))
                 .await;
@@ -796,7 +795,7 @@ impl Session {
         };
         let reading = std::time::Instant::now();
         let read = self
-            .app
+            .host
             .store()
             .events_after(handle.id(), self.last_sent(), LOG_PAGE)
             .await;

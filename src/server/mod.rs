@@ -444,6 +444,37 @@ impl App {
     }
 }
 
+/// What the control plane uses of the app, handed to it (see [`crate::control::Host`]).
+impl crate::control::Host for App {
+    fn sitting(&self, id: &SittingId) -> Option<SittingHandle> {
+        App::sitting(self, id)
+    }
+
+    fn store(&self) -> &Store {
+        App::store(self)
+    }
+
+    fn kicked(&self, actor: &ActorId) -> watch::Receiver<u64> {
+        self.authority.kicked(actor)
+    }
+
+    fn media(&self) -> Option<&Arc<crate::media::Media>> {
+        App::media(self)
+    }
+
+    fn documents(&self) -> &crate::documents::Documents {
+        App::documents(self)
+    }
+
+    fn passkeys(&self) -> &Passkeys {
+        &self.passkeys
+    }
+
+    fn audit(&self, entry: AuditEntry) {
+        App::audit(self, entry)
+    }
+}
+
 async fn seed_demo_sitting(store: &Store, config: &Config) -> Result<(), StartError> {
     let id = SittingId::new(&config.demo.sitting);
     if store.sittings().await?.iter().any(|m| m.sitting == id) {

@@ -144,7 +144,7 @@ async fn post_command(
             .into_response());
     }
     let (outcome, _) = commands::execute(
-        &app,
+        &*app,
         &handle,
         &claims.sub,
         &key,
