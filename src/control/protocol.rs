@@ -2,6 +2,9 @@
 //!
 //! One JSON object per text frame, tagged by `type`, carrying the protocol version `v`.
 //! `docs/protocol.md` documents each message with an example; keep the two in step.
+//!
+//! The protocol carries its own types, not the SFU's or the configuration's: a change there
+//! does not change the wire.
 
 use crate::sitting::{ActorId, Command, Event, Millis, Role};
 use serde::{Deserialize, Serialize};
@@ -222,14 +225,14 @@ pub enum ServerMessage {
         /// The SDP.
         sdp: String,
         /// STUN/TURN servers the client should use.
-        ice_servers: Vec<crate::config::IceServerConfig>,
+        ice_servers: Vec<IceServer>,
     },
     /// To chair consoles: the microphones heard in the last interval and how loud.
     MediaLevels {
         /// Protocol version.
         v: u32,
         /// Participant, loudest level in −dBov (0 loudest, 127 silence), voice activity.
-        levels: Vec<dienhong_sfu::driver::Level>,
+        levels: Vec<MicLevel>,
     },
     /// A media connection ended by itself (its peer vanished); open another to go on.
     MediaClosed {
@@ -257,6 +260,50 @@ pub enum ServerMessage {
     },
 }
 
+/// A STUN or TURN server the client should use for its media connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl From<&crate::config::IceServerConfig> for IceServer {
+    fn from(c: &crate::config::IceServerConfig) -> IceServer {
+        IceServer {
+            urls: c.urls.clone(),
+            username: c.username.clone(),
+            credential: c.credential.clone(),
+        }
+    }
+}
+
+/// How loud a participant's microphone was in the last interval (in `media_levels`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MicLevel {
+    /// The participant: an account's code, or a delegation site's room.
+    pub participant: String,
+    /// The loudest level, in −dBov (0 loudest, 127 silence).
+    pub dbov: u8,
+    /// Whether the publisher detected voice.
+    pub voice: bool,
+}
+
+impl From<&dienhong_sfu::driver::Level> for MicLevel {
+    fn from(l: &dienhong_sfu::driver::Level) -> MicLevel {
+        MicLevel {
+            participant: l.participant.0.clone(),
+            dbov: l.dbov,
+            voice: l.voice,
+        }
+    }
+}
+
 /// One event of the log inside an `events` message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventEntry {
@@ -268,4 +315,46 @@ pub struct EventEntry {
     pub actor: ActorId,
     /// The event.
     pub event: Box<Event>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn media_messages_keep_their_wire_form() {
+        let levels = ServerMessage::MediaLevels {
+            v: PROTOCOL_VERSION,
+            levels: vec![MicLevel::from(&dienhong_sfu::driver::Level {
+                participant: dienhong_sfu::routing::ParticipantId("DB001".into()),
+                dbov: 30,
+                voice: true,
+            })],
+        };
+        assert_eq!(
+            serde_json::to_value(&levels).expect("serializes"),
+            json!({"type": "media_levels", "v": 2,
+                   "levels": [{"participant": "DB001", "dbov": 30, "voice": true}]})
+        );
+        let config: crate::config::IceServerConfig = serde_json::from_value(json!({
+            "urls": ["turn:turn.example:3478"], "username": "u", "credential": "c"
+        }))
+        .expect("a TURN server");
+        let stun: crate::config::IceServerConfig =
+            serde_json::from_value(json!({"urls": ["stun:stun.example:3478"]})).expect("STUN");
+        let sdp = ServerMessage::MediaSdp {
+            v: PROTOCOL_VERSION,
+            request_id: None,
+            media: 7,
+            sdp_type: "offer".into(),
+            sdp: "v=0".into(),
+            ice_servers: [&config, &stun].into_iter().map(IceServer::from).collect(),
+        };
+        assert_eq!(
+            serde_json::to_value(&sdp).expect("serializes")["ice_servers"],
+            json!([{"urls": ["turn:turn.example:3478"], "username": "u", "credential": "c"},
+                   {"urls": ["stun:stun.example:3478"]}])
+        );
+    }
 }

@@ -12,7 +12,8 @@
 use super::commands::valid_client_id;
 use super::fanout::{CatchUp, Conn, catch_up_step};
 use super::protocol::{
-    ClientMessage, MAX_COMMAND_ID_BYTES, OLDEST_VERSION, PROTOCOL_VERSION, ServerMessage,
+    ClientMessage, IceServer, MAX_COMMAND_ID_BYTES, MicLevel, OLDEST_VERSION, PROTOCOL_VERSION,
+    ServerMessage,
 };
 use super::{Host, Limits, TokenBucket};
 use crate::auth::Claims;
@@ -495,7 +496,7 @@ impl Session {
                     media: l.0,
                     sdp_type: sdp_type.to_owned(),
                     sdp,
-                    ice_servers: media.ice_servers().to_vec(),
+                    ice_servers: media.ice_servers().iter().map(IceServer::from).collect(),
                 })
                 .await
             }
@@ -519,7 +520,7 @@ impl Session {
         };
         self.send(&ServerMessage::MediaLevels {
             v: PROTOCOL_VERSION,
-            levels: levels.as_ref().clone(),
+            levels: levels.iter().map(MicLevel::from).collect(),
         })
         .await
     }
@@ -569,7 +570,7 @@ impl Session {
         let ice_servers = self
             .host
             .media()
-            .map(|m| m.ice_servers().to_vec())
+            .map(|m| m.ice_servers().iter().map(IceServer::from).collect())
             .unwrap_or_default();
         self.send(&ServerMessage::MediaSdp {
             v: PROTOCOL_VERSION,
