@@ -262,6 +262,11 @@ runTest(async () => {
   for (const d of deputies.filter((x) => x !== speaker)) {
     await poll(async () => (await d.page.evaluate(() => window.dienhong.media.frames())) > 0, {
       timeoutMs: 30_000, what: `${d.code}'s page to decode the speaker's video`,
+    }).catch(async (e) => {
+      // Say where the page's programme stood (refused as full, connecting, receiving …).
+      const programme = await d.page.evaluate(() => window.dienhong.media.programme()).catch(() => "unknown");
+      e.message += `; its programme was ${programme}`;
+      throw e;
     });
   }
   // The chair ends the speech with the keyboard.

@@ -26,7 +26,7 @@ $("sound").addEventListener("click", () => {
   soundLabel();
 });
 onLang(soundLabel);
-window.dienhong.media = { frames: () => programme.frames(), publisher: () => publisher.state };
+window.dienhong.media = { frames: () => programme.frames(), programme: () => programme.state, publisher: () => publisher.state };
 
 // --- my camera and microphone while I hold the floor -------------------------------------
 const publisher = new Publisher(client.auth, {
