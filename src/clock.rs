@@ -1,5 +1,6 @@
 //! The wall clock, read in one place. The procedure core never reads it: the writer, the
-//! media glue and the webhooks read it here and hand the time to what they call.
+//! sessions, the HTTP routes, the media glue and the webhooks read it here and hand the time
+//! to what they call.
 
 use crate::sitting::Millis;
 

@@ -315,10 +315,7 @@ async fn demo_tls(
 fn dev_cert(out: &std::path::Path, extra: &[String]) -> anyhow::Result<ExitCode> {
     use dienhong::devcert;
     let names = devcert::machine_names(extra);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
+    let now = dienhong::clock::now_millis().0 / 1000;
     let cert = devcert::generate(&names, now)?;
     let files = devcert::write(&cert, out)?;
     let mut o = std::io::stdout().lock();
